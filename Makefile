@@ -1,0 +1,62 @@
+# latentaudio: every target installs what it needs first, so any of them works on a fresh clone.
+# Training and tool targets pass Hydra overrides through ARGS, e.g. make train-vae ARGS="trainer.max_steps=100".
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install test test-all lint format demo demo-data train-vae reconstruct encode-dataset \
+	train-diffusion generate clean
+
+help: ## List every target with what it does
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install latentaudio editable with dev tools (a no-op when up to date)
+
+test: $(STAMP) ## Run the fast test suite (under 10 minutes on 2 CPU cores)
+	$(PY) -m pytest -q
+
+test-all: $(STAMP) ## Run every test, the slow ones too
+	$(PY) -m pytest -q -m "not gpu"
+
+lint: $(STAMP) ## Check code style with ruff
+	$(PY) -m ruff check latentaudio tests experiments
+	$(PY) -m ruff format --check latentaudio tests experiments
+
+format: $(STAMP) ## Reformat the code with ruff
+	$(PY) -m ruff check --fix latentaudio tests experiments
+	$(PY) -m ruff format latentaudio tests experiments
+
+demo-data: $(STAMP) ## Write the procedural demo dataset to data/demo (deterministic)
+	$(PY) -m latentaudio.apps.demo_data $(ARGS)
+
+demo: $(STAMP) ## Demo data, a tiny VAE and DiT trained on it, generated clips in outputs/demo
+	$(PY) -m latentaudio.apps.demo $(ARGS)
+
+train-vae: $(STAMP) ## Train the stage-one VAE (ARGS="experiment=demo_vae data.root=...")
+	$(PY) -m latentaudio.apps.train_vae $(ARGS)
+
+reconstruct: $(STAMP) ## Encode and decode audio with a VAE bundle, print metrics (ARGS="vae=... input=... output=...")
+	$(PY) -m latentaudio.apps.reconstruct $(ARGS)
+
+encode-dataset: $(STAMP) ## Encode an audio folder to latent shards (ARGS="vae=... data.root=... output=...")
+	$(PY) -m latentaudio.apps.encode_dataset $(ARGS)
+
+train-diffusion: $(STAMP) ## Train the stage-two DiT (ARGS="experiment=demo_dit vae=...")
+	$(PY) -m latentaudio.apps.train_diffusion $(ARGS)
+
+generate: $(STAMP) ## Generate audio with VAE and DiT bundles (ARGS="vae=... dit=... seconds=4 n=2")
+	$(PY) -m latentaudio.apps.generate $(ARGS)
+
+clean: ## Remove the virtual environment, caches, outputs and demo data
+	rm -rf $(VENV) outputs data/demo .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,95 @@
+"""The Lightning DataModule that turns an audio folder into train and validation batches."""
+
+from __future__ import annotations
+
+import logging
+
+import pytorch_lightning as pl
+from torch.utils.data import DataLoader
+
+from latentaudio.data.dataset import AudioCropDataset, split_of
+from latentaudio.data.metadata import label_vocabulary, load_metadata
+from latentaudio.data.scan import DataFolderError, ScanResult, scan_audio_folder
+
+log = logging.getLogger(__name__)
+
+
+class AudioDataModule(pl.LightningDataModule):
+    """Scans ``root`` once, splits files by a hash of their path, serves fixed-length crops."""
+
+    def __init__(
+        self,
+        root: str,
+        sample_rate: int,
+        channels: int,
+        sample_length: int,
+        batch_size: int = 8,
+        val_fraction: float = 0.05,
+        split_seed: int = 0,
+        normalize: str = "none",
+        target_db: float = -1.0,
+        min_seconds: float = 0.05,
+        check_content: bool = True,
+        cache_dir: str | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+        prefetch_factor: int | None = None,
+        drop_last: bool = True,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.scan: ScanResult | None = None
+        self.labels: list[str] = []
+        self.train_set: AudioCropDataset | None = None
+        self.val_set: AudioCropDataset | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        hp = self.hparams
+        self.scan = scan_audio_folder(hp.root, hp.min_seconds, hp.check_content, hp.cache_dir)
+        metadata = load_metadata(hp.root, [f.path for f in self.scan.files])
+        self.labels = label_vocabulary(metadata)
+        train = [f for f in self.scan.files if split_of(f.path, hp.val_fraction, hp.split_seed) == "train"]
+        val = [f for f in self.scan.files if split_of(f.path, hp.val_fraction, hp.split_seed) == "val"]
+        if not train:
+            raise DataFolderError(
+                f"all {len(val)} files of {hp.root} fell in the validation split: lower data.val_fraction"
+            )
+        if not val and len(train) > 1 and hp.val_fraction > 0:
+            # a small folder: hold out one file rather than validate on nothing
+            val = [train.pop()]
+        common = dict(
+            root=hp.root,
+            sample_rate=hp.sample_rate,
+            channels=hp.channels,
+            sample_length=hp.sample_length,
+            metadata=metadata,
+            labels=self.labels,
+            normalize=hp.normalize,
+            target_db=hp.target_db,
+        )
+        self.train_set = AudioCropDataset(files=train, random_crop=True, **common)
+        self.val_set = AudioCropDataset(files=val, random_crop=False, **common)
+        log.info("%d training files, %d validation files, %d labels", len(train), len(val), len(self.labels))
+
+    def _loader(self, dataset: AudioCropDataset, shuffle: bool, drop_last: bool) -> DataLoader:
+        hp = self.hparams
+        workers = hp.num_workers
+        return DataLoader(
+            dataset,
+            batch_size=hp.batch_size,
+            shuffle=shuffle,
+            drop_last=drop_last and len(dataset) >= hp.batch_size,
+            num_workers=workers,
+            pin_memory=hp.pin_memory,
+            persistent_workers=hp.persistent_workers and workers > 0,
+            prefetch_factor=hp.prefetch_factor if workers > 0 else None,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True, drop_last=self.hparams.drop_last)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False, drop_last=False)

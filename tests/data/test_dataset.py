@@ -1,0 +1,84 @@
+import pytest
+import torch
+from conftest import write_sine
+
+from latentaudio.data.datamodule import AudioDataModule
+from latentaudio.data.dataset import AudioCropDataset, normalize_audio, split_of
+from latentaudio.data.metadata import load_metadata
+from latentaudio.data.scan import scan_audio_folder
+
+
+def test_split_is_stable_when_files_are_added():
+    before = {f"clip{i}.wav": split_of(f"clip{i}.wav", 0.2) for i in range(200)}
+    after = {f"clip{i}.wav": split_of(f"clip{i}.wav", 0.2) for i in range(400)}
+    assert all(after[k] == v for k, v in before.items())
+    share = sum(v == "val" for v in after.values()) / len(after)
+    assert 0.1 < share < 0.3
+
+
+def test_crops_have_the_asked_shape_rate_and_padding(tmp_path):
+    root = tmp_path / "d"
+    write_sine(root / "long_stereo_44k.wav", seconds=1.0, sample_rate=44100, channels=2)
+    write_sine(root / "short.wav", seconds=0.1, sample_rate=16000)
+    files = scan_audio_folder(root, progress=False).files
+    dataset = AudioCropDataset(root, files, sample_rate=16000, channels=1, sample_length=4000)
+    items = {item["path"]: item for item in (dataset[i] for i in range(len(dataset)))}
+    long, short = items["long_stereo_44k.wav"], items["short.wav"]
+    assert long["audio"].shape == (1, 4000) and long["padding_mask"].all()
+    assert short["audio"].shape == (1, 4000)
+    assert short["padding_mask"].sum() == 1600 and short["audio"][:, 1600:].abs().max() == 0
+    assert long["seconds_total"] == 1.0 and 0 <= long["seconds_start"] <= 1.0 - 4000 / 16000 + 1e-3
+
+
+def test_validation_crops_are_deterministic(sine_folder):
+    files = scan_audio_folder(sine_folder, progress=False).files
+    dataset = AudioCropDataset(sine_folder, files, 16000, 1, 4096, random_crop=False)
+    assert torch.equal(dataset[3]["audio"], dataset[3]["audio"])
+
+
+def test_unreadable_file_is_replaced_and_reported_once(tmp_path, caplog):
+    root = tmp_path / "d"
+    write_sine(root / "a.wav")
+    write_sine(root / "b.wav")
+    files = scan_audio_folder(root, progress=False).files
+    (root / "a.wav").write_text("corrupted after the scan")
+    dataset = AudioCropDataset(root, files, 16000, 1, 2048)
+    for _ in range(3):
+        assert dataset[0]["path"] == "b.wav"
+    assert sum("a.wav" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_normalisation():
+    audio = torch.sin(torch.linspace(0, 100, 1000)).unsqueeze(0) * 0.1
+    assert normalize_audio(audio, "peak", -6.0).abs().max().item() == pytest.approx(10 ** (-6 / 20), rel=1e-5)
+    loud = normalize_audio(audio, "loudness", -20.0)
+    assert abs(20 * torch.log10(loud.pow(2).mean().sqrt()).item() + 20.0) < 0.1
+
+
+def test_metadata_reaches_the_batch(sine_folder, tmp_path):
+    module = AudioDataModule(
+        root=str(sine_folder),
+        sample_rate=16000,
+        channels=1,
+        sample_length=2048,
+        batch_size=4,
+        val_fraction=0.2,
+    )
+    module.setup("fit")
+    assert module.labels == ["high", "low"]
+    batch = next(iter(module.train_dataloader()))
+    assert batch["audio"].shape == (4, 1, 2048)
+    assert all(caption.startswith("a tone number") for caption in batch["caption"])
+    assert set(batch["label"].tolist()) <= {0, 1}
+    assert len(module.train_set) + len(module.val_set) == 12
+
+
+def test_metadata_paths_cannot_escape_the_root(tmp_path, caplog):
+    root = tmp_path / "d"
+    write_sine(root / "a.wav")
+    write_sine(tmp_path / "secret.wav")
+    (root / "metadata.csv").write_text("path,caption\n../secret.wav,stolen\na.wav,fine\n")
+    (root / "a.json").write_text('{"label": "sidecar"}')
+    table = load_metadata(root, ["a.wav"])
+    assert table == {"a.wav": {"caption": "fine", "label": "sidecar"}}
+    assert any("outside" in r.getMessage() for r in caplog.records)
