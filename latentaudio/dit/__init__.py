@@ -1,0 +1,29 @@
+"""Stage two: the diffusion transformer, its conditioning, objectives and samplers (pure torch)."""
+
+from latentaudio.dit.conditioning import (
+    ByteTextEncoder,
+    Conditioner,
+    LabelConditioner,
+    T5TextEncoder,
+    TimingConditioner,
+)
+from latentaudio.dit.diffusion import DiffusionObjective, RectifiedFlow, VObjective, make_objective
+from latentaudio.dit.model import DIT_SIZES, DiT
+from latentaudio.dit.samplers import VALID_SAMPLERS, classifier_free_guidance, sample
+
+__all__ = [
+    "DIT_SIZES",
+    "VALID_SAMPLERS",
+    "ByteTextEncoder",
+    "Conditioner",
+    "DiT",
+    "DiffusionObjective",
+    "LabelConditioner",
+    "RectifiedFlow",
+    "T5TextEncoder",
+    "TimingConditioner",
+    "VObjective",
+    "classifier_free_guidance",
+    "make_objective",
+    "sample",
+]

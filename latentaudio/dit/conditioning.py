@@ -1,0 +1,339 @@
+"""Condition encoders for the DiT and the ``Conditioner`` that combines them.
+
+Where each condition goes:
+- global (one vector per item, summed into ``global_cond`` of size ``global_dim``, which the
+  DiT adds to its time embedding for adaLN): timing (``seconds_start``, ``seconds_total``)
+  and the class label. Summing keeps the size fixed whichever of them are enabled.
+- cross (a token sequence for cross-attention, ``cross_cond`` (B, S, cross_dim) with
+  ``cross_mask`` (B, S) bool, True = real token): the caption. Timing is global only.
+
+Classifier-free guidance: each condition has a null form, used both when training drops it
+(probability ``cfg_dropout``) and for ``force_uncond=True``: a learned null timing embedding,
+label -1 (a learned null label embedding) and the empty caption "" (which still encodes to
+its start and end tokens, so the unconditional text is one fixed, attendable sequence).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from latentaudio.dit.model import RotaryEmbedding, SelfAttention
+
+CONDITION_NAMES = ("timing", "label", "text")
+
+
+#################################################################################
+#                              Global conditions                                #
+#################################################################################
+
+
+class TimingConditioner(nn.Module):
+    """Embeds (seconds_start, seconds_total) (B,) float tensors into (B, dim).
+
+    Seconds are clamped to [0, max_seconds], scaled to [0, 1] and expanded into Fourier
+    features at geometrically spaced frequencies (periods from 2 * max_seconds down to
+    ``resolution`` seconds), then an MLP. Unlike learned buckets this is continuous: a
+    duration never seen in training still lands between ones that were, and nothing is
+    quantised to a bucket width.
+    """
+
+    def __init__(
+        self, dim: int, max_seconds: float = 512.0, num_frequencies: int = 32, resolution: float = 0.25
+    ):
+        super().__init__()
+        self.dim = dim
+        self.max_seconds = max_seconds
+        highest = max(max_seconds / resolution, 1.0)  # cycles over the unit range
+        freqs = torch.logspace(math.log10(0.5), math.log10(highest), num_frequencies)
+        self.register_buffer("freqs", freqs, persistent=False)
+        features = 2 * (2 * num_frequencies + 1)
+        self.mlp = nn.Sequential(nn.Linear(features, dim), nn.SiLU(), nn.Linear(dim, dim))
+        self.null = nn.Parameter(torch.zeros(dim))
+
+    def fourier(self, seconds: Tensor) -> Tensor:
+        u = (seconds.float().clamp(0.0, self.max_seconds) / self.max_seconds)[:, None]  # (B, 1)
+        angles = 2 * math.pi * u * self.freqs[None]  # (B, F)
+        return torch.cat([u, angles.sin(), angles.cos()], dim=-1)  # (B, 2F + 1)
+
+    def forward(self, seconds_start: Tensor, seconds_total: Tensor) -> Tensor:
+        features = torch.cat([self.fourier(seconds_start), self.fourier(seconds_total)], dim=-1)
+        return self.mlp(features.to(self.null.device))  # (B, dim)
+
+
+class LabelConditioner(nn.Module):
+    """Class labels (B,) long in [0, num_labels), or -1 for "no label", into (B, dim)."""
+
+    def __init__(self, num_labels: int, dim: int):
+        super().__init__()
+        self.num_labels = num_labels
+        self.embedding = nn.Embedding(num_labels + 1, dim)  # the last row is the null label
+        nn.init.normal_(self.embedding.weight, std=0.02)
+
+    def forward(self, labels: Tensor) -> Tensor:
+        labels = labels.long().to(self.embedding.weight.device)
+        if ((labels < -1) | (labels >= self.num_labels)).any():
+            raise ValueError(f"labels must lie in [-1, {self.num_labels}), got {labels.tolist()}")
+        return self.embedding(torch.where(labels < 0, self.num_labels, labels))  # (B, dim)
+
+
+#################################################################################
+#                               Text encoders                                   #
+#################################################################################
+
+
+class TextBlock(nn.Module):
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = SelfAttention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(
+            nn.Linear(dim, 4 * dim), nn.GELU(approximate="tanh"), nn.Linear(4 * dim, dim)
+        )
+
+    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor], mask: Tensor) -> Tensor:
+        x = x + self.attn(self.norm1(x), rope, mask)  # (B, S, D)
+        return x + self.mlp(self.norm2(x))  # (B, S, D)
+
+
+class ByteTextEncoder(nn.Module):
+    """An offline text encoder trained with the DiT: UTF-8 bytes into a small transformer.
+
+    Token ids: 0 padding, 1 start, 2 end, 3 + byte. A caption becomes
+    [start, bytes..., end], truncated to ``max_length`` tokens; a batch is padded to its
+    longest caption. ``forward(list[str]) -> (tokens (B, S, dim), mask (B, S) bool)``.
+    """
+
+    PAD, BOS, EOS, BYTE_OFFSET = 0, 1, 2, 3
+    VOCAB_SIZE = 256 + 3
+
+    def __init__(self, dim: int, depth: int = 2, heads: int = 4, max_length: int = 128):
+        super().__init__()
+        if max_length < 2:
+            raise ValueError("max_length must leave room for the start and end tokens")
+        if dim % heads or (dim // heads) % 2:
+            raise ValueError(f"dim {dim} must split into {heads} heads of even size")
+        self.dim = dim
+        self.max_length = max_length
+        self.embedding = nn.Embedding(self.VOCAB_SIZE, dim)
+        nn.init.normal_(self.embedding.weight, std=0.02)
+        self.rotary = RotaryEmbedding(dim // heads)
+        self.blocks = nn.ModuleList([TextBlock(dim, heads) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim)
+
+    def tokenize(self, texts: list[str]) -> tuple[Tensor, Tensor]:
+        """Token ids (B, S) long and mask (B, S) bool on the encoder's device."""
+        rows = []
+        for text in texts:
+            data = text.encode("utf-8")[: self.max_length - 2]
+            rows.append([self.BOS, *(self.BYTE_OFFSET + b for b in data), self.EOS])
+        length = max(len(row) for row in rows)
+        ids = torch.full((len(rows), length), self.PAD, dtype=torch.long)
+        for i, row in enumerate(rows):
+            ids[i, : len(row)] = torch.tensor(row)
+        ids = ids.to(self.embedding.weight.device)
+        return ids, ids != self.PAD
+
+    def forward(self, texts: list[str]) -> tuple[Tensor, Tensor]:
+        ids, mask = self.tokenize(texts)
+        x = self.embedding(ids)  # (B, S, D)
+        rope = self.rotary(ids.shape[1])
+        for block in self.blocks:
+            x = block(x, rope, mask)  # (B, S, D)
+        x = self.norm(x) * mask[..., None]  # (B, S, D)
+        return x, mask
+
+
+class T5TextEncoder(nn.Module):
+    """A pretrained T5 encoder loaded from a local folder (no download) through `transformers`.
+
+    ``path`` holds a saved T5 (``config.json``, weights) and its tokenizer, as written by
+    ``save_pretrained``. Frozen (the default), it stays in eval mode without gradients.
+    ``forward(list[str]) -> (tokens (B, S, dim), mask (B, S) bool)``, dim = the model's d_model.
+    """
+
+    def __init__(self, path: str, max_length: int = 128, frozen: bool = True):
+        super().__init__()
+        try:
+            from transformers import AutoTokenizer, T5EncoderModel
+        except ImportError as error:
+            raise ImportError(
+                "T5TextEncoder needs the `transformers` package: pip install transformers "
+                "(or use text='bytes', which needs nothing extra)"
+            ) from error
+        self.path = str(path)
+        self.max_length = max_length
+        self.frozen = frozen
+        self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
+        self.model = T5EncoderModel.from_pretrained(self.path, local_files_only=True)
+        self.dim = self.model.config.d_model
+        if frozen:
+            self.model.requires_grad_(False)
+            self.model.eval()
+
+    def train(self, mode: bool = True) -> T5TextEncoder:
+        super().train(mode)
+        if self.frozen:
+            self.model.eval()  # no dropout in a frozen encoder
+        return self
+
+    def forward(self, texts: list[str]) -> tuple[Tensor, Tensor]:
+        device = next(self.model.parameters()).device
+        encoded = self.tokenizer(
+            list(texts), padding="longest", truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
+        ids, mask = encoded["input_ids"].to(device), encoded["attention_mask"].to(device).bool()
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            tokens = self.model(input_ids=ids, attention_mask=mask.long()).last_hidden_state  # (B, S, D)
+        return tokens.float() * mask[..., None], mask
+
+
+#################################################################################
+#                                  Conditioner                                  #
+#################################################################################
+
+
+class Conditioner(nn.Module):
+    """Turns a batch's metadata into the DiT's ``global_cond``, ``cross_cond`` and ``cross_mask``.
+
+    Args:
+        global_dim: size of ``global_cond`` (the DiT's ``global_cond_dim`` is
+            ``self.global_cond_dim``: this, or 0 when neither timing nor labels are on).
+        cross_dim: size of the text tokens (the DiT's ``cross_attn_dim`` is ``self.cross_attn_dim``).
+        timing: condition on ``seconds_start`` and ``seconds_total``.
+        num_labels: condition on ``label`` (0: off).
+        text: None, "bytes" (``ByteTextEncoder``, trained jointly) or "t5" (``T5TextEncoder``
+            from ``text_path``, frozen, followed by a trained projection to ``cross_dim``).
+        text_path: local folder of the T5 model and tokenizer.
+        cfg_dropout: probability of dropping each condition in training, one float for all
+            or a dict over "timing", "label", "text" (missing keys: 0).
+        max_seconds: the timing embedding's range.
+        text_depth, text_heads, text_max_length: the byte encoder's size (max_length for T5 too).
+    """
+
+    def __init__(
+        self,
+        global_dim: int,
+        cross_dim: int = 0,
+        timing: bool = True,
+        num_labels: int = 0,
+        text: str | None = None,
+        text_path: str | None = None,
+        cfg_dropout: float | dict[str, float] = 0.1,
+        max_seconds: float = 512.0,
+        text_depth: int = 2,
+        text_heads: int = 4,
+        text_max_length: int = 128,
+    ):
+        super().__init__()
+        if text not in (None, "bytes", "t5"):
+            raise ValueError(f"text must be None, 'bytes' or 't5', got {text!r}")
+        if text is not None and cross_dim <= 0:
+            raise ValueError("text conditioning needs cross_dim > 0")
+        if text == "t5" and not text_path:
+            raise ValueError("text='t5' needs text_path, a local folder with the model and tokenizer")
+        if isinstance(cfg_dropout, dict):
+            unknown = set(cfg_dropout) - set(CONDITION_NAMES)
+            if unknown:
+                raise ValueError(f"unknown cfg_dropout keys {sorted(unknown)}; known: {CONDITION_NAMES}")
+        self._spec = dict(
+            global_dim=global_dim,
+            cross_dim=cross_dim,
+            timing=timing,
+            num_labels=num_labels,
+            text=text,
+            text_path=None if text_path is None else str(text_path),
+            cfg_dropout=dict(cfg_dropout) if isinstance(cfg_dropout, dict) else float(cfg_dropout),
+            max_seconds=max_seconds,
+            text_depth=text_depth,
+            text_heads=text_heads,
+            text_max_length=text_max_length,
+        )
+        self.dropout = {
+            name: float(cfg_dropout.get(name, 0.0) if isinstance(cfg_dropout, dict) else cfg_dropout)
+            for name in CONDITION_NAMES
+        }
+        self.timing = TimingConditioner(global_dim, max_seconds) if timing else None
+        self.label = LabelConditioner(num_labels, global_dim) if num_labels > 0 else None
+        self.text_encoder: nn.Module | None = None
+        self.text_proj: nn.Module = nn.Identity()
+        if text == "bytes":
+            self.text_encoder = ByteTextEncoder(cross_dim, text_depth, text_heads, text_max_length)
+        elif text == "t5":
+            self.text_encoder = T5TextEncoder(text_path, text_max_length, frozen=True)
+            self.text_proj = nn.Linear(self.text_encoder.dim, cross_dim)
+        self.register_buffer("_anchor", torch.zeros(0), persistent=False)  # tells the device
+
+    # ------------------------------------------------------------------ sizes, spec
+    @property
+    def global_cond_dim(self) -> int:
+        return self._spec["global_dim"] if (self.timing is not None or self.label is not None) else 0
+
+    @property
+    def cross_attn_dim(self) -> int:
+        return self._spec["cross_dim"] if self.text_encoder is not None else 0
+
+    def spec(self) -> dict:
+        """Plain constructor arguments: ``Conditioner(**c.spec())`` rebuilds the same layout."""
+        return dict(self._spec)
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> Conditioner:
+        return cls(**spec)
+
+    # ------------------------------------------------------------------ forward
+    def _keep(self, name: str, batch_size: int, force_uncond: bool) -> Tensor:
+        """(B,) bool: True where the condition is kept."""
+        device = self._anchor.device
+        if force_uncond:
+            return torch.zeros(batch_size, dtype=torch.bool, device=device)
+        if self.training and self.dropout[name] > 0.0:
+            return torch.rand(batch_size, device=device) >= self.dropout[name]
+        return torch.ones(batch_size, dtype=torch.bool, device=device)
+
+    def forward(self, batch: dict, force_uncond: bool = False) -> dict[str, Tensor | None]:
+        """batch may hold ``seconds_start``, ``seconds_total`` (B,) float, ``label`` (B,) long
+        and ``caption`` list[str]. A missing key means that condition is unconditional for the
+        whole batch (``seconds_start`` alone defaults to 0). Returns ``global_cond`` (B,
+        global_dim) or None, ``cross_cond`` (B, S, cross_dim) or None, ``cross_mask`` (B, S) or None.
+        """
+        batch_size = _batch_size(batch)
+        device = self._anchor.device
+        global_cond = None
+        if self.timing is not None:
+            if "seconds_total" in batch:
+                total = torch.as_tensor(batch["seconds_total"], dtype=torch.float32, device=device)
+                start = torch.as_tensor(batch.get("seconds_start", torch.zeros_like(total)), device=device)
+                keep = self._keep("timing", batch_size, force_uncond)
+                timing = torch.where(keep[:, None], self.timing(start, total), self.timing.null)  # (B, D)
+            else:
+                timing = self.timing.null.expand(batch_size, -1)  # (B, D)
+            global_cond = timing
+        if self.label is not None:
+            labels = torch.as_tensor(batch.get("label", [-1] * batch_size), dtype=torch.long, device=device)
+            labels = torch.where(self._keep("label", batch_size, force_uncond), labels, -1)
+            embedded = self.label(labels)  # (B, D)
+            global_cond = embedded if global_cond is None else global_cond + embedded
+
+        cross_cond = cross_mask = None
+        if self.text_encoder is not None:
+            captions = list(batch.get("caption", [""] * batch_size))
+            keep = self._keep("text", batch_size, force_uncond).tolist()
+            captions = [caption if k else "" for caption, k in zip(captions, keep)]
+            tokens, cross_mask = self.text_encoder(captions)  # (B, S, E), (B, S)
+            cross_cond = self.text_proj(tokens)  # (B, S, cross_dim)
+        return dict(global_cond=global_cond, cross_cond=cross_cond, cross_mask=cross_mask)
+
+
+def _batch_size(batch: dict) -> int:
+    for key in ("seconds_total", "seconds_start", "label", "caption"):
+        if key in batch:
+            return len(batch[key])
+    if "batch_size" in batch:
+        return int(batch["batch_size"])
+    raise ValueError(
+        "cannot tell the batch size: give one of seconds_total, seconds_start, label, caption or batch_size"
+    )

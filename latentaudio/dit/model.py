@@ -1,0 +1,338 @@
+"""The stage-two diffusion transformer (DiT) over VAE latent frames, in pure torch.
+
+A stack of pre-norm transformer blocks over (optionally patched) latent frames, with rotary
+positions on queries and keys. The diffusion time and the global condition (timing, label)
+are embedded, summed into one vector ``c`` and drive adaLN-Zero modulation (shift, scale,
+gate) in every block and the final layer; text tokens enter through an optional
+cross-attention layer per block. The modulation and the output layer are zero at init, so
+the untrained network outputs exactly zero.
+
+    DiT(latent_dim=64, width=1536, depth=24, heads=24, global_cond_dim=1536, cross_attn_dim=768)
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+# Size registry: the `conf/` model files mirror these (heads divide width, head dim 64 above demo).
+DIT_SIZES: dict[str, dict[str, int]] = {
+    "tiny": dict(width=32, depth=2, heads=2),
+    "demo": dict(width=192, depth=4, heads=4),
+    "small": dict(width=512, depth=8, heads=8),
+    "base": dict(width=768, depth=12, heads=12),
+    "sao": dict(width=1536, depth=24, heads=24),
+}
+
+
+def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
+    return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)  # (B, N, D)
+
+
+#################################################################################
+#                      Embedding layers for time and positions                  #
+#################################################################################
+
+
+class TimestepEmbedder(nn.Module):
+    """Embeds a diffusion time t in [0, 1] as sinusoids followed by an MLP."""
+
+    def __init__(self, width: int, frequency_dim: int = 256, max_period: float = 10000.0):
+        super().__init__()
+        self.frequency_dim = frequency_dim
+        self.max_period = max_period
+        self.mlp = nn.Sequential(nn.Linear(frequency_dim, width), nn.SiLU(), nn.Linear(width, width))
+
+    def sinusoids(self, t: Tensor) -> Tensor:
+        half = self.frequency_dim // 2
+        exponents = torch.arange(half, device=t.device, dtype=torch.float32) / half
+        freqs = torch.exp(-math.log(self.max_period) * exponents)  # (F/2,)
+        # Scaled to the 0..1000 range of discrete-step DiTs, where these frequencies were tuned.
+        args = 1000.0 * t.float()[:, None] * freqs[None]  # (B, F/2)
+        return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)  # (B, F)
+
+    def forward(self, t: Tensor) -> Tensor:
+        return self.mlp(self.sinusoids(t))  # (B, D)
+
+
+class RotaryEmbedding(nn.Module):
+    """Rotary position embedding tables for a head dimension (rotates all of it)."""
+
+    def __init__(self, head_dim: int, base: float = 10000.0):
+        super().__init__()
+        if head_dim % 2:
+            raise ValueError(f"rotary embeddings need an even head dimension, got {head_dim}")
+        inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
+
+    def forward(self, seq_len: int) -> tuple[Tensor, Tensor]:
+        positions = torch.arange(seq_len, device=self.inv_freq.device, dtype=torch.float32)
+        angles = positions[:, None] * self.inv_freq[None]  # (N, Dh/2)
+        angles = torch.cat([angles, angles], dim=-1)  # (N, Dh)
+        return angles.cos(), angles.sin()
+
+
+def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    x1, x2 = x.chunk(2, dim=-1)  # (B, H, N, Dh/2) each
+    rotated = torch.cat([-x2, x1], dim=-1)  # (B, H, N, Dh)
+    return x * cos.to(x.dtype) + rotated * sin.to(x.dtype)  # (B, H, N, Dh)
+
+
+#################################################################################
+#                                Attention layers                               #
+#################################################################################
+
+
+def _key_mask(mask: Tensor | None) -> tuple[Tensor | None, Tensor | None]:
+    """A (B, S) keep-mask as an SDPA mask, plus which rows keep any key at all.
+
+    A row that keeps nothing would give NaN from the softmax; it attends to everything
+    instead and its output is zeroed by the returned (B, 1, 1) factor.
+    """
+    if mask is None:
+        return None, None
+    mask = mask.bool()
+    has_any = mask.any(dim=-1)  # (B,)
+    mask = mask | ~has_any[:, None]  # (B, S)
+    return mask[:, None, None, :], has_any[:, None, None]  # (B, 1, 1, S), (B, 1, 1)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, width: int, heads: int, dropout: float = 0.0):
+        super().__init__()
+        self.heads = heads
+        self.dropout = dropout
+        self.qkv = nn.Linear(width, 3 * width)
+        self.proj = nn.Linear(width, width)
+
+    def forward(
+        self, x: Tensor, rope: tuple[Tensor, Tensor] | None = None, mask: Tensor | None = None
+    ) -> Tensor:
+        q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.heads)
+        if rope is not None:
+            q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)  # (B, H, N, Dh)
+        attn_mask, has_any = _key_mask(mask)
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
+        )  # (B, H, N, Dh)
+        out = self.proj(rearrange(out, "b h n d -> b n (h d)"))  # (B, N, D)
+        return out if has_any is None else out * has_any
+
+
+class CrossAttention(nn.Module):
+    def __init__(self, width: int, context_dim: int, heads: int, dropout: float = 0.0):
+        super().__init__()
+        self.heads = heads
+        self.dropout = dropout
+        self.q = nn.Linear(width, width)
+        self.kv = nn.Linear(context_dim, 2 * width)
+        self.proj = nn.Linear(width, width)
+
+    def forward(self, x: Tensor, context: Tensor, mask: Tensor | None = None) -> Tensor:
+        q = rearrange(self.q(x), "b n (h d) -> b h n d", h=self.heads)  # (B, H, N, Dh)
+        k, v = rearrange(self.kv(context), "b s (two h d) -> two b h s d", two=2, h=self.heads)
+        attn_mask, has_any = _key_mask(mask)
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
+        )  # (B, H, N, Dh)
+        out = self.proj(rearrange(out, "b h n d -> b n (h d)"))  # (B, N, D)
+        return out if has_any is None else out * has_any
+
+
+#################################################################################
+#                                 Core DiT model                                #
+#################################################################################
+
+
+class DiTBlock(nn.Module):
+    """Self-attention, optional cross-attention and an MLP, with adaLN-Zero conditioning."""
+
+    def __init__(self, width: int, heads: int, mlp_ratio: float, cross_attn_dim: int, dropout: float):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        self.attn = SelfAttention(width, heads, dropout)
+        if cross_attn_dim > 0:
+            # Not gated by c: the text path is the same at every noise level.
+            self.norm_cross = nn.LayerNorm(width, eps=1e-6)
+            self.cross_attn = CrossAttention(width, cross_attn_dim, heads, dropout)
+        else:
+            self.cross_attn = None
+        self.norm2 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        hidden = int(width * mlp_ratio)
+        self.mlp = nn.Sequential(
+            nn.Linear(width, hidden),
+            nn.GELU(approximate="tanh"),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, width),
+        )
+        self.adaln_modulation = nn.Sequential(nn.SiLU(), nn.Linear(width, 6 * width))
+
+    def forward(
+        self,
+        x: Tensor,
+        c: Tensor,
+        rope: tuple[Tensor, Tensor],
+        cross_cond: Tensor | None = None,
+        cross_mask: Tensor | None = None,
+    ) -> Tensor:
+        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = self.adaln_modulation(c).chunk(
+            6, dim=-1
+        )
+        x = x + gate_msa.unsqueeze(1) * self.attn(
+            modulate(self.norm1(x), shift_msa, scale_msa), rope
+        )  # (B, N, D)
+        if self.cross_attn is not None:
+            x = x + self.cross_attn(self.norm_cross(x), cross_cond, cross_mask)  # (B, N, D)
+        x = x + gate_mlp.unsqueeze(1) * self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))  # (B, N, D)
+        return x
+
+
+class FinalLayer(nn.Module):
+    def __init__(self, width: int, out_dim: int):
+        super().__init__()
+        self.norm_final = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        self.linear = nn.Linear(width, out_dim)
+        self.adaln_modulation = nn.Sequential(nn.SiLU(), nn.Linear(width, 2 * width))
+
+    def forward(self, x: Tensor, c: Tensor) -> Tensor:
+        shift, scale = self.adaln_modulation(c).chunk(2, dim=-1)  # (B, D) each
+        return self.linear(modulate(self.norm_final(x), shift, scale))  # (B, N, P * C)
+
+
+class DiT(nn.Module):
+    """Diffusion transformer over latent frames.
+
+    Args:
+        latent_dim: channels of the latents (the VAE's latent_dim); also the output channels.
+        width, depth, heads, mlp_ratio: transformer size; ``width % heads == 0``, even head dim.
+        patch_size: latent frames per token; T need not be a multiple (padded, then trimmed).
+        global_cond_dim: size of ``global_cond`` (0: none); it is added to the time embedding.
+        cross_attn_dim: size of the ``cross_cond`` tokens (0: no cross-attention layers).
+        aligned_cond_channels: extra input channels concatenated to ``x`` frame by frame
+            (inpainting / enhancement: masked latents and the mask).
+        dropout: dropout in attention and MLPs.
+    """
+
+    def __init__(
+        self,
+        latent_dim: int,
+        width: int,
+        depth: int,
+        heads: int,
+        mlp_ratio: float = 4.0,
+        patch_size: int = 1,
+        global_cond_dim: int = 0,
+        cross_attn_dim: int = 0,
+        aligned_cond_channels: int = 0,
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        if width % heads:
+            raise ValueError(f"width {width} is not a multiple of heads {heads}")
+        self.latent_dim = latent_dim
+        self.width = width
+        self.depth = depth
+        self.heads = heads
+        self.mlp_ratio = mlp_ratio
+        self.patch_size = patch_size
+        self.global_cond_dim = global_cond_dim
+        self.cross_attn_dim = cross_attn_dim
+        self.aligned_cond_channels = aligned_cond_channels
+
+        self.x_embedder = nn.Linear(patch_size * (latent_dim + aligned_cond_channels), width)
+        self.t_embedder = TimestepEmbedder(width)
+        if global_cond_dim > 0:
+            self.global_embedder = nn.Sequential(
+                nn.Linear(global_cond_dim, width), nn.SiLU(), nn.Linear(width, width)
+            )
+        else:
+            self.global_embedder = None
+        self.rotary = RotaryEmbedding(width // heads)
+        self.blocks = nn.ModuleList(
+            [DiTBlock(width, heads, mlp_ratio, cross_attn_dim, dropout) for _ in range(depth)]
+        )
+        self.final_layer = FinalLayer(width, patch_size * latent_dim)
+        self.initialize_weights()
+
+    def initialize_weights(self) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
+        for embedder in (self.t_embedder.mlp, self.global_embedder):
+            if embedder is not None:
+                nn.init.normal_(embedder[0].weight, std=0.02)
+                nn.init.normal_(embedder[2].weight, std=0.02)
+        # adaLN-Zero: every residual branch starts closed and the output starts at zero.
+        for block in self.blocks:
+            nn.init.zeros_(block.adaln_modulation[-1].weight)
+            nn.init.zeros_(block.adaln_modulation[-1].bias)
+        nn.init.zeros_(self.final_layer.adaln_modulation[-1].weight)
+        nn.init.zeros_(self.final_layer.adaln_modulation[-1].bias)
+        nn.init.zeros_(self.final_layer.linear.weight)
+        nn.init.zeros_(self.final_layer.linear.bias)
+
+    def forward(
+        self,
+        x: Tensor,
+        t: Tensor,
+        global_cond: Tensor | None = None,
+        cross_cond: Tensor | None = None,
+        cross_mask: Tensor | None = None,
+        aligned_cond: Tensor | None = None,
+    ) -> Tensor:
+        """x (B, latent_dim, T), t (B,) in [0, 1] -> model output (B, latent_dim, T), x's dtype.
+
+        global_cond (B, global_cond_dim); cross_cond (B, S, cross_attn_dim) with cross_mask
+        (B, S) bool, True = attend; aligned_cond (B, aligned_cond_channels, T).
+        """
+        self._check_conditions(global_cond, cross_cond, aligned_cond)
+        num_frames = x.shape[-1]
+        h = x if aligned_cond is None else torch.cat([x, aligned_cond.to(x.dtype)], dim=1)  # (B, C + A, T)
+        pad = -num_frames % self.patch_size
+        h = F.pad(h, (0, pad))  # (B, C + A, T')
+        h = rearrange(h, "b c (n p) -> b n (p c)", p=self.patch_size)  # (B, N, P * (C + A))
+        h = self.x_embedder(h)  # (B, N, D)
+
+        c = self.t_embedder(t.to(x.device).expand(x.shape[0]))  # (B, D)
+        if self.global_embedder is not None:
+            c = c + self.global_embedder(global_cond)  # (B, D)
+        rope = self.rotary(h.shape[1])  # (N, Dh) each
+
+        for block in self.blocks:
+            h = block(h, c, rope, cross_cond, cross_mask)  # (B, N, D)
+        h = self.final_layer(h, c)  # (B, N, P * C)
+        out = rearrange(h, "b n (p c) -> b c (n p)", p=self.patch_size)  # (B, C, T')
+        return out[..., :num_frames].to(x.dtype)  # (B, C, T)
+
+    def _check_conditions(self, global_cond, cross_cond, aligned_cond) -> None:
+        for name, value, size in (
+            ("global_cond", global_cond, self.global_cond_dim),
+            ("cross_cond", cross_cond, self.cross_attn_dim),
+            ("aligned_cond", aligned_cond, self.aligned_cond_channels),
+        ):
+            if size > 0 and value is None:
+                raise ValueError(f"this DiT was built with {name} of size {size}, but none was given")
+            if size == 0 and value is not None:
+                raise ValueError(f"this DiT was built without {name}, but one was given")
+
+    def flops(self, num_frames: int, cross_tokens: int = 0) -> float:
+        """Forward FLOPs (2 per multiply-add, matmuls only) for one item of ``num_frames`` frames.
+
+        Ignores norms, activations and the per-item embedders (under 1% at any real size).
+        Training costs about 3x this (forward plus backward).
+        """
+        n = math.ceil(num_frames / self.patch_size)
+        d, hidden = self.width, int(self.width * self.mlp_ratio)
+        per_block = n * (3 * d * d + d * d + 2 * d * hidden)  # qkv, out projection, MLP
+        per_block += 2 * n * n * d  # scores and weighted values
+        if self.cross_attn_dim > 0:
+            per_block += n * 2 * d * d + cross_tokens * 2 * self.cross_attn_dim * d  # q, out; k, v
+            per_block += 2 * n * cross_tokens * d
+        in_out = n * self.patch_size * (self.latent_dim + self.aligned_cond_channels) * d
+        in_out += n * d * self.patch_size * self.latent_dim
+        return 2.0 * (self.depth * per_block + in_out)

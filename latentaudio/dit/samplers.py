@@ -1,0 +1,166 @@
+"""Samplers: integrate from noise (t = t_start) to data (t = t_end) with a trained model.
+
+All samplers walk a grid of ``steps + 1`` times spaced evenly from t_start to t_end. Step
+coefficients are computed in float64 Python scalars; the state keeps the input's dtype.
+
+v objective (x_t = cos(phi) x0 + sin(phi) eps, phi = pi t / 2):
+  ddim          deterministic DDIM: re-noise the x0 prediction with the eps prediction.
+  euler, heun   the probability-flow ODE dx/dphi = v, first and second order.
+  dpmpp_2m      DPM-Solver++(2M) (Lu et al. 2022), multistep in log-SNR.
+  dpmpp_2m_sde  its SDE variant (eta = 1); draws fresh noise from ``generator``.
+rectified flow (x_t = (1 - t) x0 + t eps):
+  euler, heun   the ODE dx/dt = model output.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from latentaudio.dit.diffusion import DiffusionObjective
+
+ModelFn = Callable[[Tensor, Tensor], Tensor]
+
+VALID_SAMPLERS: dict[str, tuple[str, ...]] = {
+    "v": ("ddim", "euler", "heun", "dpmpp_2m", "dpmpp_2m_sde"),
+    "rectified_flow": ("euler", "heun"),
+}
+
+
+def check_sampler(objective: DiffusionObjective, sampler: str) -> None:
+    valid = VALID_SAMPLERS.get(objective.name, ())
+    if sampler not in valid:
+        raise ValueError(
+            f"sampler {sampler!r} does not work with the {objective.name!r} objective; valid: {', '.join(valid)}"
+        )
+
+
+def classifier_free_guidance(
+    cond_out: Tensor, uncond_out: Tensor, scale: float, rescale: float = 0.0
+) -> Tensor:
+    """uncond + scale (cond - uncond), optionally rescaled towards the conditional output's std.
+
+    ``rescale`` in [0, 1] blends in the guided output rescaled to the per-item standard deviation
+    of ``cond_out`` (Lin et al. 2024, "Common Diffusion Noise Schedules and Sample Steps are
+    Flawed", eq. 15-16), which counters the over-saturation high scales cause.
+    """
+    guided = uncond_out + scale * (cond_out - uncond_out)
+    if rescale <= 0.0:
+        return guided
+    dims = tuple(range(1, cond_out.dim()))
+    std_cond = cond_out.std(dim=dims, keepdim=True)
+    std_guided = guided.std(dim=dims, keepdim=True).clamp(min=1e-8)
+    return rescale * guided * (std_cond / std_guided) + (1.0 - rescale) * guided
+
+
+def _angle(t: float) -> float:
+    return 0.5 * math.pi * t
+
+
+@torch.no_grad()
+def sample(
+    model_fn: ModelFn,
+    noise: Tensor,
+    objective: DiffusionObjective,
+    sampler: str,
+    steps: int,
+    t_start: float = 1.0,
+    t_end: float = 0.0,
+    init: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    on_step: Callable[[Tensor, float], Tensor] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Tensor:
+    """Run ``sampler`` for ``steps`` steps from t_start to t_end and return the final state.
+
+    Args:
+        model_fn: ``model_fn(x_t, t) -> output`` in the objective's parameterisation, t (B,)
+            float32 (wrap the DiT and its conditions, and CFG, in this closure).
+        noise: (B, C, T) standard Gaussian noise. Without ``init`` it is the starting state
+            itself (pure noise is right for t_start = 1).
+        objective: the objective the model was trained with.
+        sampler: a name from ``VALID_SAMPLERS[objective.name]``.
+        steps: number of steps (heun makes two model calls per step).
+        t_start: starting time in (0, 1]; below 1 for audio-to-audio variation.
+        t_end: final time in [0, t_start); at 0 (default) the result is the sample x0.
+        init: optional (B, C, T) clean latents; the start is then
+            ``objective.noisy(init, noise, t_start)`` (audio-to-audio, continuation).
+        generator: source of the fresh noise of SDE samplers; a fixed seed gives identical output.
+        on_step: ``on_step(x, t_next) -> x`` applied after every step (RePaint-style
+            inpainting replaces the known region with the init noised to t_next).
+        progress: called with the step index (0-based) after every step.
+    """
+    check_sampler(objective, sampler)
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    if not 0.0 <= t_end < t_start <= 1.0:
+        raise ValueError(f"need 0 <= t_end < t_start <= 1, got t_start={t_start}, t_end={t_end}")
+    batch = noise.shape[0]
+    x = noise if init is None else objective.noisy(init, noise, torch.full((batch,), t_start))
+    times = [t_start + (t_end - t_start) * i / steps for i in range(steps + 1)]
+
+    def model_x0(x_t: Tensor, t: float) -> tuple[Tensor, Tensor]:
+        t_batch = torch.full((batch,), t, dtype=torch.float32, device=x_t.device)
+        out = model_fn(x_t, t_batch)
+        return out, objective.denoised(x_t, out, t_batch)
+
+    def velocity(x_t: Tensor, t: float) -> Tensor:
+        # dx/dphi for the v objective (the model output itself), dx/dt for rectified flow.
+        return model_fn(x_t, torch.full((batch,), t, dtype=torch.float32, device=x_t.device))
+
+    def time_scale(dt: float) -> float:
+        return _angle(dt) if objective.name == "v" else dt
+
+    old_denoised: Tensor | None = None
+    h_last: float | None = None
+    for i in range(steps):
+        t, t_next = times[i], times[i + 1]
+        if sampler == "euler":
+            x = x + time_scale(t_next - t) * velocity(x, t)
+        elif sampler == "heun":
+            d = velocity(x, t)
+            x_pred = x + time_scale(t_next - t) * d
+            x = x + time_scale(t_next - t) * 0.5 * (d + velocity(x_pred, t_next))
+        elif sampler == "ddim":
+            out, x0 = model_x0(x, t)
+            eps = objective.eps_from(x, out, torch.full((batch,), t))
+            x = math.cos(_angle(t_next)) * x0 + math.sin(_angle(t_next)) * eps
+        else:
+            x, old_denoised, h_last = _dpmpp_step(
+                sampler, model_x0, x, t, t_next, old_denoised, h_last, generator
+            )
+        if on_step is not None:
+            x = on_step(x, t_next)
+        if progress is not None:
+            progress(i)
+    return x
+
+
+def _dpmpp_step(sampler, model_x0, x, t, t_next, old_denoised, h_last, generator):
+    """One DPM-Solver++ (2M or 2M SDE) step of the v objective's VP process, in log-SNR."""
+    _, denoised = model_x0(x, t)
+    alpha, sigma = math.cos(_angle(t)), math.sin(_angle(t))
+    alpha_next, sigma_next = math.cos(_angle(t_next)), math.sin(_angle(t_next))
+    if sigma_next <= 0.0:
+        return denoised, denoised, None  # the last step lands on the prediction itself
+    # exp(-h) with h = lambda_next - lambda, lambda = log(alpha / sigma); finite even at t = 1.
+    exp_neg_h = (alpha * sigma_next) / (alpha_next * sigma)
+    h = -math.log(max(exp_neg_h, 1e-300))
+    d = denoised
+    if sampler == "dpmpp_2m":
+        if old_denoised is not None and h_last is not None:
+            r = h_last / h
+            d = (1 + 1 / (2 * r)) * denoised - (1 / (2 * r)) * old_denoised
+        x = (sigma_next / sigma) * x + alpha_next * (1.0 - exp_neg_h) * d
+    else:  # dpmpp_2m_sde, eta = 1
+        exp_neg_2h = exp_neg_h**2
+        x = (sigma_next / sigma) * exp_neg_h * x + alpha_next * (1.0 - exp_neg_2h) * denoised
+        if old_denoised is not None and h_last is not None:
+            r = h_last / h
+            x = x + alpha_next * 0.5 * (1.0 - exp_neg_2h) * (1 / r) * (denoised - old_denoised)
+        z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        x = x + sigma_next * math.sqrt(1.0 - exp_neg_2h) * z
+    return x, denoised, h

@@ -1,0 +1,172 @@
+import pytest
+import torch
+
+from latentaudio.dit.conditioning import (
+    ByteTextEncoder,
+    Conditioner,
+    LabelConditioner,
+    T5TextEncoder,
+    TimingConditioner,
+)
+from latentaudio.dit.model import DiT
+
+GLOBAL_DIM, CROSS_DIM = 16, 12
+
+
+def batch():
+    return {
+        "seconds_start": torch.tensor([0.0, 3.5, 10.0]),
+        "seconds_total": torch.tensor([4.0, 30.0, 47.0]),
+        "label": torch.tensor([0, 2, -1]),
+        "caption": ["a drum loop", "rain on a tin roof, ünïcödé", ""],
+    }
+
+
+def full_conditioner(**kwargs) -> Conditioner:
+    torch.manual_seed(0)
+    defaults = dict(global_dim=GLOBAL_DIM, cross_dim=CROSS_DIM, timing=True, num_labels=3, text="bytes")
+    return Conditioner(**{**defaults, **kwargs}, text_depth=1, text_heads=2)
+
+
+def test_timing_conditioner():
+    timing = TimingConditioner(8, max_seconds=60.0)
+    out = timing(torch.tensor([0.0, 1.0]), torch.tensor([10.0, 10.25]))
+    assert out.shape == (2, 8)
+    assert not torch.allclose(out[0], out[1])  # a quarter second apart is distinguishable
+    beyond = timing(torch.tensor([0.0]), torch.tensor([1000.0]))
+    torch.testing.assert_close(beyond, timing(torch.tensor([0.0]), torch.tensor([60.0])))
+
+
+def test_label_conditioner_null_and_range():
+    labels = LabelConditioner(3, 8)
+    out = labels(torch.tensor([0, 2, -1]))
+    assert out.shape == (3, 8)
+    torch.testing.assert_close(out[2], labels.embedding.weight[3])
+    with pytest.raises(ValueError, match="labels"):
+        labels(torch.tensor([3]))
+
+
+def test_byte_text_encoder():
+    encoder = ByteTextEncoder(CROSS_DIM, depth=1, heads=2, max_length=10)
+    ids, mask = encoder.tokenize(["hi", "", "a long caption that is truncated"])
+    assert ids.shape == (3, 10)
+    assert ids[0, :4].tolist() == [1, 3 + ord("h"), 3 + ord("i"), 2] and mask[0].sum() == 4
+    assert mask[1].sum() == 2  # the empty caption keeps its start and end tokens
+    assert ids[2, -1] == encoder.EOS and mask[2].all()
+    tokens, mask = encoder(["hi", ""])
+    assert tokens.shape == (2, 4, CROSS_DIM) and mask.dtype == torch.bool
+    assert torch.equal(tokens[1, 2:], torch.zeros(2, CROSS_DIM))
+
+
+@pytest.mark.parametrize(
+    "kwargs, global_dim, cross_dim",
+    [
+        (dict(), GLOBAL_DIM, CROSS_DIM),
+        (dict(text=None), GLOBAL_DIM, 0),
+        (dict(timing=False), GLOBAL_DIM, CROSS_DIM),
+        (dict(num_labels=0), GLOBAL_DIM, CROSS_DIM),
+        (dict(timing=False, num_labels=0), 0, CROSS_DIM),
+        (dict(timing=False, num_labels=0, text=None), 0, 0),
+    ],
+)
+def test_conditioner_outputs_feed_the_dit(kwargs, global_dim, cross_dim):
+    conditioner = full_conditioner(**kwargs).eval()  # eval: no CFG dropout
+    assert conditioner.global_cond_dim == global_dim and conditioner.cross_attn_dim == cross_dim
+    cond = conditioner(batch())
+    if global_dim:
+        assert cond["global_cond"].shape == (3, global_dim)
+    else:
+        assert cond["global_cond"] is None
+    if cross_dim:
+        longest = max(len(caption.encode("utf-8")) for caption in batch()["caption"]) + 2  # start, end
+        assert cond["cross_cond"].shape == (3, longest, cross_dim) and cond["cross_mask"].shape == (
+            3,
+            longest,
+        )
+    else:
+        assert cond["cross_cond"] is None and cond["cross_mask"] is None
+    dit = DiT(8, 32, 1, 2, global_cond_dim=global_dim, cross_attn_dim=cross_dim)
+    assert dit(torch.randn(3, 8, 5), torch.rand(3), **cond).shape == (3, 8, 5)
+    rebuilt = Conditioner.from_spec(conditioner.spec())
+    assert rebuilt.spec() == conditioner.spec()
+    assert rebuilt.state_dict().keys() == conditioner.state_dict().keys()
+
+
+def test_full_dropout_equals_force_uncond_and_zero_dropout_differs():
+    never = full_conditioner(cfg_dropout=0.0).train()
+    always = full_conditioner(cfg_dropout=1.0).train()
+    always.load_state_dict(never.state_dict())
+    dropped = always(batch())
+    uncond = never(batch(), force_uncond=True)
+    kept = never(batch())
+    for key in ("global_cond", "cross_cond", "cross_mask"):
+        assert torch.equal(dropped[key], uncond[key])
+    assert not torch.allclose(kept["global_cond"], uncond["global_cond"])
+    assert kept["cross_cond"].shape != uncond["cross_cond"].shape or not torch.allclose(
+        kept["cross_cond"], uncond["cross_cond"]
+    )
+    # eval mode never drops
+    always.eval()
+    assert torch.equal(always(batch())["global_cond"], never(batch())["global_cond"])
+
+
+def test_dropout_per_condition_and_rate():
+    conditioner = full_conditioner(cfg_dropout={"label": 1.0}).train()
+    reference = full_conditioner(cfg_dropout=0.0)
+    reference.load_state_dict(conditioner.state_dict())
+    no_label = batch()
+    no_label["label"] = torch.full((3,), -1)
+    torch.testing.assert_close(conditioner(batch())["global_cond"], reference(no_label)["global_cond"])
+    assert torch.equal(conditioner(batch())["cross_cond"], reference(batch())["cross_cond"])
+
+    timing_only = Conditioner(GLOBAL_DIM, timing=True, cfg_dropout=0.5).train()
+    torch.manual_seed(0)
+    many = {"seconds_total": torch.full((2000,), 10.0)}
+    dropped = (timing_only(many)["global_cond"] == timing_only.timing.null).all(dim=1).float().mean()
+    assert 0.45 < dropped < 0.55
+
+
+def test_missing_keys_are_unconditional():
+    conditioner = full_conditioner().eval()
+    cond = conditioner({"batch_size": 3})
+    uncond = conditioner(batch(), force_uncond=True)
+    for key in ("global_cond", "cross_cond", "cross_mask"):
+        assert torch.equal(cond[key], uncond[key])
+    with pytest.raises(ValueError, match="batch size"):
+        conditioner({})
+
+
+def test_conditioner_rejects_bad_specs():
+    with pytest.raises(ValueError, match="cross_dim"):
+        Conditioner(GLOBAL_DIM, text="bytes")
+    with pytest.raises(ValueError, match="text_path"):
+        Conditioner(GLOBAL_DIM, cross_dim=8, text="t5")
+    with pytest.raises(ValueError, match="cfg_dropout"):
+        Conditioner(GLOBAL_DIM, cfg_dropout={"caption": 0.1})
+
+
+def test_t5_missing_transformers_is_a_clear_error(tmp_path):
+    try:
+        import transformers  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match="pip install transformers"):
+            T5TextEncoder(str(tmp_path))
+    else:
+        pytest.skip("transformers is installed")
+
+
+def test_t5_text_encoder(tmp_path):
+    """A tiny random T5 and a tokenizer saved locally; needs transformers and sentencepiece-free
+    tokenizers (a byte-level ByT5 tokenizer needs no vocabulary file)."""
+    transformers = pytest.importorskip("transformers")
+    config = transformers.T5Config(
+        vocab_size=384, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2, decoder_start_token_id=0
+    )
+    transformers.T5EncoderModel(config).save_pretrained(tmp_path)
+    transformers.ByT5Tokenizer().save_pretrained(tmp_path)
+    encoder = T5TextEncoder(str(tmp_path), max_length=16)
+    tokens, mask = encoder(["a drum loop", ""])
+    assert tokens.shape[0] == 2 and tokens.shape[2] == 16 and mask.dtype == torch.bool
+    assert not any(p.requires_grad for p in encoder.parameters())
+    conditioner = Conditioner(GLOBAL_DIM, cross_dim=CROSS_DIM, text="t5", text_path=str(tmp_path))
+    assert conditioner(batch())["cross_cond"].shape[2] == CROSS_DIM
