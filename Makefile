@@ -39,8 +39,11 @@ format: $(STAMP) ## Reformat the code with ruff
 demo-data: $(STAMP) ## Write the procedural demo dataset to data/demo (deterministic)
 	$(PY) -m latentaudio.apps.demo_data $(ARGS)
 
-demo: $(STAMP) ## Demo data, a tiny VAE and DiT trained on it, generated clips in outputs/demo
-	$(PY) -m latentaudio.apps.demo $(ARGS)
+DEMO := outputs/demo
+demo: $(STAMP) ## Demo data, a tiny VAE and DiT trained on it, generated clips in outputs/demo (about 15 min)
+	$(PY) -m latentaudio.apps.demo_data
+	$(PY) -m latentaudio.apps.train_vae experiment=demo_vae hydra.run.dir=$(DEMO)/vae ckpt_path=last
+	@echo "demo VAE bundle: $(DEMO)/vae/export"
 
 train-vae: $(STAMP) ## Train the stage-one VAE (ARGS="experiment=demo_vae data.root=...")
 	$(PY) -m latentaudio.apps.train_vae $(ARGS)

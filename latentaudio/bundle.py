@@ -107,11 +107,11 @@ def save_bundle(
         weights_hash = file_hash(staging / WEIGHTS)
         (staging / CONFIG).write_text(yaml.safe_dump(_plain(configs), sort_keys=False))
         full_meta = {
+            **_plain(meta),
             "kind": kind,
             "format": BUNDLE_FORMAT,
             "latentaudio_version": latentaudio.__version__,
             "hash": weights_hash,
-            **_plain(meta),
         }
         (staging / META).write_text(json.dumps(full_meta, indent=2))
         for name in (WEIGHTS, CONFIG, META):

@@ -1,0 +1,1 @@
+"""The Hydra apps behind the make targets and console scripts: one file per app."""

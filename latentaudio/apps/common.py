@@ -1,0 +1,112 @@
+"""What every Hydra app shares: building loggers, callbacks and the trainer, resuming, cleaning up."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import hydra
+import pytorch_lightning as pl
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from latentaudio.training.checkpoint import AtomicCheckpointIO
+
+log = logging.getLogger("latentaudio")
+
+# conf/ lives at the top of the repository; the package is installed editable.
+CONFIG_PATH = str(Path(__file__).resolve().parents[2] / "conf")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot work; raised before any model is built."""
+
+
+def plain(node) -> dict | list:
+    """A resolved config node as builtin containers (safe to store in checkpoints and bundles)."""
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig | ListConfig) else node
+
+
+def save_resolved_config(cfg: DictConfig) -> None:
+    """The run folder's config.yaml: every interpolation resolved, as the run used it."""
+    path = Path(cfg.paths.output_dir) / "config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+
+
+def sweep_name() -> str | None:
+    """The multirun's folder name when this job is part of a sweep (used to group wandb runs)."""
+    if not HydraConfig.initialized():
+        return None
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode is not None and hydra_cfg.mode.name == "MULTIRUN":
+        return Path(hydra_cfg.sweep.dir).name
+    return None
+
+
+def build_loggers(cfg: DictConfig) -> list:
+    loggers = []
+    for name, node in (cfg.get("logger") or {}).items():
+        if not isinstance(node, DictConfig) or "_target_" not in node:
+            continue
+        if node._target_.endswith("WandbLogger"):
+            node = node.copy()
+            if node.get("offline") is None:
+                online = bool(os.environ.get("WANDB_API_KEY")) or os.environ.get("WANDB_MODE") == "online"
+                node.offline = not online
+            if node.get("group") is None:
+                node.group = sweep_name()
+            Path(node.save_dir).mkdir(parents=True, exist_ok=True)
+        loggers.append(hydra.utils.instantiate(node))
+        log.info("logger %s: %s", name, node._target_)
+    return loggers
+
+
+def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
+    callbacks = []
+    for node in (cfg.get("callbacks") or {}).values():
+        if isinstance(node, DictConfig) and "_target_" in node:
+            callbacks.append(hydra.utils.instantiate(node))
+    return callbacks
+
+
+def build_trainer(cfg: DictConfig, callbacks: list, loggers: list) -> pl.Trainer:
+    return hydra.utils.instantiate(
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers if loggers else False,
+        plugins=[AtomicCheckpointIO()],
+    )
+
+
+def resolve_ckpt_path(cfg: DictConfig) -> str | None:
+    """``ckpt_path=last``: this run folder's checkpoints/last.ckpt when it exists (restart after a kill)."""
+    wanted = cfg.get("ckpt_path")
+    if wanted in (None, ""):
+        return None
+    if wanted == "last":
+        last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+        if last.exists():
+            log.info("resuming from %s", last)
+            return str(last)
+        log.info("no %s yet: starting from scratch", last)
+        return None
+    if not Path(wanted).exists():
+        raise ConfigError(f"ckpt_path={wanted} does not exist: pass a .ckpt file, or ckpt_path=last")
+    return str(wanted)
+
+
+def finish_loggers(loggers: list) -> None:
+    """Close wandb runs (so multirun jobs do not merge) and say how to sync offline ones."""
+    for logger in loggers:
+        if type(logger).__name__ != "WandbLogger":
+            continue
+        import wandb
+
+        run = wandb.run
+        offline = run is not None and run.settings.mode == "offline"
+        directory = run.dir if run is not None else None
+        wandb.finish()
+        if offline and directory:
+            log.info("wandb run saved offline; upload it with: wandb sync %s", Path(directory).parent)

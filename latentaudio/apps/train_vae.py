@@ -1,0 +1,90 @@
+"""Stage one: train the VAE on an audio folder.
+
+make train-vae ARGS="experiment=demo_vae"
+latentaudio-train-vae data.root=/path/to/audio trainer.max_steps=20000
+"""
+
+from __future__ import annotations
+
+import math
+
+import hydra
+import pytorch_lightning as pl
+from omegaconf import DictConfig
+
+from latentaudio.apps.common import (
+    CONFIG_PATH,
+    ConfigError,
+    build_callbacks,
+    build_loggers,
+    build_trainer,
+    finish_loggers,
+    log,
+    plain,
+    resolve_ckpt_path,
+    save_resolved_config,
+)
+from latentaudio.data.scan import check_data_root
+
+
+def check_vae_config(cfg: DictConfig) -> None:
+    """Fail in a second, before any scan or model build, on settings that cannot work."""
+    hop = math.prod(cfg.vae.strides)
+    if len(cfg.vae.strides) != len(cfg.vae.channel_mults):
+        raise ConfigError(
+            f"vae.strides has {len(cfg.vae.strides)} entries but vae.channel_mults has "
+            f"{len(cfg.vae.channel_mults)}: give one stride per channel multiplier"
+        )
+    if cfg.data.sample_length % hop:
+        fixed = max(hop, round(cfg.data.sample_length / hop) * hop)
+        raise ConfigError(
+            f"data.sample_length={cfg.data.sample_length} is not a multiple of the VAE's hop {hop} "
+            f"(the product of vae.strides): use data.sample_length={fixed}"
+        )
+    if cfg.data.channels != cfg.vae.channels:
+        raise ConfigError(
+            f"data.channels={cfg.data.channels} but vae.channels={cfg.vae.channels}: make them equal"
+        )
+    if cfg.loss.adversarial_start_step < 0:
+        raise ConfigError("loss.adversarial_start_step must be 0 or more")
+    check_data_root(cfg.data.root)
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Train and export; returns the final validation MR-STFT distance (for sweeps)."""
+    from latentaudio.vae.training import VAETraining
+
+    check_vae_config(cfg)
+    save_resolved_config(cfg)
+    pl.seed_everything(cfg.seed, workers=True)
+    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule.setup("fit")
+    module = VAETraining(
+        vae=plain(cfg.vae),
+        sample_rate=cfg.data.sample_rate,
+        loss=plain(cfg.loss),
+        discriminator=plain(cfg.discriminator),
+        optim=plain(cfg.optim),
+        ema=plain(cfg.ema),
+        guard=plain(cfg.guard),
+        media=plain(cfg.media),
+        max_steps=cfg.trainer.max_steps,
+    )
+    loggers = build_loggers(cfg)
+    try:
+        trainer = build_trainer(cfg, build_callbacks(cfg), loggers)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg))
+        metric = trainer.callback_metrics.get("val/mrstft")
+        log.info("done: %s", {k: round(float(v), 4) for k, v in trainer.callback_metrics.items()})
+        return float(metric) if metric is not None else None
+    finally:
+        finish_loggers(loggers)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train_vae")
+def main(cfg: DictConfig) -> float | None:
+    return train(cfg)
+
+
+if __name__ == "__main__":
+    main()

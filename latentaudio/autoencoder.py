@@ -1,0 +1,73 @@
+"""A trained VAE loaded from its bundle: audio in any rate and channel count to latents and back.
+
+Needs no Hydra and no Lightning:
+
+    from latentaudio.autoencoder import Autoencoder
+    ae = Autoencoder.from_bundle("outputs/demo/vae/export")
+    latents = ae.encode(audio, sample_rate=44100)   # audio (C, T) or (B, C, T)
+    audio = ae.decode(latents)                       # (B, channels, frames * hop) at ae.sample_rate
+
+Long inputs go through overlapping chunks (``latentaudio.vae.chunked``), so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+from latentaudio.audio import convert_channels, resample
+from latentaudio.bundle import Bundle, load_bundle
+from latentaudio.vae.chunked import decode_chunked, encode_chunked
+
+
+class Autoencoder:
+    def __init__(self, bundle: Bundle, device: str | torch.device = "cpu", chunk_seconds: float = 20.0):
+        self.bundle = bundle
+        self.vae = bundle.build("vae", device)
+        self.device = torch.device(device)
+        meta = bundle.meta
+        self.sample_rate: int = meta["sample_rate"]
+        self.channels: int = meta["channels"]
+        self.hop: int = meta["hop"]
+        self.latent_dim: int = meta["latent_dim"]
+        self.chunk_frames = max(16, math.ceil(chunk_seconds * self.sample_rate / self.hop))
+        self.overlap_frames = min(max(8, self.chunk_frames // 8), self.chunk_frames // 2)
+
+    @classmethod
+    def from_bundle(cls, path: str | Path, device: str | torch.device = "cpu", **kwargs) -> Autoencoder:
+        return cls(load_bundle(path, kind="vae"), device, **kwargs)
+
+    @property
+    def hash(self) -> str:
+        return self.bundle.hash
+
+    def prepare(self, audio: torch.Tensor, sample_rate: int) -> torch.Tensor:
+        """Any ``(C, T)`` or ``(B, C, T)`` audio to the model's rate and channels, as ``(B, C, T)``."""
+        if audio.dim() == 2:
+            audio = audio.unsqueeze(0)
+        audio = convert_channels(audio.float(), self.channels)
+        return resample(audio, sample_rate, self.sample_rate).to(self.device)
+
+    @torch.inference_mode()
+    def encode(self, audio: torch.Tensor, sample_rate: int | None = None) -> torch.Tensor:
+        """Posterior means ``(B, latent_dim, ceil(T / hop))``."""
+        audio = self.prepare(audio, sample_rate or self.sample_rate)
+        frames = math.ceil(audio.shape[-1] / self.hop)
+        if frames <= self.chunk_frames:
+            return self.vae.encode(audio)
+        return encode_chunked(self.vae, audio, self.chunk_frames, self.overlap_frames)
+
+    @torch.inference_mode()
+    def decode(self, latents: torch.Tensor, length: int | None = None) -> torch.Tensor:
+        """Audio ``(B, channels, length or frames * hop)`` at ``self.sample_rate``."""
+        latents = latents.to(self.device, torch.float32)
+        if latents.shape[-1] <= self.chunk_frames:
+            return self.vae.decode(latents, length=length)
+        return decode_chunked(self.vae, latents, self.chunk_frames, self.overlap_frames, length=length)
+
+    def reconstruct(self, audio: torch.Tensor, sample_rate: int | None = None) -> torch.Tensor:
+        """Encode and decode: ``(B, channels, T')`` at the model's rate, same duration as the input."""
+        prepared = self.prepare(audio, sample_rate or self.sample_rate)
+        return self.decode(self.encode(prepared), length=prepared.shape[-1])

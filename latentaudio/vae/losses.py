@@ -1,0 +1,136 @@
+"""Stage-one losses: multi-resolution STFT reconstruction, adversarial, feature matching.
+
+Discriminator outputs everywhere are lists with one ``(logits, feature_maps)`` entry per
+sub-discriminator, as the discriminators in ``latentaudio.vae.discriminator`` return them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import auraloss
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+DiscriminatorOutputs = Sequence[tuple[Tensor, Sequence[Tensor]]]
+
+
+class SpectralReconstructionLoss(nn.Module):
+    """Multi-resolution STFT distance (spectral convergence + log magnitude), after auraloss.
+
+    Mono: one MR-STFT loss. Stereo with ``stereo_sum_diff``: the mean of the MR-STFT losses of
+    the sum (L+R) and difference (L-R) signals, plus the left/right MR-STFT loss at half weight,
+    as in Stable Audio. Other channel counts: channels are folded into the batch.
+
+    auraloss divides the spectral-convergence term by the norm of its second argument, so the
+    reference always goes second; passing the prediction there rewards loud output.
+
+    The defaults suit 16 kHz crops of 0.5 s and up: windows from 2 ms to 128 ms, hop a quarter
+    of the window. Perceptual (A-)weighting needs scipy, which auraloss imports lazily.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int,
+        channels: int = 1,
+        fft_sizes: Sequence[int] = (2048, 1024, 512, 256, 128, 64, 32),
+        hop_sizes: Sequence[int] | None = None,
+        win_lengths: Sequence[int] | None = None,
+        perceptual_weighting: bool = False,
+        stereo_sum_diff: bool = True,
+    ):
+        super().__init__()
+        fft_sizes = list(fft_sizes)
+        win_lengths = list(win_lengths) if win_lengths is not None else fft_sizes
+        hop_sizes = list(hop_sizes) if hop_sizes is not None else [w // 4 for w in win_lengths]
+        self.channels = channels
+        self.use_sum_diff = stereo_sum_diff and channels == 2
+        self.stft_loss = auraloss.freq.MultiResolutionSTFTLoss(
+            fft_sizes=fft_sizes,
+            hop_sizes=hop_sizes,
+            win_lengths=win_lengths,
+            sample_rate=sample_rate,
+            perceptual_weighting=perceptual_weighting,
+        )
+
+    def _mrstft(self, prediction: Tensor, target: Tensor) -> Tensor:
+        # (B, C, T) -> (B * C, 1, T): auraloss's A-weighting filter is mono.
+        prediction = prediction.reshape(-1, 1, prediction.shape[-1])
+        target = target.reshape(-1, 1, target.shape[-1])
+        return self.stft_loss(prediction, target)  # the reference goes second, see the class doc
+
+    def forward(self, prediction: Tensor, target: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """prediction, target: (B, C, T). Returns the loss and its named parts (detached)."""
+        if prediction.shape != target.shape:
+            raise ValueError(f"prediction {tuple(prediction.shape)} vs target {tuple(target.shape)}")
+        # STFTs in float32: bf16 spectra are too coarse for a log-magnitude distance.
+        with torch.autocast(prediction.device.type, enabled=False):
+            prediction, target = prediction.float(), target.float()
+            if not self.use_sum_diff:
+                loss = self._mrstft(prediction, target)
+                return loss, {"mrstft": loss.detach()}
+            sum_loss = self._mrstft(prediction.sum(1, keepdim=True), target.sum(1, keepdim=True))
+            diff_loss = self._mrstft(prediction[:, :1] - prediction[:, 1:], target[:, :1] - target[:, 1:])
+            left_right_loss = self._mrstft(prediction, target)
+            loss = 0.5 * (sum_loss + diff_loss) + 0.5 * left_right_loss
+            parts = {"mrstft_sum": sum_loss, "mrstft_diff": diff_loss, "mrstft_left_right": left_right_loss}
+            return loss, {name: value.detach() for name, value in parts.items()}
+
+
+#################################################################################
+#                                 Adversarial                                   #
+#################################################################################
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in ("hinge", "lsgan"):
+        raise ValueError(f"adversarial loss kind must be 'hinge' or 'lsgan', got {kind!r}")
+
+
+def discriminator_loss(
+    real_outputs: DiscriminatorOutputs, fake_outputs: DiscriminatorOutputs, kind: str = "hinge"
+) -> Tensor:
+    """Summed over sub-discriminators, each term a mean over its logits.
+
+    hinge: relu(1 - D(real)) + relu(1 + D(fake)); lsgan: (D(real) - 1)^2 + D(fake)^2.
+    Pass fake audio detached when training the discriminator.
+    """
+    _check_kind(kind)
+    total = 0.0
+    for (real_logits, _), (fake_logits, _) in zip(real_outputs, fake_outputs, strict=True):
+        if kind == "hinge":
+            total = total + F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+        else:
+            total = total + (real_logits - 1).pow(2).mean() + fake_logits.pow(2).mean()
+    return total
+
+
+def generator_adversarial_loss(fake_outputs: DiscriminatorOutputs, kind: str = "hinge") -> Tensor:
+    """Summed over sub-discriminators. hinge: -D(fake) (unclipped, as in EnCodec and
+    Stable Audio); lsgan: (D(fake) - 1)^2."""
+    _check_kind(kind)
+    total = 0.0
+    for fake_logits, _ in fake_outputs:
+        if kind == "hinge":
+            total = total - fake_logits.mean()
+        else:
+            total = total + (fake_logits - 1).pow(2).mean()
+    return total
+
+
+def feature_matching_loss(
+    real_outputs: DiscriminatorOutputs, fake_outputs: DiscriminatorOutputs, eps: float = 1e-8
+) -> Tensor:
+    """Mean over all feature maps of L1(fake, real) / mean|real| (EnCodec's relative L1).
+
+    Dividing by the real features' mean magnitude puts every layer on the same footing, so deep
+    layers with small activations count as much as the first. Real features are detached; the
+    result is a mean over layers, not a sum, so its scale does not grow with the layer count.
+    """
+    terms = []
+    for (_, real_features), (_, fake_features) in zip(real_outputs, fake_outputs, strict=True):
+        for real, fake in zip(real_features, fake_features, strict=True):
+            real = real.detach()
+            terms.append(F.l1_loss(fake, real) / (real.abs().mean() + eps))
+    return torch.stack(terms).mean()

@@ -1,0 +1,217 @@
+"""The stage-one autoencoder: an Oobleck-style waveform VAE in pure torch.
+
+Encoder: a stem conv, then one block per stride (three dilated residual units, a SnakeBeta and
+a strided conv), then a conv to ``2 * latent_dim`` channels: the posterior's mean and scale.
+The decoder mirrors it with transposed convs. Every conv is weight-normed.
+
+The network is sized entirely by its constructor arguments, so the demo model, the tests'
+tiny model and a Stable-Audio-size model are the same class:
+
+    AudioVAE(channels=1, base_channels=32, channel_mults=(1, 2, 4, 8), strides=(2, 4, 4, 8))
+    AudioVAE(channels=2, base_channels=128, channel_mults=(1, 2, 4, 8, 16),
+             strides=(2, 4, 4, 8, 8), latent_dim=64)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.parametrizations import weight_norm
+
+# The posterior scale never reaches zero, so log(scale) in the KL stays finite.
+MIN_POSTERIOR_SCALE = 1e-4
+# SnakeBeta divides by beta; a floor keeps one collapsing beta from blowing up the activations.
+MIN_SNAKE_BETA = 1e-2
+
+
+#################################################################################
+#                                 Building blocks                               #
+#################################################################################
+
+
+def wn_conv1d(*args, **kwargs) -> nn.Module:
+    return weight_norm(nn.Conv1d(*args, **kwargs))
+
+
+def wn_conv_transpose1d(*args, **kwargs) -> nn.Module:
+    return weight_norm(nn.ConvTranspose1d(*args, **kwargs))
+
+
+class SnakeBeta(nn.Module):
+    """x + 1/beta * sin^2(alpha * x), with per-channel alpha and beta stored as logs.
+
+    Written as x + (1 - cos(2 alpha x)) / (2 beta), which needs one transcendental and no
+    square, and evaluated in the input's dtype so bf16 activations stay bf16.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.log_alpha = nn.Parameter(torch.zeros(1, channels, 1))
+        self.log_beta = nn.Parameter(torch.zeros(1, channels, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        two_alpha = 2.0 * self.log_alpha.exp()  # (1, C, 1)
+        half_inv_beta = 0.5 * torch.exp(-self.log_beta.clamp(min=math.log(MIN_SNAKE_BETA)))  # (1, C, 1)
+        two_alpha, half_inv_beta = two_alpha.to(x.dtype), half_inv_beta.to(x.dtype)
+        return torch.addcmul(
+            x + half_inv_beta, torch.cos(x * two_alpha), half_inv_beta, value=-1.0
+        )  # (B, C, T)
+
+
+def _activation(dim: int, use_snake: bool) -> nn.Module:
+    return SnakeBeta(dim) if use_snake else nn.ELU()
+
+
+class ResidualUnit(nn.Module):
+    """Snake, dilated k=7 conv, snake, 1x1 conv, plus the input."""
+
+    def __init__(self, dim: int, dilation: int, use_snake: bool = True):
+        super().__init__()
+        self.block = nn.Sequential(
+            _activation(dim, use_snake),
+            wn_conv1d(dim, dim, kernel_size=7, dilation=dilation, padding=3 * dilation),
+            _activation(dim, use_snake),
+            wn_conv1d(dim, dim, kernel_size=1),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.block(x)  # (B, D, T)
+
+
+class Downsample(nn.Module):
+    """Strided conv with kernel 2*stride; output length is exactly input length / stride."""
+
+    def __init__(self, in_dim: int, out_dim: int, stride: int):
+        super().__init__()
+        self.pad = (stride // 2, stride - stride // 2)
+        self.conv = wn_conv1d(in_dim, out_dim, kernel_size=2 * stride, stride=stride)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(F.pad(x, self.pad))  # (B, D_out, T / stride)
+
+
+class Upsample(nn.Module):
+    """Transposed conv with kernel 2*stride; output length is exactly input length * stride."""
+
+    def __init__(self, in_dim: int, out_dim: int, stride: int):
+        super().__init__()
+        self.trim = (stride // 2, stride - stride // 2)
+        self.conv = wn_conv_transpose1d(in_dim, out_dim, kernel_size=2 * stride, stride=stride)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.conv(x)  # (B, D_out, (T + 1) * stride)
+        return y[..., self.trim[0] : y.shape[-1] - self.trim[1]]  # (B, D_out, T * stride)
+
+
+class EncoderBlock(nn.Sequential):
+    def __init__(self, in_dim: int, out_dim: int, stride: int, dilations, use_snake: bool):
+        super().__init__(
+            *[ResidualUnit(in_dim, d, use_snake) for d in dilations],
+            _activation(in_dim, use_snake),
+            Downsample(in_dim, out_dim, stride),
+        )
+
+
+class DecoderBlock(nn.Sequential):
+    def __init__(self, in_dim: int, out_dim: int, stride: int, dilations, use_snake: bool):
+        super().__init__(
+            _activation(in_dim, use_snake),
+            Upsample(in_dim, out_dim, stride),
+            *[ResidualUnit(out_dim, d, use_snake) for d in dilations],
+        )
+
+
+#################################################################################
+#                                   The VAE                                     #
+#################################################################################
+
+
+@dataclass
+class VAEOutput:
+    reconstruction: Tensor  # (B, C, T), same T as the input
+    latents: Tensor  # (B, latent_dim, F), sampled from the posterior
+    mean: Tensor  # (B, latent_dim, F)
+    scale: Tensor  # (B, latent_dim, F), posterior standard deviation
+    kl: Tensor  # scalar, see kl_divergence
+
+
+def kl_divergence(mean: Tensor, scale: Tensor) -> Tensor:
+    """KL(N(mean, scale^2) || N(0, 1)) in nats, summed over latent channels and averaged over
+    batch and frames: the KL per latent frame.
+
+    stable-audio-tools leaves out the factor 1/2, so its KL weight of 1e-4 is 2e-4 here.
+    """
+    mean, scale = mean.float(), scale.float()
+    var = scale * scale
+    return 0.5 * (mean * mean + var - 2.0 * torch.log(scale) - 1.0).sum(dim=1).mean()
+
+
+class AudioVAE(nn.Module):
+    """Waveform VAE: audio (B, channels, T) <-> latents (B, latent_dim, ceil(T / hop))."""
+
+    def __init__(
+        self,
+        channels: int = 1,
+        base_channels: int = 32,
+        channel_mults=(1, 2, 4, 8),
+        strides=(2, 4, 4, 8),
+        latent_dim: int = 16,
+        dilations=(1, 3, 9),
+        use_snake: bool = True,
+    ):
+        super().__init__()
+        if len(channel_mults) != len(strides):
+            raise ValueError(
+                f"channel_mults and strides need one entry per block, got {len(channel_mults)} and {len(strides)}"
+            )
+        self.channels = channels
+        self.latent_dim = latent_dim
+        self.strides = tuple(int(s) for s in strides)
+        self.hop = math.prod(self.strides)
+        # Block i maps widths[i] -> widths[i + 1]; the stem keeps base_channels, as in Oobleck.
+        widths = [base_channels] + [base_channels * m for m in channel_mults]
+
+        self.encoder = nn.Sequential(
+            wn_conv1d(channels, widths[0], kernel_size=7, padding=3),
+            *[
+                EncoderBlock(widths[i], widths[i + 1], s, dilations, use_snake)
+                for i, s in enumerate(self.strides)
+            ],
+            _activation(widths[-1], use_snake),
+            wn_conv1d(widths[-1], 2 * latent_dim, kernel_size=3, padding=1),
+        )
+        self.decoder = nn.Sequential(
+            wn_conv1d(latent_dim, widths[-1], kernel_size=7, padding=3),
+            *[
+                DecoderBlock(widths[i + 1], widths[i], s, dilations, use_snake)
+                for i, s in reversed(list(enumerate(self.strides)))
+            ],
+            _activation(widths[0], use_snake),
+            wn_conv1d(widths[0], channels, kernel_size=7, padding=3, bias=False),
+        )
+
+    def encode_posterior(self, audio: Tensor) -> tuple[Tensor, Tensor]:
+        """Posterior mean and scale, each (B, latent_dim, ceil(T / hop)); zero-pads the end."""
+        frames = math.ceil(audio.shape[-1] / self.hop)
+        audio = F.pad(audio, (0, frames * self.hop - audio.shape[-1]))  # (B, C, F * hop)
+        h = self.encoder(audio).float()  # (B, 2 * latent_dim, F)
+        mean, raw_scale = h.chunk(2, dim=1)  # (B, latent_dim, F) each
+        return mean, F.softplus(raw_scale) + MIN_POSTERIOR_SCALE
+
+    def encode(self, audio: Tensor, sample: bool = False) -> Tensor:
+        mean, scale = self.encode_posterior(audio)
+        return mean + scale * torch.randn_like(mean) if sample else mean  # (B, latent_dim, F)
+
+    def decode(self, latents: Tensor, length: int | None = None) -> Tensor:
+        audio = self.decoder(latents).float()  # (B, C, F * hop), float32 even under autocast
+        return audio if length is None else audio[..., :length]  # (B, C, length)
+
+    def forward(self, audio: Tensor) -> VAEOutput:
+        mean, scale = self.encode_posterior(audio)
+        latents = mean + scale * torch.randn_like(mean)  # (B, latent_dim, F)
+        reconstruction = self.decode(latents, length=audio.shape[-1])  # (B, C, T)
+        return VAEOutput(reconstruction, latents, mean, scale, kl_divergence(mean, scale))

@@ -1,0 +1,246 @@
+import json
+import logging
+import math
+
+import pytest
+import torch
+from conftest import write_sine
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+import latentaudio.data.latents as latents_module
+from latentaudio.audio import read_audio
+from latentaudio.data.latents import (
+    LatentDataset,
+    LatentFolderError,
+    LatentMismatchError,
+    encode_folder,
+    read_manifest,
+    split_latent_paths,
+)
+from latentaudio.data.metadata import load_metadata
+from latentaudio.data.scan import AudioFile, scan_audio_folder
+from latentaudio.vae.model import AudioVAE
+
+RATE = 16000
+HASH = "0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def vae():
+    torch.manual_seed(0)
+    return AudioVAE(channels=1, base_channels=4, channel_mults=(1, 2), strides=(2, 4), latent_dim=3).eval()
+
+
+@pytest.fixture
+def audio_root(tmp_path):
+    """Six sines of different lengths (one at 22.05 kHz stereo), with captions and labels."""
+    root = tmp_path / "audio"
+    rows = ["path,caption,label"]
+    for i in range(6):
+        relative = f"set{i % 2}/tone{i}.wav"
+        if i == 5:
+            write_sine(root / relative, frequency=300.0, seconds=0.5, sample_rate=22050, channels=2)
+        else:
+            write_sine(root / relative, frequency=200.0 + 50 * i, seconds=0.2 + 0.1 * i)
+        if i < 4:
+            rows.append(f"{relative},tone number {i},{'low' if i < 2 else 'high'}")
+    (root / "metadata.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def encode(vae, root, output, vae_hash=HASH, **kwargs):
+    files = scan_audio_folder(root, progress=False).files
+    metadata = load_metadata(root, [f.path for f in files])
+    kwargs.setdefault("shard_frames", 1500)
+    return encode_folder(vae, vae_hash, RATE, root, files, output, metadata, progress=False, **kwargs)
+
+
+def direct_latents(vae, path):
+    audio, _ = read_audio(path, sample_rate=RATE, channels=1)
+    with torch.inference_mode():
+        return vae.encode(audio[None])[0]  # (latent_dim, F)
+
+
+def read_shard(path):
+    """(tensors, clip records); the header's key order is not fixed, so bytes are not compared."""
+    with safe_open(str(path), framework="pt") as handle:
+        clips = json.loads(handle.metadata()["clips"])
+    return load_file(str(path)), clips
+
+
+def test_shards_hold_every_file_once_and_read_back_exactly(vae, audio_root, tmp_path):
+    manifest = encode(vae, audio_root, tmp_path / "latents")
+    assert manifest["complete"] and manifest["vae_hash"] == HASH
+    assert (manifest["sample_rate"], manifest["hop"], manifest["latent_dim"]) == (RATE, 8, 3)
+    assert len(manifest["shards"]) >= 3  # clips spread over several shards
+    covered = [path for shard in manifest["shards"] for path in shard["files"]]
+    assert sorted(covered) == sorted(f"set{i % 2}/tone{i}.wav" for i in range(6))
+    on_disk = sorted(p.name for p in (tmp_path / "latents").iterdir())
+    assert on_disk == ["manifest.json"] + [s["name"] for s in manifest["shards"]]
+    assert manifest["labels"] == ["high", "low"]
+
+    dataset = LatentDataset(tmp_path / "latents", crop_frames=2000, random_crop=False)
+    assert len(dataset) == 6 and dataset.labels == ["high", "low"]
+    for item in (dataset[i] for i in range(len(dataset))):
+        expected = direct_latents(vae, audio_root / item["path"])  # (3, F)
+        frames = expected.shape[-1]
+        assert item["latents"].shape == (3, 2000) and item["latents"].dtype == torch.float32
+        assert torch.allclose(item["latents"][:, :frames], expected, atol=1e-6)
+        assert item["padding_mask"].sum() == frames and not item["latents"][:, frames:].any()
+        assert item["seconds_start"] == 0.0
+    by_path = {dataset[i]["path"]: dataset[i] for i in range(len(dataset))}
+    assert by_path["set0/tone0.wav"]["caption"] == "tone number 0"
+    assert by_path["set0/tone0.wav"]["label"] == 1  # "low" in ["high", "low"]
+    assert by_path["set1/tone5.wav"]["caption"] == "" and by_path["set1/tone5.wav"]["label"] == -1
+    assert by_path["set1/tone5.wav"]["seconds_total"] == pytest.approx(0.5)
+
+
+def test_long_files_are_encoded_in_chunks_like_one_piece(vae, tmp_path):
+    root = tmp_path / "audio"
+    write_sine(root / "long.wav", seconds=2.0)
+    manifest = encode(vae, root, tmp_path / "latents", chunk_seconds=0.1, overlap_frames=64)
+    stored = load_file(str(tmp_path / "latents" / manifest["shards"][0]["name"]))["latents"]
+    assert torch.allclose(stored, direct_latents(vae, root / "long.wav"), atol=1e-4)
+
+
+def test_crop_timing_follows_the_crop(vae, tmp_path):
+    root = tmp_path / "audio"
+    write_sine(root / "one.wav", seconds=1.0)  # 16000 samples, hop 8: 2000 frames
+    write_sine(root / "other_rate.wav", seconds=0.75, sample_rate=22050)
+    encode(vae, root, tmp_path / "latents")
+    middle = LatentDataset(tmp_path / "latents", crop_frames=500, random_crop=False, paths={"one.wav"})
+    item = middle[0]
+    assert item["seconds_start"] == pytest.approx(750 * 8 / RATE)  # (2000 - 500) // 2 frames in
+    assert item["seconds_total"] == pytest.approx(1.0)
+    full = LatentDataset(tmp_path / "latents", crop_frames=2000, random_crop=False, paths={"one.wav"})[0]
+    randomly = LatentDataset(tmp_path / "latents", crop_frames=500, paths={"one.wav"})
+    torch.manual_seed(3)
+    starts = set()
+    for _ in range(5):
+        item = randomly[0]
+        start = round(item["seconds_start"] * RATE / 8)
+        starts.add(start)
+        assert item["seconds_start"] == pytest.approx(start * 8 / RATE)
+        assert torch.equal(item["latents"], full["latents"][:, start : start + 500])
+        assert item["padding_mask"].all() and item["seconds_total"] == pytest.approx(1.0)
+    assert len(starts) > 1
+    other = LatentDataset(tmp_path / "latents", crop_frames=500, paths={"other_rate.wav"})[0]
+    assert other["seconds_total"] == int(0.75 * 22050) / 22050  # the source file's own length
+
+
+def test_resume_after_a_kill_encodes_each_file_once_and_matches_an_uninterrupted_run(
+    vae, audio_root, tmp_path, monkeypatch
+):
+    reference = encode(vae, audio_root, tmp_path / "reference")
+
+    real_write_shard, real_read_audio = latents_module._write_shard, latents_module.read_audio
+    written, reads = [], []
+
+    def write_then_die(path, *args):
+        real_write_shard(path, *args)
+        written.append(path.name)
+        if len(written) == 2:  # the second shard is in place, but the manifest does not list it yet
+            raise KeyboardInterrupt
+
+    def counting_read_audio(path, *args, **kwargs):
+        reads.append(str(path.relative_to(audio_root)))
+        return real_read_audio(path, *args, **kwargs)
+
+    monkeypatch.setattr(latents_module, "_write_shard", write_then_die)
+    monkeypatch.setattr(latents_module, "read_audio", counting_read_audio)
+    output = tmp_path / "latents"
+    with pytest.raises(KeyboardInterrupt):
+        encode(vae, audio_root, output)
+    killed = read_manifest(output, require_complete=False)
+    assert [s["name"] for s in killed["shards"]] == ["shard-00000.safetensors"]
+    with pytest.raises(LatentFolderError, match="unfinished"):
+        read_manifest(output)
+    (output / "shard-00002.safetensors.tmp99999").write_bytes(b"half a shard")  # a kill mid-write
+
+    monkeypatch.setattr(latents_module, "_write_shard", real_write_shard)
+    reads.clear()
+    resumed = encode(vae, audio_root, output)
+    assert not set(reads) & set(killed["shards"][0]["files"])
+    assert sorted(reads) == sorted(set(reads))
+    assert resumed == reference
+    assert sorted(p.name for p in output.iterdir()) == sorted(
+        p.name for p in (tmp_path / "reference").iterdir()
+    )
+    for shard in reference["shards"]:
+        ours, theirs = read_shard(output / shard["name"]), read_shard(tmp_path / "reference" / shard["name"])
+        assert ours[1] == theirs[1] and all(torch.equal(ours[0][k], theirs[0][k]) for k in theirs[0])
+
+    reads.clear()
+    assert encode(vae, audio_root, output) == reference and reads == []  # a finished folder: nothing to do
+
+
+def test_undecodable_file_and_non_finite_latents_are_skipped_with_one_warning(
+    vae, audio_root, tmp_path, monkeypatch, caplog
+):
+    files = scan_audio_folder(audio_root, progress=False).files
+    (audio_root / "broken.wav").write_bytes(b"RIFF but not really audio")
+    files.append(AudioFile("broken.wav", RATE, 1, 1000))
+    real_encode = latents_module.encode_chunked
+
+    def poisoned(model, audio, *args):
+        latents = real_encode(model, audio, *args)
+        return latents * math.inf if audio.shape[-1] == int(0.4 * RATE) else latents  # tone2 only
+
+    monkeypatch.setattr(latents_module, "encode_chunked", poisoned)
+    with caplog.at_level(logging.WARNING):
+        manifest = encode_folder(vae, HASH, RATE, audio_root, files, tmp_path / "latents", progress=False)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2
+    assert "tone2.wav" in warnings[0] and "non-finite" in warnings[0] and "broken.wav" in warnings[1]
+    assert [s["path"] for s in manifest["skipped"]] == ["set0/tone2.wav", "broken.wav"]
+    assert manifest["complete"]
+    covered = {path for shard in manifest["shards"] for path in shard["files"]}
+    assert len(covered) == 5 and "broken.wav" not in covered
+
+
+def test_statistics_are_exact_over_all_frames(vae, audio_root, tmp_path):
+    manifest = encode(vae, audio_root, tmp_path / "latents", shard_frames=700)
+    everything = torch.cat(
+        [load_file(str(tmp_path / "latents" / s["name"]))["latents"] for s in manifest["shards"]], dim=-1
+    ).double()  # (3, all frames)
+    statistics = manifest["statistics"]
+    assert statistics["frames"] == everything.shape[-1] == manifest["frames"]
+    assert torch.allclose(
+        torch.tensor(statistics["mean"], dtype=torch.float64), everything.mean(-1), rtol=1e-12, atol=1e-14
+    )
+    assert torch.allclose(
+        torch.tensor(statistics["std"], dtype=torch.float64), everything.std(-1, correction=0), rtol=1e-12
+    )
+    dataset = LatentDataset(tmp_path / "latents", crop_frames=16)
+    assert torch.allclose(dataset.statistics["std"], everything.std(-1, correction=0).float())
+
+
+def test_another_vae_is_refused_with_both_hashes(vae, audio_root, tmp_path):
+    encode(vae, audio_root, tmp_path / "latents")
+    with pytest.raises(LatentMismatchError, match=f"{HASH}.*fedcba9876543210"):
+        LatentDataset(tmp_path / "latents", crop_frames=16, expected_vae_hash="fedcba9876543210")
+    with pytest.raises(LatentMismatchError, match=f"{HASH}.*fedcba9876543210.*another output folder"):
+        encode(vae, audio_root, tmp_path / "latents", vae_hash="fedcba9876543210")
+    LatentDataset(tmp_path / "latents", crop_frames=16, expected_vae_hash=HASH)
+
+
+def test_folders_that_are_not_latents_are_refused(tmp_path):
+    with pytest.raises(LatentFolderError, match="does not exist"):
+        read_manifest(tmp_path / "missing")
+    with pytest.raises(LatentFolderError, match="not a latent folder"):
+        read_manifest(tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps({"something": "else"}))
+    with pytest.raises(LatentFolderError, match="does not describe"):
+        LatentDataset(tmp_path, crop_frames=16)
+
+
+def test_split_is_by_path_and_datasets_follow_it(vae, audio_root, tmp_path):
+    manifest = encode(vae, audio_root, tmp_path / "latents")
+    train, val = split_latent_paths(manifest, val_fraction=0.3, seed=0)
+    assert train and val and not train & val and len(train | val) == 6
+    assert split_latent_paths(manifest, 0.3, 0) == (train, val)
+    dataset = LatentDataset(tmp_path / "latents", crop_frames=16, random_crop=False, paths=val)
+    assert {dataset[i]["path"] for i in range(len(dataset))} == val
+    labelled = LatentDataset(tmp_path / "latents", crop_frames=16, labels=["low", "high", "other"])
+    assert {labelled[i]["label"] for i in range(len(labelled))} == {0, 1, -1}

@@ -1,0 +1,77 @@
+import pytest
+import torch
+
+from latentaudio.vae import (
+    SpectralReconstructionLoss,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_adversarial_loss,
+)
+
+FFT_SIZES = (512, 128, 32)
+
+
+def tone(channels: int, length: int = 8000) -> torch.Tensor:
+    torch.manual_seed(0)
+    t = torch.arange(length) / 16000
+    left = 0.5 * torch.sin(2 * torch.pi * 440 * t) + 0.05 * torch.randn(length)
+    right = 0.3 * torch.sin(2 * torch.pi * 660 * t) + 0.05 * torch.randn(length)
+    return torch.stack([left, right][:channels]).expand(2, channels, length).clone()
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_reconstruction_loss_zero_for_identical_and_penalises_loud_output(channels):
+    loss_fn = SpectralReconstructionLoss(16000, channels, fft_sizes=FFT_SIZES)
+    target = tone(channels)
+    same, parts = loss_fn(target.clone(), target)
+    assert same.item() == pytest.approx(0.0, abs=1e-5)
+    assert set(parts) == ({"mrstft"} if channels == 1 else {"mrstft_sum", "mrstft_diff", "mrstft_left_right"})
+    # With the reference second, a 2x-loud prediction costs more than a 2x-quiet one of the
+    # same log distance; swapped arguments would reward the loud one.
+    loud, _ = loss_fn(2.0 * target, target)
+    quiet, _ = loss_fn(0.5 * target, target)
+    assert loud > quiet > 0.1
+
+
+def test_reconstruction_loss_folds_extra_channels_and_handles_bf16():
+    loss_fn = SpectralReconstructionLoss(16000, 2, fft_sizes=FFT_SIZES, stereo_sum_diff=False)
+    target = tone(2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, parts = loss_fn(target.to(torch.bfloat16), target)
+    assert set(parts) == {"mrstft"} and loss.dtype == torch.float32 and torch.isfinite(loss)
+
+
+def test_perceptual_weighting_runs_on_stereo():
+    pytest.importorskip("scipy")  # auraloss's A-weighting filter is designed with scipy
+    loss_fn = SpectralReconstructionLoss(16000, 2, fft_sizes=FFT_SIZES, perceptual_weighting=True)
+    target = tone(2)
+    assert loss_fn(target, target)[0].item() == pytest.approx(0.0, abs=1e-5)
+    assert loss_fn(0.5 * target, target)[0] > 0.1
+
+
+def outputs(logit_value: float, n: int = 2):
+    return [
+        (torch.full((2, 1, 5, 3), logit_value), [torch.full((2, 4, 5, 3), logit_value)]) for _ in range(n)
+    ]
+
+
+@pytest.mark.parametrize("kind", ["hinge", "lsgan"])
+def test_adversarial_loss_signs(kind):
+    confident = discriminator_loss(outputs(2.0), outputs(-2.0), kind)
+    fooled = discriminator_loss(outputs(-2.0), outputs(2.0), kind)
+    assert confident < fooled
+    assert discriminator_loss(outputs(1.0), outputs(-1.0 if kind == "hinge" else 0.0), kind).item() == 0.0
+    # The generator wants the discriminator to call its output real.
+    assert generator_adversarial_loss(outputs(2.0), kind) < generator_adversarial_loss(outputs(-2.0), kind)
+    with pytest.raises(ValueError):
+        discriminator_loss(outputs(1.0), outputs(1.0), "wasserstein")
+
+
+def test_feature_matching():
+    real = outputs(3.0)
+    assert feature_matching_loss(real, outputs(3.0)).item() == 0.0
+    # Relative L1: |1 - 3| / |3| on every layer.
+    assert feature_matching_loss(real, outputs(1.0)).item() == pytest.approx(2.0 / 3.0)
+    fake = [(logits, [f.clone().requires_grad_() for f in feats]) for logits, feats in outputs(1.0)]
+    feature_matching_loss(real, fake).backward()
+    assert fake[0][1][0].grad is not None

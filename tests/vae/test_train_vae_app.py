@@ -1,0 +1,51 @@
+import pytest
+import torch
+from apps_helpers import compose_app
+
+from latentaudio.apps.common import ConfigError
+from latentaudio.apps.train_vae import check_vae_config, train
+from latentaudio.bundle import load_bundle
+
+
+def tiny_overrides(root, steps=4):
+    return [
+        "model/vae=tiny",
+        f"data.root={root}",
+        "data.sample_length=2048",
+        "data.val_fraction=0.2",
+        "debug=fast",
+        f"trainer.max_steps={steps}",
+        "loss.adversarial_start_step=2",
+        "callbacks.model_checkpoint.every_n_train_steps=2",
+    ]
+
+
+def test_train_vae_writes_checkpoint_and_bundle_and_resumes(sine_folder, tmp_path):
+    run = tmp_path / "run"
+    metric = train(compose_app("train_vae", run, tiny_overrides(sine_folder)))
+    assert metric is not None and metric > 0
+    last = run / "checkpoints" / "last.ckpt"
+    first = torch.load(last, weights_only=True)
+    assert first["global_step"] == 4
+    bundle = load_bundle(run / "export", kind="vae")
+    assert bundle.meta["step"] == 4 and bundle.meta["hop"] == 8 and bundle.meta["sample_rate"] == 16000
+    assert len(bundle.meta["latent_statistics"]["std"]) == 4
+    assert (run / "config.yaml").exists()
+
+    # a restart in the same run folder continues the step count and both optimizers' state
+    train(compose_app("train_vae", run, tiny_overrides(sine_folder, steps=6) + ["ckpt_path=last"]))
+    resumed = torch.load(last, weights_only=True)
+    assert resumed["global_step"] == 6
+    generator_state, discriminator_state = resumed["optimizer_states"]
+    assert generator_state["state"] and discriminator_state["state"]
+    first_step = first["optimizer_states"][0]["state"][0]["step"]
+    assert resumed["optimizer_states"][0]["state"][0]["step"] == first_step + 2
+
+
+def test_bad_vae_configs_fail_before_any_work(sine_folder, tmp_path):
+    cfg = compose_app("train_vae", tmp_path / "r", tiny_overrides(sine_folder) + ["data.sample_length=2047"])
+    with pytest.raises(ConfigError, match="data.sample_length=2048"):
+        check_vae_config(cfg)
+    cfg = compose_app("train_vae", tmp_path / "r", tiny_overrides(tmp_path / "nowhere"))
+    with pytest.raises(ValueError, match="does not exist"):
+        check_vae_config(cfg)
