@@ -13,7 +13,7 @@ import hydra
 from omegaconf import DictConfig
 
 from latentaudio.apps.common import CONFIG_PATH, ConfigError, log, save_resolved_config
-from latentaudio.bundle import load_bundle
+from latentaudio.bundle import Bundle, load_bundle
 from latentaudio.data.latents import encode_folder
 from latentaudio.data.metadata import load_metadata
 from latentaudio.data.scan import scan_audio_folder
@@ -27,27 +27,53 @@ def encode_dataset(cfg: DictConfig) -> dict:
             "(outputs/train_vae/<date>/<time>/export)"
         )
     bundle = load_bundle(cfg.vae, kind="vae")  # BundleError says what is wrong with the folder
-    vae = bundle.build("vae", device=cfg.device)
-    sample_rate = int(bundle.meta["sample_rate"])
-    scan = scan_audio_folder(
-        cfg.data.root, cfg.data.min_seconds, cfg.data.check_content, cfg.data.cache_dir, cfg.progress
-    )
-    metadata = load_metadata(scan.root, [f.path for f in scan.files])
-    log.info("encoding %s with VAE %s (%s) into %s", scan.root, bundle.hash, bundle.path, cfg.output)
-    manifest = encode_folder(
-        vae,
-        bundle.hash,
-        sample_rate,
-        scan.root,
-        scan.files,
+    return encode_with_vae(
+        bundle,
+        cfg.data.root,
         cfg.output,
-        metadata=metadata,
+        device=cfg.device,
+        min_seconds=cfg.data.min_seconds,
+        check_content=cfg.data.check_content,
+        cache_dir=cfg.data.cache_dir,
         chunk_seconds=cfg.chunk_seconds,
         shard_frames=cfg.shard_frames,
         overlap_frames=cfg.overlap_frames,
         progress=cfg.progress,
     )
-    log_summary(manifest, cfg.output)
+
+
+def encode_with_vae(
+    bundle: Bundle,
+    root,
+    output,
+    device: str = "cpu",
+    min_seconds: float = 0.05,
+    check_content: bool = True,
+    cache_dir=None,
+    chunk_seconds: float = 30.0,
+    shard_frames: int = 2**18,
+    overlap_frames: int = 64,
+    progress: bool = True,
+) -> dict:
+    """Encode the audio folder ``root`` with the VAE of ``bundle`` into shards in ``output`` (resumable)."""
+    vae = bundle.build("vae", device=device)
+    scan = scan_audio_folder(root, min_seconds, check_content, cache_dir, progress)
+    metadata = load_metadata(scan.root, [f.path for f in scan.files])
+    log.info("encoding %s with VAE %s (%s) into %s", scan.root, bundle.hash, bundle.path, output)
+    manifest = encode_folder(
+        vae,
+        bundle.hash,
+        int(bundle.meta["sample_rate"]),
+        scan.root,
+        scan.files,
+        output,
+        metadata=metadata,
+        chunk_seconds=chunk_seconds,
+        shard_frames=shard_frames,
+        overlap_frames=overlap_frames,
+        progress=progress,
+    )
+    log_summary(manifest, output)
     if manifest["frames"] == 0:
         raise ConfigError(f"no file under {scan.root} could be encoded (see the warnings above)")
     return manifest

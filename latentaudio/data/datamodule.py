@@ -8,6 +8,7 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
 from latentaudio.data.dataset import AudioCropDataset, split_of
+from latentaudio.data.latents import LatentDataset, LatentMismatchError, read_manifest, split_latent_paths
 from latentaudio.data.metadata import label_vocabulary, load_metadata
 from latentaudio.data.scan import DataFolderError, ScanResult, scan_audio_folder
 
@@ -74,22 +75,73 @@ class AudioDataModule(pl.LightningDataModule):
         self.val_set = AudioCropDataset(files=val, random_crop=False, **common)
         log.info("%d training files, %d validation files, %d labels", len(train), len(val), len(self.labels))
 
-    def _loader(self, dataset: AudioCropDataset, shuffle: bool, drop_last: bool) -> DataLoader:
-        hp = self.hparams
-        workers = hp.num_workers
-        return DataLoader(
-            dataset,
-            batch_size=hp.batch_size,
-            shuffle=shuffle,
-            drop_last=drop_last and len(dataset) >= hp.batch_size,
-            num_workers=workers,
-            pin_memory=hp.pin_memory,
-            persistent_workers=hp.persistent_workers and workers > 0,
-            prefetch_factor=hp.prefetch_factor if workers > 0 else None,
-        )
-
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True, drop_last=self.hparams.drop_last)
+        return _loader(self.train_set, self.hparams, shuffle=True, drop_last=self.hparams.drop_last)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False, drop_last=False)
+        return _loader(self.val_set, self.hparams, shuffle=False, drop_last=False)
+
+
+class LatentDataModule(pl.LightningDataModule):
+    """Random crops of pre-encoded latents (from ``encode-dataset``), split by a hash of the source path."""
+
+    def __init__(
+        self,
+        latents: str,
+        crop_frames: int,
+        batch_size: int = 16,
+        val_fraction: float = 0.05,
+        split_seed: int = 0,
+        expected_vae_hash: str | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+        prefetch_factor: int | None = None,
+        drop_last: bool = True,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.manifest = read_manifest(latents)
+        if expected_vae_hash is not None and self.manifest["vae_hash"] != expected_vae_hash:
+            raise LatentMismatchError(
+                f"the latents in {latents} were made by VAE {self.manifest['vae_hash']}, but this run uses VAE "
+                f"{expected_vae_hash}: encode the audio again with this VAE (make encode-dataset), "
+                "or pass the VAE bundle that made them"
+            )
+        self.labels: list[str] = list(self.manifest.get("labels") or [])
+        self.train_set: LatentDataset | None = None
+        self.val_set: LatentDataset | None = None
+
+    @property
+    def statistics(self) -> dict:
+        return self.manifest["statistics"]
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        hp = self.hparams
+        train_paths, val_paths = split_latent_paths(self.manifest, hp.val_fraction, hp.split_seed)
+        common = dict(directory=hp.latents, crop_frames=hp.crop_frames, labels=self.labels)
+        self.train_set = LatentDataset(random_crop=True, paths=train_paths, **common)
+        self.val_set = LatentDataset(random_crop=False, paths=val_paths, **common)
+        log.info("%d training clips, %d validation clips of latents", len(self.train_set), len(self.val_set))
+
+    def train_dataloader(self) -> DataLoader:
+        return _loader(self.train_set, self.hparams, shuffle=True, drop_last=self.hparams.drop_last)
+
+    def val_dataloader(self) -> DataLoader:
+        return _loader(self.val_set, self.hparams, shuffle=False, drop_last=False)
+
+
+def _loader(dataset, hp, shuffle: bool, drop_last: bool) -> DataLoader:
+    workers = hp.num_workers
+    return DataLoader(
+        dataset,
+        batch_size=hp.batch_size,
+        shuffle=shuffle,
+        drop_last=drop_last and len(dataset) >= hp.batch_size,
+        num_workers=workers,
+        pin_memory=hp.pin_memory,
+        persistent_workers=hp.persistent_workers and workers > 0,
+        prefetch_factor=hp.prefetch_factor if workers > 0 else None,
+    )

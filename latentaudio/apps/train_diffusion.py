@@ -1,0 +1,164 @@
+"""Stage two: train the DiT on the latents of a trained VAE.
+
+make train-diffusion ARGS="experiment=demo_dit vae=outputs/demo/vae/export"
+latentaudio-train-diffusion vae=<bundle> data.root=/path/to/audio      # encodes the folder once, cached
+latentaudio-train-diffusion vae=<bundle> latents=/path/to/latent/shards
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import hydra
+import pytorch_lightning as pl
+from omegaconf import DictConfig
+
+from latentaudio.apps.common import (
+    CONFIG_PATH,
+    ConfigError,
+    build_callbacks,
+    build_loggers,
+    build_trainer,
+    finish_loggers,
+    log,
+    plain,
+    resolve_ckpt_path,
+    save_resolved_config,
+)
+from latentaudio.bundle import Bundle, load_bundle
+from latentaudio.data.latents import LatentFolderError, read_manifest
+from latentaudio.data.scan import check_data_root
+
+
+def load_vae_bundle(cfg: DictConfig) -> Bundle:
+    if cfg.get("vae") in (None, ""):
+        raise ConfigError(
+            "vae=<path> is required: the VAE bundle whose latents the DiT learns "
+            "(the export/ folder of a train-vae run, e.g. outputs/demo/vae/export)"
+        )
+    return load_bundle(cfg.vae, kind="vae")
+
+
+def check_diffusion_config(cfg: DictConfig) -> Bundle:
+    """Fail in seconds, before encoding or building anything, on settings that cannot work."""
+    bundle = load_vae_bundle(cfg)
+    if cfg.data.crop_frames < 1:
+        raise ConfigError(f"data.crop_frames={cfg.data.crop_frames}: it must be at least 1")
+    if cfg.dit.width % cfg.dit.heads or (cfg.dit.width // cfg.dit.heads) % 2:
+        raise ConfigError(
+            f"dit.width={cfg.dit.width} must split into dit.heads={cfg.dit.heads} heads of an even size"
+        )
+    if cfg.conditioning.text not in (None, "bytes", "t5"):
+        raise ConfigError(f"conditioning.text={cfg.conditioning.text}: choose null, bytes or t5")
+    if cfg.get("latents"):
+        read_manifest(cfg.latents)  # LatentFolderError names what is missing
+    else:
+        check_data_root(cfg.data.root)
+    return bundle
+
+
+def latent_cache_folder(cfg: DictConfig, bundle: Bundle) -> Path:
+    """Where the latents of ``data.root`` under this VAE are cached: keyed by both."""
+    root_key = hashlib.sha1(os.fsencode(Path(cfg.data.root).resolve())).hexdigest()[:12]
+    return Path(cfg.paths.cache_dir) / "latents" / f"{bundle.hash}-{root_key}"
+
+
+def resolve_latents(cfg: DictConfig, bundle: Bundle) -> str:
+    """The latent-shard folder to train on: ``latents=`` or the (resumable) cache of ``data.root``."""
+    if cfg.get("latents"):
+        return str(cfg.latents)
+    from latentaudio.apps.encode_dataset import encode_with_vae
+
+    folder = latent_cache_folder(cfg, bundle)
+    try:
+        read_manifest(folder)
+        log.info("using the cached latents of %s in %s", cfg.data.root, folder)
+    except LatentFolderError:
+        log.info("encoding %s once with the VAE; cached in %s", cfg.data.root, folder)
+        encode_with_vae(
+            bundle,
+            cfg.data.root,
+            folder,
+            min_seconds=cfg.data.min_seconds,
+            check_content=cfg.data.check_content,
+            cache_dir=cfg.paths.cache_dir,
+            chunk_seconds=cfg.data.chunk_seconds,
+        )
+    return str(folder)
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Train and export; returns the final validation loss (for sweeps)."""
+    from latentaudio.data.datamodule import LatentDataModule
+    from latentaudio.dit.training import DiTTraining
+
+    bundle = check_diffusion_config(cfg)
+    save_resolved_config(cfg)
+    pl.seed_everything(cfg.seed, workers=True)
+    d = cfg.data
+    datamodule = LatentDataModule(
+        latents=resolve_latents(cfg, bundle),
+        crop_frames=d.crop_frames,
+        batch_size=d.batch_size,
+        val_fraction=d.val_fraction,
+        split_seed=d.split_seed,
+        expected_vae_hash=bundle.hash,
+        num_workers=d.num_workers,
+        pin_memory=d.pin_memory,
+        persistent_workers=d.persistent_workers,
+        prefetch_factor=d.prefetch_factor,
+        drop_last=d.drop_last,
+    )
+    c = cfg.conditioning
+    labels = datamodule.labels if c.labels else []
+    module = DiTTraining(
+        dit=plain(cfg.dit),
+        conditioner={
+            "global_dim": c.global_dim,
+            "cross_dim": c.cross_dim,
+            "timing": c.timing,
+            "num_labels": len(labels),
+            "text": c.text,
+            "text_path": c.text_path,
+            "cfg_dropout": plain(c.cfg_dropout),
+            "max_seconds": c.max_seconds,
+        },
+        objective=plain(cfg.objective),
+        optim=plain(cfg.optim),
+        latent={
+            "vae_hash": bundle.hash,
+            "vae_path": str(bundle.path),
+            "sample_rate": bundle.meta["sample_rate"],
+            "hop": bundle.meta["hop"],
+            "latent_dim": bundle.meta["latent_dim"],
+            "mean": datamodule.statistics["mean"],
+            "std": datamodule.statistics["std"],
+            "crop_frames": d.crop_frames,
+        },
+        labels=labels,
+        ema=plain(cfg.ema),
+        guard=plain(cfg.guard),
+        sampling=plain(cfg.sampling),
+        media=plain(cfg.media),
+        max_steps=cfg.trainer.max_steps,
+    )
+    loggers = build_loggers(cfg)
+    try:
+        trainer = build_trainer(cfg, build_callbacks(cfg), loggers)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg))
+        metric = trainer.callback_metrics.get("val/loss")
+        log.info("done: %s", {k: round(float(v), 4) for k, v in trainer.callback_metrics.items()})
+        return float(metric) if metric is not None else None
+    finally:
+        finish_loggers(loggers)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train_diffusion")
+def main(cfg: DictConfig) -> float | None:
+    return train(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""The DiT together with its conditioner: metadata and noisy latents in, the model output out.
+
+Keeping both in one module lets one EMA, one checkpoint entry and one bundle cover them, and
+gives samplers a single ``model_fn`` with classifier-free guidance batched into one forward
+pass (conditional and unconditional halves side by side).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from latentaudio.dit.samplers import classifier_free_guidance
+
+
+class Denoiser(nn.Module):
+    def __init__(self, dit: nn.Module, conditioner: nn.Module):
+        super().__init__()
+        self.dit = dit
+        self.conditioner = conditioner
+
+    def forward(
+        self,
+        x: Tensor,
+        t: Tensor,
+        batch: dict,
+        force_uncond: bool = False,
+        aligned_cond: Tensor | None = None,
+    ) -> Tensor:
+        cond = self.conditioner(batch, force_uncond=force_uncond)
+        return self.dit(x, t, aligned_cond=aligned_cond, **cond)  # (B, D, T)
+
+    def guided(
+        self,
+        x: Tensor,
+        t: Tensor,
+        batch: dict,
+        cfg_scale: float = 1.0,
+        cfg_rescale: float = 0.0,
+        negative: dict | None = None,
+        aligned_cond: Tensor | None = None,
+    ) -> Tensor:
+        """Classifier-free guidance in one forward pass of twice the batch.
+
+        ``negative`` (optional) is a batch of conditions to steer away from instead of the
+        unconditional (null) one.
+        """
+        if cfg_scale == 1.0:
+            return self(x, t, batch, aligned_cond=aligned_cond)
+        cond = self.conditioner(batch)
+        uncond = (
+            self.conditioner(negative) if negative is not None else self.conditioner(batch, force_uncond=True)
+        )
+        both = _concat_conditions(cond, uncond)
+        aligned = None if aligned_cond is None else torch.cat([aligned_cond, aligned_cond])
+        out = self.dit(torch.cat([x, x]), torch.cat([t, t]), aligned_cond=aligned, **both)  # (2B, D, T)
+        cond_out, uncond_out = out.chunk(2)
+        return classifier_free_guidance(cond_out, uncond_out, cfg_scale, cfg_rescale)
+
+
+def _concat_conditions(a: dict, b: dict) -> dict:
+    out = {"global_cond": None, "cross_cond": None, "cross_mask": None}
+    if a["global_cond"] is not None:
+        out["global_cond"] = torch.cat([a["global_cond"], b["global_cond"]])  # (2B, G)
+    if a["cross_cond"] is not None:
+        length = max(a["cross_cond"].shape[1], b["cross_cond"].shape[1])
+        out["cross_cond"] = torch.cat(
+            [_pad_tokens(a["cross_cond"], length), _pad_tokens(b["cross_cond"], length)]
+        )
+        out["cross_mask"] = torch.cat(
+            [_pad_mask(a["cross_mask"], length), _pad_mask(b["cross_mask"], length)]
+        )
+    return out
+
+
+def _pad_tokens(tokens: Tensor, length: int) -> Tensor:
+    return nn.functional.pad(tokens, (0, 0, 0, length - tokens.shape[1]))  # (B, S', E)
+
+
+def _pad_mask(mask: Tensor, length: int) -> Tensor:
+    return nn.functional.pad(mask, (0, length - mask.shape[1]), value=False)  # (B, S')

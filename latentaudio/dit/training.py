@@ -1,0 +1,236 @@
+"""The LightningModule that trains the DiT on pre-encoded latents.
+
+Latents are scaled to zero mean and unit variance per channel by statistics measured on the
+training set (stored in the bundle; never a hand-set constant). The VAE is never trained
+here: it is loaded from its bundle only to decode samples for logging, and is kept out of
+the state dict. Hyperparameters are plain values, so ``load_from_checkpoint`` needs no YAML.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+
+from latentaudio.bundle import instantiate, save_bundle
+from latentaudio.dit.denoiser import Denoiser
+from latentaudio.dit.diffusion import make_objective
+from latentaudio.dit.samplers import sample
+from latentaudio.training.ema import EMA
+from latentaudio.training.guard import NonFiniteGuard
+from latentaudio.training.media import log_audio_examples
+from latentaudio.training.schedules import warmup_decay
+
+# validation noise levels: the loss is reported separately at each, on fixed noise
+NOISE_LEVELS = {"low": 0.15, "mid": 0.5, "high": 0.85}
+CONDITIONER_TARGET = "latentaudio.dit.conditioning.Conditioner"
+
+
+class DiTTraining(pl.LightningModule):
+    def __init__(
+        self,
+        dit: dict,
+        conditioner: dict,
+        objective: dict,
+        optim: dict,
+        latent: dict,
+        labels: list[str] | None = None,
+        ema: dict | None = None,
+        guard: dict | None = None,
+        sampling: dict | None = None,
+        media: dict | None = None,
+        max_steps: int = 10_000,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        conditioner_spec = {k: v for k, v in conditioner.items() if k != "_target_"}
+        conditioner_spec["num_labels"] = len(labels or []) if conditioner_spec.get("num_labels") else 0
+        self.conditioner_config = {"_target_": CONDITIONER_TARGET, **conditioner_spec}
+        conditioner_module = instantiate(self.conditioner_config)
+        self.dit_config = {
+            **dit,
+            "latent_dim": latent["latent_dim"],
+            "global_cond_dim": conditioner_module.global_cond_dim,
+            "cross_attn_dim": conditioner_module.cross_attn_dim,
+        }
+        self.denoiser = Denoiser(instantiate(self.dit_config), conditioner_module)
+        self.objective = make_objective(**objective_args(objective))
+        ema_decay = (ema or {}).get("decay", 0.0)
+        self.ema = EMA(self.denoiser, ema_decay) if ema_decay > 0 else None
+        self.guard = NonFiniteGuard((guard or {}).get("max_bad_steps", 20))
+        shape = (1, latent["latent_dim"], 1)
+        self.register_buffer("latent_mean", torch.tensor(latent["mean"], dtype=torch.float32).view(shape))
+        self.register_buffer("latent_std", torch.tensor(latent["std"], dtype=torch.float32).view(shape))
+        self._vae = None  # loaded on first use for media; a list keeps it out of the state dict
+
+    # ------------------------------------------------------------------ data scaling
+    def normalize(self, latents: torch.Tensor) -> torch.Tensor:
+        return (latents - self.latent_mean) / self.latent_std.clamp_min(1e-6)
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.latent_std + self.latent_mean
+
+    # ------------------------------------------------------------------ optimisation
+    def configure_optimizers(self):
+        o = self.hparams.optim
+        decay, no_decay = [], []
+        for name, parameter in self.denoiser.named_parameters():
+            if parameter.requires_grad:
+                (no_decay if parameter.dim() < 2 or "embedding" in name else decay).append(parameter)
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": o["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=o["lr"],
+            betas=tuple(o["betas"]),
+        )
+        schedule = warmup_decay(
+            optimizer, o["warmup_steps"], self.hparams.max_steps, o["decay"], o["min_lr_ratio"]
+        )
+        return [optimizer], [schedule]
+
+    def diffusion_loss(self, batch: dict, t: torch.Tensor, noise: torch.Tensor, network=None):
+        network = network or self.denoiser
+        x0 = self.normalize(batch["latents"])  # (B, D, T)
+        x_t = self.objective.noisy(x0, noise, t)
+        out = network(x_t, t, batch)
+        target = self.objective.target(x0, noise, t)
+        weighting = self.hparams.objective.get("weighting", "uniform")
+        return self.objective.loss(out, target, t, weighting=weighting, mask=batch.get("padding_mask"))
+
+    def training_step(self, batch: dict, batch_index: int) -> None:
+        optimizer = self.optimizers()
+        schedule = self.lr_schedulers()
+        latents = batch["latents"]
+        t = self.objective.sample_time(latents.shape[0], device=latents.device)
+        noise = torch.randn_like(latents)
+        loss, _ = self.diffusion_loss(batch, t, noise)
+        step = self.global_step
+        if not self.guard.check(step, loss=loss):
+            self.log("train/skipped_steps", float(self.guard.total))
+            return
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        clip = self.hparams.optim["grad_clip"]
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            self.denoiser.parameters(), clip if clip > 0 else float("inf")
+        )
+        if not self.guard.check(step, grad_norm=grad_norm):
+            optimizer.zero_grad(set_to_none=True)
+            self.log("train/skipped_steps", float(self.guard.total))
+            return
+        optimizer.step()
+        schedule.step()
+        if self.ema is not None:
+            self.ema.update(self.denoiser)
+        size = latents.shape[0]
+        self.log("train/loss", loss.detach(), prog_bar=True, batch_size=size)
+        self.log_dict(
+            {
+                "train/grad_norm": grad_norm,
+                "train/lr": schedule.get_last_lr()[0],
+                "train/skipped_steps": float(self.guard.total),
+            },
+            batch_size=size,
+        )
+
+    # ------------------------------------------------------------------ validation
+    def inference_network(self) -> Denoiser:
+        return self.ema.average if self.ema is not None else self.denoiser
+
+    def validation_step(self, batch: dict, batch_index: int) -> None:
+        latents = batch["latents"]
+        generator = torch.Generator(device="cpu").manual_seed(batch_index)
+        noise = torch.randn(latents.shape, generator=generator).to(latents)
+        network = self.inference_network()
+        losses = {}
+        for name, level in NOISE_LEVELS.items():
+            t = torch.full((latents.shape[0],), level, device=latents.device)
+            losses[f"val/loss_{name}"], _ = self.diffusion_loss(batch, t, noise, network)
+        losses["val/loss"] = sum(losses.values()) / len(losses)
+        self.log_dict(losses, batch_size=latents.shape[0], sync_dist=True)
+        if batch_index == 0:
+            self._log_media(batch)
+
+    def _log_media(self, batch: dict) -> None:
+        media = self.hparams.media or {}
+        every = media.get("every_n_steps", 0)
+        due = every and (self.global_step % every == 0 or self.global_step >= self.trainer.max_steps)
+        if not due or not self.trainer.is_global_zero or not self.hparams.latent.get("vae_path"):
+            return
+        count = min(media.get("n_examples", 2), batch["latents"].shape[0])
+        conditions = {
+            k: v[:count]
+            for k, v in batch.items()
+            if k in ("seconds_start", "seconds_total", "label", "caption")
+        }
+        sampling = self.hparams.sampling or {}
+        generator = torch.Generator(device="cpu").manual_seed(0)
+        noise = torch.randn(batch["latents"][:count].shape, generator=generator).to(batch["latents"])
+        network = self.inference_network()
+        x0 = sample(
+            lambda x, t: network.guided(x, t, conditions, sampling.get("cfg_scale", 1.0)),
+            noise,
+            self.objective,
+            sampling.get("sampler", default_sampler(self.objective.name)),
+            sampling.get("steps", 50),
+        )
+        vae = self.vae()
+        audio = vae.decode(self.denormalize(x0))  # (n, C, T)
+        examples = {f"generated{i}": audio[i] for i in range(count)}
+        log_audio_examples(
+            self.loggers,
+            self.trainer.default_root_dir,
+            self.global_step,
+            examples,
+            vae.sample_rate,
+            "samples",
+        )
+
+    def vae(self):
+        if self._vae is None:
+            from latentaudio.autoencoder import Autoencoder
+
+            self._vae = [Autoencoder.from_bundle(self.hparams.latent["vae_path"], device=self.device)]
+        return self._vae[0]
+
+    # ------------------------------------------------------------------ export
+    def export(self, directory: str | Path) -> str:
+        network = self.inference_network()
+        latent = self.hparams.latent
+        return save_bundle(
+            directory,
+            kind="dit",
+            components={"dit": network.dit, "conditioner": network.conditioner},
+            configs={"dit": self.dit_config, "conditioner": self.conditioner_config},
+            meta={
+                "vae_hash": latent["vae_hash"],
+                "sample_rate": latent["sample_rate"],
+                "hop": latent["hop"],
+                "latent_dim": latent["latent_dim"],
+                "latent_statistics": {"mean": latent["mean"], "std": latent["std"]},
+                "crop_frames": latent["crop_frames"],
+                "train_seconds": latent["crop_frames"] * latent["hop"] / latent["sample_rate"],
+                "objective": dict(self.hparams.objective),
+                "sampling": dict(self.hparams.sampling or {}),
+                "labels": list(self.hparams.labels or []),
+                "conditioning": self.conditioner_config,
+                "step": self.global_step,
+                "ema": self.ema is not None,
+            },
+        )
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["nonfinite_guard"] = self.guard.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.guard.load_state_dict(checkpoint.get("nonfinite_guard", {}))
+
+
+def objective_args(objective: dict) -> dict:
+    """The objective's constructor arguments from its config (``weighting`` belongs to the loss)."""
+    return {k: v for k, v in objective.items() if k != "weighting"}
+
+
+def default_sampler(objective_name: str) -> str:
+    return "dpmpp_2m" if objective_name == "v" else "heun"

@@ -1,0 +1,119 @@
+"""Stage two end to end on tiny models: VAE bundle -> cached latents -> DiT bundle -> generated audio."""
+
+import pytest
+import soundfile as sf
+import torch
+from apps_helpers import compose_app
+from conftest import write_sine
+
+from latentaudio.apps.generate import generate
+from latentaudio.apps.train_diffusion import latent_cache_folder, train
+from latentaudio.apps.train_vae import train as train_vae
+from latentaudio.bundle import instantiate, load_bundle, save_bundle
+from latentaudio.data.latents import LatentMismatchError
+from latentaudio.pipeline import BundleMismatchError, Pipeline
+
+
+@pytest.fixture(scope="module")
+def vae_bundle(tmp_path_factory):
+    root = tmp_path_factory.mktemp("audio")
+    rows = ["path,label"]
+    for i in range(10):
+        write_sine(root / f"tone{i}.wav", frequency=200.0 * (1 + i / 5), seconds=1.0)
+        rows.append(f"tone{i}.wav,{'low' if i < 5 else 'high'}")
+    (root / "metadata.csv").write_text("\n".join(rows) + "\n")
+    run = tmp_path_factory.mktemp("vae")
+    overrides = [
+        "model/vae=tiny",
+        f"data.root={root}",
+        "data.sample_length=2048",
+        "debug=fast",
+        "trainer.max_steps=2",
+    ]
+    train_vae(compose_app("train_vae", run, overrides))
+    return root, run / "export"
+
+
+def dit_overrides(root, vae, steps=4):
+    return [
+        "model/dit=tiny",
+        f"vae={vae}",
+        f"data.root={root}",
+        "data.crop_frames=64",
+        "data.batch_size=4",
+        "data.val_fraction=0.2",
+        "debug=fast",
+        f"trainer.max_steps={steps}",
+        "ema.decay=0.9",
+        "optim.warmup_steps=0",
+    ]
+
+
+def test_train_diffusion_from_a_folder_then_generate(vae_bundle, tmp_path):
+    root, vae = vae_bundle
+    cfg = compose_app("train_diffusion", tmp_path / "dit", dit_overrides(root, vae))
+    loss = train(cfg)
+    assert loss is not None and loss > 0
+    cache = latent_cache_folder(cfg, load_bundle(vae))
+    assert (cache / "manifest.json").exists()
+
+    checkpoint = torch.load(tmp_path / "dit" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["global_step"] == 4
+    state = checkpoint["state_dict"]
+    raw_keys = [k for k in state if k.startswith("denoiser.")]
+    differing = [
+        k for k in raw_keys if not torch.equal(state[k], state["ema.average." + k[len("denoiser.") :]])
+    ]
+    assert differing, "EMA weights should differ from the raw weights after training"
+    bundle = load_bundle(tmp_path / "dit" / "export", kind="dit")
+    for key in raw_keys:
+        exported = bundle.tensors[key[len("denoiser.") :]]
+        assert torch.equal(exported, state["ema.average." + key[len("denoiser.") :]])
+    assert bundle.meta["labels"] == ["high", "low"] and bundle.meta["vae_hash"] == load_bundle(vae).hash
+
+    out = tmp_path / "generated"
+    gen = compose_app(
+        "generate",
+        out,
+        [
+            f"vae={vae}",
+            f"dit={tmp_path / 'dit' / 'export'}",
+            "seconds=0.5",
+            "n=2",
+            "steps=4",
+            "label=low",
+            f"output={out}",
+        ],
+    )
+    paths = generate(gen)
+    assert len(paths) == 2 and (out / "settings.json").exists() and (out / "clip00.png").exists()
+    info = sf.info(str(paths[0]))
+    assert info.samplerate == 16000 and info.frames == 8000
+
+    pipe = Pipeline.from_bundles(vae, tmp_path / "dit" / "export")
+    first = pipe.generate(seconds=0.5, n=1, steps=3, seed=7)
+    assert torch.equal(first, pipe.generate(seconds=0.5, n=1, steps=3, seed=7))
+    assert not torch.equal(first, pipe.generate(seconds=0.5, n=1, steps=3, seed=8))
+
+    # a second run on the same folder reuses the cached latents
+    train(compose_app("train_diffusion", tmp_path / "dit2", dit_overrides(root, vae, steps=1)))
+
+
+def test_another_vae_is_refused_naming_both_hashes(vae_bundle, tmp_path):
+    root, vae = vae_bundle
+    train(compose_app("train_diffusion", tmp_path / "dit", dit_overrides(root, vae, steps=1)))
+    original = load_bundle(vae)
+    other_vae = instantiate(original.config["vae"])
+    other = tmp_path / "other_vae"
+    other_hash = save_bundle(other, "vae", {"vae": other_vae}, {"vae": original.config["vae"]}, original.meta)
+    with pytest.raises(BundleMismatchError) as caught:
+        Pipeline.from_bundles(other, tmp_path / "dit" / "export")
+    assert original.hash in str(caught.value) and other_hash in str(caught.value)
+
+    cache = latent_cache_folder(
+        compose_app("train_diffusion", tmp_path / "x", dit_overrides(root, vae)), original
+    )
+    cfg = compose_app("train_diffusion", tmp_path / "dit3", dit_overrides(root, other) + [f"latents={cache}"])
+    with pytest.raises(LatentMismatchError) as caught:
+        train(cfg)
+    assert original.hash in str(caught.value) and other_hash in str(caught.value)
