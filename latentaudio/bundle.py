@@ -104,7 +104,7 @@ def save_bundle(
     staging.mkdir(parents=True)
     try:
         save_file(tensors, str(staging / WEIGHTS), metadata={"kind": kind})
-        weights_hash = file_hash(staging / WEIGHTS)
+        weights_hash = content_hash(tensors)
         (staging / CONFIG).write_text(yaml.safe_dump(_plain(configs), sort_keys=False))
         full_meta = {
             **_plain(meta),
@@ -146,20 +146,26 @@ def load_bundle(directory: str | os.PathLike, kind: str | None = None, verify: b
         raise BundleError(f"{directory}: {META} or {CONFIG} does not describe a latentaudio bundle")
     if kind is not None and meta["kind"] != kind:
         raise BundleError(f"{directory} is a {meta['kind']} bundle, but a {kind} bundle is needed here")
-    if verify and file_hash(directory / WEIGHTS) != meta.get("hash"):
+    try:
+        tensors = load_file(str(directory / WEIGHTS))
+    except Exception as error:  # safetensors raises its own error types for damaged files
+        raise BundleError(f"{directory / WEIGHTS} is damaged ({error}): re-export the bundle") from error
+    if verify and content_hash(tensors) != meta.get("hash"):
         raise BundleError(
             f"{directory / WEIGHTS} does not match the hash in {META}: the file is damaged or was replaced; "
             "re-export the bundle"
         )
-    tensors = load_file(str(directory / WEIGHTS))
     return Bundle(path=directory, config=config, meta=meta, tensors=tensors)
 
 
-def file_hash(path: str | os.PathLike, length: int = 16) -> str:
+def content_hash(tensors: dict[str, torch.Tensor], length: int = 16) -> str:
+    """A hash of the weights themselves (names, dtypes, shapes, values), not of the file's bytes,
+    so saving the same weights twice gives the same hash."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().to("cpu").contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return digest.hexdigest()[:length]
 
 

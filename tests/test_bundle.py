@@ -4,7 +4,7 @@ import pytest
 import torch
 import yaml
 
-from latentaudio.bundle import BundleError, file_hash, instantiate, load_bundle, save_bundle
+from latentaudio.bundle import BundleError, content_hash, instantiate, load_bundle, save_bundle
 
 VAE_CONFIG = {
     "_target_": "latentaudio.vae.model.AudioVAE",
@@ -22,7 +22,9 @@ def test_bundle_round_trip_gives_the_same_outputs(tmp_path):
         tmp_path / "export", "vae", {"vae": vae}, {"vae": VAE_CONFIG}, {"sample_rate": 16000}
     )
     bundle = load_bundle(tmp_path / "export", kind="vae")
-    assert bundle.hash == digest == file_hash(tmp_path / "export" / "model.safetensors")
+    assert bundle.hash == digest == content_hash(bundle.tensors)
+    # the same weights saved again give the same hash
+    assert save_bundle(tmp_path / "again", "vae", {"vae": vae}, {"vae": VAE_CONFIG}, {}) == digest
     assert bundle.meta["sample_rate"] == 16000
     rebuilt = bundle.build("vae")
     audio = torch.randn(1, 1, 400)
