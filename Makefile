@@ -43,7 +43,10 @@ DEMO := outputs/demo
 demo: $(STAMP) ## Demo data, a tiny VAE and DiT trained on it, generated clips in outputs/demo (about 15 min)
 	$(PY) -m latentaudio.apps.demo_data
 	$(PY) -m latentaudio.apps.train_vae experiment=demo_vae hydra.run.dir=$(DEMO)/vae ckpt_path=last
-	@echo "demo VAE bundle: $(DEMO)/vae/export"
+	$(PY) -m latentaudio.apps.train_diffusion experiment=demo_dit vae=$(DEMO)/vae/export hydra.run.dir=$(DEMO)/dit ckpt_path=last
+	$(PY) -m latentaudio.apps.generate vae=$(DEMO)/vae/export dit=$(DEMO)/dit/export n=5 seconds=4 \
+		output=$(DEMO)/generated hydra.run.dir=$(DEMO)/generated
+	@echo "demo bundles: $(DEMO)/vae/export $(DEMO)/dit/export; clips and spectrograms: $(DEMO)/generated"
 
 train-vae: $(STAMP) ## Train the stage-one VAE (ARGS="experiment=demo_vae data.root=...")
 	$(PY) -m latentaudio.apps.train_vae $(ARGS)

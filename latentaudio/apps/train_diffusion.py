@@ -52,6 +52,13 @@ def check_diffusion_config(cfg: DictConfig) -> Bundle:
         )
     if cfg.conditioning.text not in (None, "bytes", "t5"):
         raise ConfigError(f"conditioning.text={cfg.conditioning.text}: choose null, bytes or t5")
+    aligned = cfg.get("aligned") or {}
+    if aligned.get("enabled") and aligned.get("task") not in ("inpaint", "enhance"):
+        raise ConfigError(f"aligned.task={aligned.get('task')}: choose inpaint or enhance")
+    if aligned.get("enabled") and aligned.get("task") == "enhance":
+        low, high = aligned.snr_db
+        if low > high:
+            raise ConfigError(f"aligned.snr_db={list(aligned.snr_db)}: give [lowest, highest] in dB")
     if cfg.get("latents"):
         read_manifest(cfg.latents)  # LatentFolderError names what is missing
     else:
@@ -87,6 +94,19 @@ def resolve_latents(cfg: DictConfig, bundle: Bundle) -> str:
             chunk_seconds=cfg.data.chunk_seconds,
         )
     return str(folder)
+
+
+def check_checkpoint_vae(ckpt_path: str, bundle: Bundle) -> None:
+    """A DiT checkpoint resumes only with the VAE whose latents it was learning."""
+    import torch
+
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
+    trained_for = checkpoint.get("hyper_parameters", {}).get("latent", {}).get("vae_hash")
+    if trained_for and trained_for != bundle.hash:
+        raise ConfigError(
+            f"{ckpt_path} was trained on the latents of VAE {trained_for}, but vae= is VAE {bundle.hash}: "
+            "resume with the VAE it was trained with, or start a new run folder"
+        )
 
 
 def train(cfg: DictConfig) -> float | None:
@@ -143,11 +163,15 @@ def train(cfg: DictConfig) -> float | None:
         sampling=plain(cfg.sampling),
         media=plain(cfg.media),
         max_steps=cfg.trainer.max_steps,
+        aligned=plain(cfg.aligned) if cfg.get("aligned") else None,
     )
+    ckpt_path = resolve_ckpt_path(cfg)
+    if ckpt_path:
+        check_checkpoint_vae(ckpt_path, bundle)
     loggers = build_loggers(cfg)
     try:
         trainer = build_trainer(cfg, build_callbacks(cfg), loggers)
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg))
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
         metric = trainer.callback_metrics.get("val/loss")
         log.info("done: %s", {k: round(float(v), 4) for k, v in trainer.callback_metrics.items()})
         return float(metric) if metric is not None else None
