@@ -3,10 +3,20 @@
 from latentaudio.pipeline import Pipeline
 pipe = Pipeline.from_bundles("outputs/demo/vae/export", "outputs/demo/dit/export")
 audio = pipe.generate(seconds=4, n=2, label="pluck", seed=0)   # (2, channels, samples) at pipe.sample_rate
+clip, rate = read_audio("take.wav")                              # any rate, any channel count
+pipe.vary(clip, rate, strength=0.5)                              # audio to audio
+pipe.inpaint(clip, rate, ranges=[(1.0, 1.5), (3.0, 3.2)])        # regenerate these seconds, keep the rest
+pipe.extend(clip, rate, seconds=8)                               # continue the clip by 8 s
+pipe.enhance(noisy, rate, strength=0.3)                          # denoise (trained path if the DiT has one)
+
+Everything runs a training window at a time; longer clips are made of overlapping windows
+crossfaded in latent space.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from pathlib import Path
 
@@ -15,17 +25,46 @@ from tqdm import tqdm
 
 from latentaudio.autoencoder import Autoencoder
 from latentaudio.bundle import Bundle, BundleError, load_bundle
+from latentaudio.dit.aligned import aligned_input, crossfade_ramp, nothing_known
 from latentaudio.dit.denoiser import Denoiser
 from latentaudio.dit.diffusion import make_objective
 from latentaudio.dit.samplers import check_sampler, sample
 from latentaudio.dit.training import default_sampler, objective_args
+from latentaudio.editing import EditingModes
 
 
 class BundleMismatchError(BundleError):
     """A DiT and a VAE that were not trained together."""
 
 
-class Pipeline:
+class SamplingOutOfMemoryError(RuntimeError):
+    """The device ran out of memory while sampling or decoding; the message names what to lower."""
+
+
+def _reports_out_of_memory(stage: str):
+    """Turn an out-of-memory error of ``method(frames, ..., n, ...)`` into one that names what to lower."""
+
+    def wrap(method):
+        signature = inspect.signature(method)
+
+        @functools.wraps(method)
+        def run(self, *args, **kwargs):
+            try:
+                return method(self, *args, **kwargs)
+            except torch.cuda.OutOfMemoryError as error:
+                named = signature.bind(self, *args, **kwargs).arguments
+                if "x0" in named:
+                    n, frames = named["x0"].shape[0], named["x0"].shape[-1]
+                else:
+                    n, frames = named["n"], named["frames"]
+                raise self._out_of_memory(stage, n, frames) from error
+
+        return run
+
+    return wrap
+
+
+class Pipeline(EditingModes):
     def __init__(self, autoencoder: Autoencoder, dit_bundle: Bundle, device: str | torch.device = "cpu"):
         meta = dit_bundle.meta
         if meta["vae_hash"] != autoencoder.hash:
@@ -49,10 +88,20 @@ class Pipeline:
         self.defaults: dict = {"sampler": default_sampler(self.objective.name), "steps": 50, "cfg_scale": 3.0}
         self.defaults.update(meta.get("sampling") or {})
         self.train_seconds: float = meta["train_seconds"]
+        # long clips go a training window at a time, overlapping by a quarter window
+        self.window_frames: int = int(meta.get("crop_frames") or self.frames_for(self.train_seconds))
+        self.overlap_frames: int = max(1, self.window_frames // 4)
+        self.has_aligned = self.denoiser.dit.aligned_cond_channels > 0
+        aligned = meta.get("aligned") or {}
+        self.aligned_task: str | None = aligned.get("task") if self.has_aligned else None
 
     @classmethod
-    def from_bundles(cls, vae: str | Path, dit: str | Path, device: str | torch.device = "cpu") -> Pipeline:
-        return cls(Autoencoder.from_bundle(vae, device), load_bundle(dit, kind="dit"), device)
+    def from_bundles(
+        cls, vae: str | Path, dit: str | Path, device: str | torch.device = "cpu", chunk_seconds: float = 20.0
+    ) -> Pipeline:
+        """``chunk_seconds``: longer audio is decoded in overlapping chunks of this length (less memory)."""
+        autoencoder = Autoencoder.from_bundle(vae, device, chunk_seconds=chunk_seconds)
+        return cls(autoencoder, load_bundle(dit, kind="dit"), device)
 
     @property
     def sample_rate(self) -> int:
@@ -84,6 +133,11 @@ class Pipeline:
             raise ValueError(f"unknown label {label!r}; the model knows: {known}")
         return self.labels.index(label)
 
+    # ------------------------------------------------------------------ sampling
+    def generator(self, seed: int) -> torch.Generator:
+        return torch.Generator(device="cpu").manual_seed(seed)
+
+    @_reports_out_of_memory("sampling")
     @torch.inference_mode()
     def sample_latents(
         self,
@@ -99,24 +153,43 @@ class Pipeline:
         t_start: float = 1.0,
         on_step=None,
         progress: bool = False,
+        known: torch.Tensor | None = None,
+        keep: torch.Tensor | None = None,
+        aligned_cond: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        description: str = "sampling",
     ) -> torch.Tensor:
-        """Normalised latents (n, latent_dim, frames) from noise (or from ``init`` noised to ``t_start``)."""
+        """Normalised latents (n, latent_dim, frames) from noise (or from ``init`` noised to ``t_start``).
+
+        ``known`` (n, latent_dim, frames) with ``keep`` (n or 1, 1, frames) in [0, 1]: after every
+        step the state becomes ``keep * noisy(known, t_next) + (1 - keep) * x`` (RePaint-style),
+        so where ``keep`` is 1 the result equals ``known`` exactly. A DiT with aligned
+        conditioning also gets the known frames as input (``aligned_cond``, built from
+        ``known``/``keep`` unless given). ``generator`` (seeded from ``seed`` if absent) draws all
+        noise, so one seed gives the same output bit for bit.
+        """
         sampler = sampler or self.defaults["sampler"]
         steps = int(steps or self.defaults["steps"])
         cfg_scale = float(self.defaults["cfg_scale"] if cfg_scale is None else cfg_scale)
         check_sampler(self.objective, sampler)
-        generator = torch.Generator(device="cpu").manual_seed(seed)
+        generator = generator or self.generator(seed)
         shape = (n, self.autoencoder.latent_dim, frames)
         noise = torch.randn(shape, generator=generator).to(self.device)
-        bar = tqdm(total=steps, desc=f"sampling ({sampler})", unit="step", disable=not progress)
+        if known is not None:
+            keep = keep.to(self.device, noise.dtype)
+            known = known.to(self.device, noise.dtype)
+            on_step = self._repaint(known, keep, generator, on_step)
+        if self.has_aligned and aligned_cond is None:
+            aligned_cond = aligned_input(known, keep) if known is not None else nothing_known(noise)
+        bar = tqdm(total=steps, desc=f"{description} ({sampler})", unit="step", disable=not progress)
         x0 = sample(
-            lambda x, t: self.denoiser.guided(x, t, batch, cfg_scale, cfg_rescale),
+            lambda x, t: self.denoiser.guided(x, t, batch, cfg_scale, cfg_rescale, aligned_cond=aligned_cond),
             noise,
             self.objective,
             sampler,
             steps,
             t_start=t_start,
-            init=init,
+            init=None if init is None else init.to(self.device),
             generator=generator,
             on_step=on_step,
             progress=lambda _: bar.update(1),
@@ -124,13 +197,102 @@ class Pipeline:
         bar.close()
         return x0
 
+    def _repaint(self, known, keep, generator, then=None):
+        def replace_known(x: torch.Tensor, t_next: float) -> torch.Tensor:
+            noise = torch.randn(x.shape, generator=generator).to(x)
+            t = torch.full((x.shape[0],), t_next, device=x.device)
+            x = keep * self.objective.noisy(known, noise, t) + (1.0 - keep) * x
+            return x if then is None else then(x, t_next)
+
+        return replace_known
+
+    def sample_windows(
+        self,
+        frames: int,
+        n: int,
+        seconds_total: float,
+        prompt: str | None = None,
+        label: str | int | None = None,
+        known: torch.Tensor | None = None,
+        keep: torch.Tensor | None = None,
+        init: torch.Tensor | None = None,
+        t_start: float = 1.0,
+        aligned_cond: torch.Tensor | None = None,
+        seed: int = 0,
+        progress: bool = False,
+        **settings,
+    ) -> torch.Tensor:
+        """Normalised latents (n, latent_dim, frames) of any length, a training window at a time.
+
+        Windows of ``window_frames`` overlap by ``overlap_frames``; each window treats what is
+        known (``keep`` = 1) as fixed and the frames the previous window made as softly known,
+        with a weight falling linearly across the overlap, so the overlap is a crossfade in
+        latent space between the two windows and there is no seam. Windows with every frame
+        known are skipped.
+        """
+        generator = self.generator(seed)
+        dim = self.autoencoder.latent_dim
+        canvas = torch.zeros(n, dim, frames, device=self.device) if known is None else known.clone()
+        fixed = torch.zeros(n, 1, frames, device=self.device) if keep is None else keep.expand(n, 1, frames)
+        made = torch.zeros(frames, dtype=torch.bool)
+        starts = self.window_starts(frames)
+        for index, a in enumerate(starts):
+            b = min(a + self.window_frames, frames)
+            window_keep = fixed[..., a:b].clone()
+            if bool((window_keep >= 1.0).all()):
+                continue
+            lead = int(torch.cumprod(made[a:b].long(), 0).sum())  # frames the previous window made
+            ramp = crossfade_ramp(lead).to(self.device).view(1, 1, -1)
+            window_keep[..., :lead] = torch.maximum(window_keep[..., :lead], ramp)
+            batch = self.conditions(n, seconds_total, prompt, label)
+            batch["seconds_start"] = torch.full(
+                (n,), a * self.autoencoder.hop / self.sample_rate, device=self.device
+            )
+            canvas[..., a:b] = self.sample_latents(
+                b - a,
+                batch,
+                n,
+                init=None if init is None else init[..., a:b],
+                t_start=t_start,
+                known=canvas[..., a:b] if window_keep.any() else None,
+                keep=window_keep,
+                aligned_cond=None if aligned_cond is None else aligned_cond[..., a:b],
+                generator=generator,
+                progress=progress,
+                description=f"window {index + 1}/{len(starts)}" if len(starts) > 1 else "sampling",
+                **settings,
+            )
+            made[a:b] = True
+        return canvas
+
+    def window_starts(self, frames: int) -> list[int]:
+        if frames <= self.window_frames:
+            return [0]
+        step = self.window_frames - self.overlap_frames
+        return list(range(0, frames - self.window_frames, step)) + [frames - self.window_frames]
+
+    # ------------------------------------------------------------------ latents and audio
+    @_reports_out_of_memory("decoding")
     def decode(self, x0: torch.Tensor, length: int | None = None) -> torch.Tensor:
         return self.autoencoder.decode(x0 * self.latent_std + self.latent_mean, length=length)
+
+    def _out_of_memory(self, stage: str, n: int, frames: int) -> SamplingOutOfMemoryError:
+        hop, rate = self.autoencoder.hop, self.sample_rate
+        chunk_seconds = self.autoencoder.chunk_frames * hop / rate
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return SamplingOutOfMemoryError(
+            f"out of memory on {self.device} while {stage} a batch of n={n} clips of {frames * hop / rate:.1f} s "
+            f"({frames} latent frames); the VAE decodes in chunks of {chunk_seconds:.1f} s. Lower n= (the batch "
+            "size: clips are independent, so several smaller runs give the same clips), lower seconds=, or "
+            f"decode in smaller chunks: Pipeline.from_bundles(..., chunk_seconds={chunk_seconds / 2:g})"
+        )
 
     def encode(self, audio: torch.Tensor, sample_rate: int) -> torch.Tensor:
         """Normalised latents of ``audio`` (any rate and channel count)."""
         return (self.autoencoder.encode(audio, sample_rate) - self.latent_mean) / self.latent_std
 
+    # ------------------------------------------------------------------ modes
     def generate(
         self,
         seconds: float | None = None,
@@ -144,18 +306,13 @@ class Pipeline:
         seed: int = 0,
         progress: bool = False,
     ) -> torch.Tensor:
-        """``n`` clips of ``seconds`` (default: the training window) as (n, channels, samples)."""
+        """``n`` clips of ``seconds`` (default: the training window) as (n, channels, samples).
+
+        Longer than the training window: overlapping windows, crossfaded in latent space.
+        """
         seconds = float(seconds or self.train_seconds)
-        batch = self.conditions(n, seconds, prompt, label)
-        x0 = self.sample_latents(
-            self.frames_for(seconds),
-            batch,
-            n,
-            sampler,
-            steps,
-            cfg_scale,
-            cfg_rescale,
-            seed,
-            progress=progress,
+        settings = dict(sampler=sampler, steps=steps, cfg_scale=cfg_scale, cfg_rescale=cfg_rescale)
+        x0 = self.sample_windows(
+            self.frames_for(seconds), n, seconds, prompt, label, seed=seed, progress=progress, **settings
         )
         return self.decode(x0, length=round(seconds * self.sample_rate))

@@ -1,6 +1,10 @@
-"""Generate audio clips with trained bundles; writes each clip, its spectrogram and the settings used.
+"""Generate or edit audio with trained bundles; writes each clip, its spectrogram and the settings used.
 
 make generate ARGS="vae=<vae bundle> dit=<dit bundle> seconds=4 n=2 seed=0 output=outputs/clips"
+make generate ARGS="vae=... dit=... mode=vary input=take.wav strength=0.5"
+make generate ARGS="vae=... dit=... mode=inpaint input=take.wav start=[1.0,3.0] end=[1.5,3.2]"
+make generate ARGS="vae=... dit=... mode=continue input=take.wav seconds=8"
+make generate ARGS="vae=... dit=... mode=enhance input=noisy.wav strength=0.3"
 """
 
 from __future__ import annotations
@@ -9,13 +13,39 @@ import json
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from latentaudio.apps.common import CONFIG_PATH, ConfigError, log
-from latentaudio.audio import write_audio
+from latentaudio.audio import audio_info, read_audio, write_audio
 from latentaudio.training.media import spectrogram_image
 
-MODES = ("generate",)
+MODES = ("generate", "vary", "inpaint", "continue", "enhance")
+EDITING_MODES = MODES[1:]
+
+
+def as_list(value) -> list[float]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple, ListConfig)):
+        return [float(v) for v in value]
+    return [float(value)]
+
+
+def inpaint_ranges(cfg: DictConfig, seconds: float | None = None) -> list[tuple[float, float]]:
+    """``start=``/``end=`` (seconds, or lists of them) as [(start, end), ...], checked."""
+    starts, ends = as_list(cfg.get("start")), as_list(cfg.get("end"))
+    if not starts or len(starts) != len(ends):
+        raise ConfigError(
+            f"mode=inpaint needs start= and end= of the same length (seconds, or lists of them), "
+            f"got start={starts} end={ends}"
+        )
+    ranges = list(zip(starts, ends, strict=True))
+    for start, end in ranges:
+        if not 0 <= start < end:
+            raise ConfigError(f"inpaint range ({start}, {end}): need 0 <= start < end")
+        if seconds is not None and end > seconds + 1e-9:
+            raise ConfigError(f"inpaint range ({start}, {end}) ends after the input ({seconds:.3f} s)")
+    return ranges
 
 
 def check_generate_config(cfg: DictConfig) -> None:
@@ -30,15 +60,23 @@ def check_generate_config(cfg: DictConfig) -> None:
         raise ConfigError(f"n={cfg.n}: ask for at least one clip")
     if cfg.seconds is not None and cfg.seconds <= 0:
         raise ConfigError(f"seconds={cfg.seconds}: must be positive")
+    if cfg.mode in EDITING_MODES:
+        if cfg.get("input") in (None, ""):
+            raise ConfigError(f"mode={cfg.mode} edits a clip: give input=<audio file>")
+        if not Path(cfg.input).is_file():
+            raise ConfigError(f"input={cfg.input}: no such file")
+        seconds = audio_info(cfg.input).seconds
+        if cfg.mode == "inpaint":
+            inpaint_ranges(cfg, seconds)
+    if cfg.mode == "continue" and cfg.seconds is None:
+        raise ConfigError("mode=continue needs seconds=<length to add>")
+    if cfg.mode in ("vary", "enhance") and cfg.strength is not None and not 0 < cfg.strength <= 1:
+        raise ConfigError(f"strength={cfg.strength}: must be in (0, 1]")
 
 
-def generate(cfg: DictConfig) -> list[Path]:
-    from latentaudio.pipeline import Pipeline
-
-    check_generate_config(cfg)
-    pipeline = Pipeline.from_bundles(cfg.vae, cfg.dit, cfg.device)
-    audio = pipeline.generate(
-        seconds=cfg.seconds,
+def run_mode(pipeline, cfg: DictConfig):
+    """The clips (n, channels, samples) of ``cfg.mode``, and the input at the model's rate (or None)."""
+    common = dict(
         n=cfg.n,
         prompt=cfg.prompt,
         label=cfg.label,
@@ -49,12 +87,36 @@ def generate(cfg: DictConfig) -> list[Path]:
         seed=cfg.seed,
         progress=True,
     )
+    if cfg.mode == "generate":
+        return pipeline.generate(seconds=cfg.seconds, **common), None
+    audio, rate = read_audio(cfg.input)
+    strength = {"vary": 0.5, "enhance": 0.3}.get(cfg.mode) if cfg.strength is None else cfg.strength
+    if cfg.mode == "vary":
+        out = pipeline.vary(audio, rate, strength=strength, **common)
+    elif cfg.mode == "enhance":
+        out = pipeline.enhance(audio, rate, strength=strength, **common)
+    elif cfg.mode == "inpaint":
+        out = pipeline.inpaint(audio, rate, ranges=inpaint_ranges(cfg), **common)
+    else:
+        out = pipeline.extend(audio, rate, seconds=cfg.seconds, **common)
+    return out, pipeline.autoencoder.prepare(audio, rate)[0]
+
+
+def generate(cfg: DictConfig) -> list[Path]:
+    from latentaudio.pipeline import Pipeline
+
+    check_generate_config(cfg)
+    pipeline = Pipeline.from_bundles(cfg.vae, cfg.dit, cfg.device)
+    audio, source = run_mode(pipeline, cfg)
     output = Path(cfg.output)
     written = []
     for i, clip in enumerate(audio):
         path = write_audio(output / f"clip{i:02d}.wav", clip, pipeline.sample_rate)
         spectrogram_image(clip, pipeline.sample_rate, path.with_suffix(".png"), title=path.name)
         written.append(path)
+    if source is not None:  # the input at the model's rate, to compare with
+        path = write_audio(output / "input.wav", source, pipeline.sample_rate)
+        spectrogram_image(source, pipeline.sample_rate, path.with_suffix(".png"), title=path.name)
     settings = {
         **OmegaConf.to_container(cfg, resolve=True),
         "sample_rate": pipeline.sample_rate,
@@ -62,6 +124,7 @@ def generate(cfg: DictConfig) -> list[Path]:
             k: pipeline.defaults[k] if cfg.get(k) is None else cfg[k]
             for k in ("sampler", "steps", "cfg_scale")
         },
+        "aligned_task": pipeline.aligned_task,
         "vae_hash": pipeline.autoencoder.hash,
         "dit_hash": pipeline.bundle.hash,
     }

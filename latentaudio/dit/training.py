@@ -14,6 +14,13 @@ import pytorch_lightning as pl
 import torch
 
 from latentaudio.bundle import instantiate, save_bundle
+from latentaudio.dit.aligned import (
+    add_noise_at_snr,
+    aligned_input,
+    check_task,
+    nothing_known,
+    random_keep_masks,
+)
 from latentaudio.dit.denoiser import Denoiser
 from latentaudio.dit.diffusion import make_objective
 from latentaudio.dit.samplers import sample
@@ -41,6 +48,7 @@ class DiTTraining(pl.LightningModule):
         sampling: dict | None = None,
         media: dict | None = None,
         max_steps: int = 10_000,
+        aligned: dict | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -55,6 +63,11 @@ class DiTTraining(pl.LightningModule):
             "global_cond_dim": conditioner_module.global_cond_dim,
             "cross_attn_dim": conditioner_module.cross_attn_dim,
         }
+        self.aligned = dict(aligned or {}) if (aligned or {}).get("enabled") else {}
+        if self.aligned:
+            check_task(self.aligned.get("task", "inpaint"))
+            # masked normalised latents plus the mask, frame by frame
+            self.dit_config["aligned_cond_channels"] = latent["latent_dim"] + 1
         self.denoiser = Denoiser(instantiate(self.dit_config), conditioner_module)
         self.objective = make_objective(**objective_args(objective))
         ema_decay = (ema or {}).get("decay", 0.0)
@@ -89,14 +102,52 @@ class DiTTraining(pl.LightningModule):
         )
         return [optimizer], [schedule]
 
-    def diffusion_loss(self, batch: dict, t: torch.Tensor, noise: torch.Tensor, network=None):
+    def diffusion_loss(self, batch: dict, t: torch.Tensor, noise: torch.Tensor, network=None, generator=None):
         network = network or self.denoiser
         x0 = self.normalize(batch["latents"])  # (B, D, T)
         x_t = self.objective.noisy(x0, noise, t)
-        out = network(x_t, t, batch)
+        out = network(x_t, t, batch, aligned_cond=self.aligned_condition(batch, x0, generator))
         target = self.objective.target(x0, noise, t)
         weighting = self.hparams.objective.get("weighting", "uniform")
         return self.objective.loss(out, target, t, weighting=weighting, mask=batch.get("padding_mask"))
+
+    # ------------------------------------------------------------------ aligned conditioning
+    def aligned_condition(self, batch: dict, x0: torch.Tensor, generator=None) -> torch.Tensor | None:
+        """(B, D + 1, T) known latents and mask for a DiT with aligned conditioning, else None.
+
+        inpaint: random masks over the clean latents (nothing known, a prefix, or spans
+        regenerated). enhance: the latents of a degraded copy of the clip, all frames known
+        (nothing known for a ``drop`` fraction, so plain generation keeps working).
+        """
+        if not self.aligned:
+            return None
+        a = self.aligned
+        size, frames = x0.shape[0], x0.shape[-1]
+        if a.get("task", "inpaint") == "inpaint":
+            keep = random_keep_masks(
+                size, frames, generator, a.get("drop", 0.1), a.get("prefix", 0.3), a.get("max_spans", 3)
+            )
+            return aligned_input(x0, keep.to(x0))
+        keep = (torch.rand(size, generator=generator) >= a.get("drop", 0.1)).float().view(-1, 1, 1)
+        known = self.normalize(self.degraded_latents(batch["latents"], generator))
+        return aligned_input(known, keep.expand(size, 1, frames).to(x0))
+
+    def degraded_latents(self, latents: torch.Tensor, generator=None) -> torch.Tensor:
+        """Latents of a degraded copy: decode, add noise at a random SNR (and clip), encode.
+
+        Made in audio space through the frozen VAE, so training sees what inference sees
+        (the latents of real noisy audio); it costs one VAE decode and encode per step.
+        """
+        vae = self.vae()
+        clean = vae.decode(latents)  # (B, C, S)
+        noisy = add_noise_at_snr(
+            clean,
+            tuple(self.aligned.get("snr_db", (0.0, 20.0))),
+            generator,
+            self.aligned.get("clip_probability", 0.0),
+        )
+        # clone: tensors made under inference_mode cannot enter autograd
+        return vae.encode(noisy, vae.sample_rate)[..., : latents.shape[-1]].clone()
 
     def training_step(self, batch: dict, batch_index: int) -> None:
         optimizer = self.optimizers()
@@ -146,7 +197,8 @@ class DiTTraining(pl.LightningModule):
         losses = {}
         for name, level in NOISE_LEVELS.items():
             t = torch.full((latents.shape[0],), level, device=latents.device)
-            losses[f"val/loss_{name}"], _ = self.diffusion_loss(batch, t, noise, network)
+            masks = torch.Generator(device="cpu").manual_seed(batch_index)  # the same masks every time
+            losses[f"val/loss_{name}"], _ = self.diffusion_loss(batch, t, noise, network, masks)
         losses["val/loss"] = sum(losses.values()) / len(losses)
         self.log_dict(losses, batch_size=latents.shape[0], sync_dist=True)
         if batch_index == 0:
@@ -168,8 +220,11 @@ class DiTTraining(pl.LightningModule):
         generator = torch.Generator(device="cpu").manual_seed(0)
         noise = torch.randn(batch["latents"][:count].shape, generator=generator).to(batch["latents"])
         network = self.inference_network()
+        aligned = nothing_known(noise) if self.aligned else None
         x0 = sample(
-            lambda x, t: network.guided(x, t, conditions, sampling.get("cfg_scale", 1.0)),
+            lambda x, t: network.guided(
+                x, t, conditions, sampling.get("cfg_scale", 1.0), aligned_cond=aligned
+            ),
             noise,
             self.objective,
             sampling.get("sampler", default_sampler(self.objective.name)),
@@ -217,6 +272,7 @@ class DiTTraining(pl.LightningModule):
                 "conditioning": self.conditioner_config,
                 "step": self.global_step,
                 "ema": self.ema is not None,
+                "aligned": {"enabled": True, **self.aligned} if self.aligned else {"enabled": False},
             },
         )
 

@@ -1,0 +1,312 @@
+"""Every pipeline mode on tiny bundles: lengths and rates, determinism, kept regions, seams.
+
+The tiny DiTs are trained for two steps only, then their zero-initialised output layers are
+given small random weights, so the denoiser is far from the identity and from zero: what
+these tests check (what is kept, what changes, where seams could appear) does not depend on
+the model being any good.
+"""
+
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+import torch
+from apps_helpers import compose_app
+from conftest import sine, write_sine
+
+from latentaudio.apps.common import ConfigError
+from latentaudio.apps.generate import generate
+from latentaudio.apps.train_diffusion import train
+from latentaudio.apps.train_vae import train as train_vae
+from latentaudio.bundle import load_bundle, save_bundle
+from latentaudio.pipeline import Pipeline
+
+RATE = 16000
+HOP = 8  # the tiny VAE's hop
+WINDOW = 256  # the DiT's training window in latent frames: 2048 samples, 0.128 s
+CLIP_SECONDS = 0.3
+MARGIN = 32  # latent frames (256 samples) around an edit that the VAE decoder lets it reach
+
+
+def randomise_zero_layers(directory):
+    """Give the adaLN-Zero layers small random weights, so the untrained DiT is not ~zero."""
+    bundle = load_bundle(directory, kind="dit")
+    dit, conditioner = bundle.build("dit"), bundle.build("conditioner")
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in dit.parameters():
+            if not parameter.abs().any():
+                parameter.copy_(0.05 * torch.randn(parameter.shape, generator=generator))
+    save_bundle(directory, "dit", {"dit": dit, "conditioner": conditioner}, bundle.config, bundle.meta)
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory):
+    root = tmp_path_factory.mktemp("audio")
+    for i in range(6):
+        write_sine(root / f"tone{i}.wav", frequency=220.0 * (1 + i / 4), seconds=0.5)
+    vae_run = tmp_path_factory.mktemp("vae")
+    train_vae(
+        compose_app(
+            "train_vae",
+            vae_run,
+            [
+                "model/vae=tiny",
+                f"data.root={root}",
+                "data.sample_length=2048",
+                "debug=fast",
+                "trainer.max_steps=1",
+            ],
+        )
+    )
+    vae = vae_run / "export"
+    dits = {}
+    for name, extra in {
+        "plain": [],
+        "inpaint": ["aligned.enabled=true", "aligned.task=inpaint"],
+        "enhance": ["aligned.enabled=true", "aligned.task=enhance"],
+    }.items():
+        run = tmp_path_factory.mktemp(f"dit_{name}")
+        overrides = [
+            "model/dit=tiny",
+            f"vae={vae}",
+            f"data.root={root}",
+            f"data.crop_frames={WINDOW}",
+            "data.batch_size=2",
+            "data.val_fraction=0.2",
+            "debug=fast",
+            "trainer.max_steps=1",
+            "optim.warmup_steps=0",
+            "sampling.steps=4",
+            *extra,
+        ]
+        train(compose_app("train_diffusion", run, overrides))
+        randomise_zero_layers(run / "export")
+        dits[name] = run / "export"
+    return vae, dits
+
+
+@pytest.fixture(scope="module")
+def pipe(bundles):
+    vae, dits = bundles
+    return Pipeline.from_bundles(vae, dits["plain"])
+
+
+@pytest.fixture(scope="module")
+def clip():
+    """0.3 s of a sine at 22.05 kHz stereo: a rate and channel count the model does not use."""
+    return torch.from_numpy(sine(330.0, CLIP_SECONDS, 22050, channels=2).T.copy()), 22050
+
+
+FAST = dict(steps=3, cfg_scale=1.0, sampler="dpmpp_2m")  # cfg 1: one forward pass per step
+
+
+def test_aligned_training_is_recorded_in_the_bundle(bundles):
+    _, dits = bundles
+    assert load_bundle(dits["plain"]).meta["aligned"] == {"enabled": False}
+    for task in ("inpaint", "enhance"):
+        bundle = load_bundle(dits[task])
+        assert bundle.meta["aligned"]["enabled"] and bundle.meta["aligned"]["task"] == task
+        assert bundle.config["dit"]["aligned_cond_channels"] == bundle.meta["latent_dim"] + 1
+        pipe = Pipeline.from_bundles(bundles[0], dits[task])
+        assert pipe.has_aligned and pipe.aligned_task == task
+
+
+def test_every_mode_returns_the_right_length_at_the_model_rate(pipe, clip):
+    audio, rate = clip
+    input_samples = round(CLIP_SECONDS * RATE)
+    hop = pipe.autoencoder.hop
+    assert pipe.sample_rate == RATE and pipe.autoencoder.channels == 1
+    assert pipe.generate(seconds=0.3, n=2, seed=0, **FAST).shape == (2, 1, round(0.3 * RATE))
+    assert pipe.vary(audio, rate, strength=0.5, n=2, **FAST).shape == (2, 1, input_samples)
+    assert pipe.inpaint(audio, rate, ranges=[(0.05, 0.1)], **FAST).shape == (1, 1, input_samples)
+    assert pipe.enhance(audio, rate, strength=0.3, **FAST).shape == (1, 1, input_samples)
+    extended = pipe.extend(audio, rate, seconds=0.25, **FAST)
+    assert extended.shape == (1, 1, (input_samples // hop) * hop + round(0.25 * RATE))
+
+
+def test_a_seed_gives_the_same_audio_and_another_seed_other_audio(pipe, clip):
+    audio, rate = clip
+    for mode in (
+        lambda seed: pipe.vary(audio, rate, strength=0.7, seed=seed, **FAST),
+        lambda seed: pipe.inpaint(audio, rate, ranges=[(0.1, 0.2)], seed=seed, **FAST),
+        lambda seed: pipe.generate(
+            seconds=0.2, seed=seed, **{**FAST, "sampler": "dpmpp_2m_sde", "cfg_scale": 2.0}
+        ),
+    ):
+        first = mode(1)
+        assert torch.equal(first, mode(1))
+        assert not torch.equal(first, mode(2))
+
+
+@pytest.mark.parametrize("dit", ["plain", "inpaint"])
+def test_inpainting_keeps_the_reconstruction_outside_the_ranges(bundles, clip, dit):
+    audio, rate = clip
+    pipe = Pipeline.from_bundles(bundles[0], bundles[1][dit])
+    ranges = [(0.05, 0.1), (0.2, 0.22)]
+    out = pipe.inpaint(audio, rate, ranges=ranges, n=2, **FAST)
+    latents = pipe.encode(audio, rate)
+    keep = pipe.keep_mask(ranges, latents.shape[-1], CLIP_SECONDS)[0, 0].bool()
+    out_latents = pipe.encode(out, pipe.sample_rate)
+    reconstruction = pipe.decode(latents, length=out.shape[-1])
+    # the latents of the kept frames are the input's exactly (checked inside the sampler's
+    # output, before decoding); re-encoding the audio is checked away from the boundaries
+    hop = pipe.autoencoder.hop
+    away = keep.clone()
+    for start, end in ranges:
+        away[max(0, int(start * RATE / hop) - MARGIN) : int(end * RATE / hop) + MARGIN + 1] = False
+    samples = away.repeat_interleave(hop)[: out.shape[-1]]
+    difference = (out[..., samples] - reconstruction[..., samples]).abs().max()
+    assert difference < 1e-4, f"kept audio differs from the reconstruction by {difference}"
+    changed = ~keep.repeat_interleave(hop)[: out.shape[-1]]
+    assert (out[..., changed] - reconstruction[..., changed]).abs().max() > 1e-2
+    assert not torch.allclose(out_latents[..., ~keep], latents.expand(2, -1, -1)[..., ~keep], atol=1e-2)
+
+
+def test_inpainted_latents_equal_the_input_latents_where_kept(pipe, clip):
+    audio, rate = clip
+    latents = pipe.encode(audio, rate)
+    keep = pipe.keep_mask([(0.2, 0.25)], latents.shape[-1], CLIP_SECONDS)
+    x0 = pipe.sample_windows(latents.shape[-1], 1, CLIP_SECONDS, known=latents, keep=keep, **FAST)
+    kept = keep[0, 0].bool()
+    assert torch.equal(x0[..., kept], latents[..., kept])
+    assert not torch.allclose(x0[..., ~kept], latents[..., ~kept])
+
+
+@pytest.mark.parametrize("dit", ["plain", "inpaint"])
+def test_continuation_starts_with_the_reconstruction_of_the_clip(bundles, clip, dit):
+    audio, rate = clip
+    pipe = Pipeline.from_bundles(bundles[0], bundles[1][dit])
+    hop = pipe.autoencoder.hop
+    seconds = 3 * pipe.train_seconds  # several windows beyond the clip
+    out = pipe.extend(audio, rate, seconds=seconds, **FAST)
+    prepared = pipe.autoencoder.prepare(audio, rate)
+    whole = (prepared.shape[-1] // hop) * hop
+    reconstruction = pipe.autoencoder.reconstruct(prepared[..., :whole])
+    head = whole - MARGIN * hop  # away from the join, where the new frames reach into the decoder
+    assert (out[..., :head] - reconstruction[..., :head]).abs().max() < 1e-4
+    assert out.shape[-1] == whole + round(seconds * RATE)
+    assert out[..., whole:].abs().max() > 1e-3
+
+
+def test_long_generation_has_no_seams_at_window_joins(pipe):
+    seconds = 4 * pipe.train_seconds
+    frames = pipe.frames_for(seconds)
+    starts = pipe.window_starts(frames)
+    assert len(starts) >= 4 and pipe.overlap_frames >= 1
+    audio = pipe.generate(seconds=seconds, n=2, seed=3, **FAST)[:, 0]  # (2, samples)
+    assert audio.shape[-1] == round(seconds * RATE)
+    jumps = (audio[:, 1:] - audio[:, :-1]).abs()  # (2, samples - 1)
+    hop = pipe.autoencoder.hop
+    joins = set()
+    for a in starts[1:]:  # where a window starts and where the previous one ends
+        joins.update({a * hop, min(a + pipe.window_frames, frames) * hop})
+    near = torch.zeros(jumps.shape[-1], dtype=torch.bool)
+    for j in joins:
+        near[max(0, j - hop) : min(jumps.shape[-1], j + hop)] = True
+    # a seam would be one big jump; the latent crossfade keeps jumps near joins within 1.5x
+    # the largest jump elsewhere
+    assert jumps[:, near].max() <= 1.5 * jumps[:, ~near].max()
+
+
+def test_trained_enhance_path_runs_with_the_degraded_clip_as_input(bundles, clip):
+    audio, rate = clip
+    pipe = Pipeline.from_bundles(bundles[0], bundles[1]["enhance"])
+    noisy = audio + 0.1 * torch.randn(audio.shape, generator=torch.Generator().manual_seed(0))
+    out = pipe.enhance(noisy, rate, n=2, **FAST)
+    assert out.shape == (2, 1, round(CLIP_SECONDS * RATE)) and torch.isfinite(out).all()
+    assert torch.equal(out, pipe.enhance(noisy, rate, n=2, **FAST))
+
+
+def test_bad_inputs_are_refused_with_clear_messages(pipe, clip):
+    audio, rate = clip
+    with pytest.raises(ValueError, match="clip's length"):
+        pipe.inpaint(audio, rate, ranges=[(0.2, 0.9)], **FAST)
+    with pytest.raises(ValueError, match="strength"):
+        pipe.vary(audio, rate, strength=0.0, **FAST)
+    with pytest.raises(ValueError, match="positive"):
+        pipe.extend(audio, rate, seconds=0, **FAST)
+    with pytest.raises(ValueError, match="at least one latent frame"):
+        pipe.vary(audio[..., :4], rate, **FAST)
+
+
+@pytest.mark.parametrize("mode", ["vary", "inpaint", "continue", "enhance"])
+def test_generate_app_runs_every_editing_mode(bundles, tmp_path, mode):
+    vae, dits = bundles
+    source = write_sine(
+        tmp_path / "in.wav", frequency=300.0, seconds=CLIP_SECONDS, sample_rate=22050, channels=2
+    )
+    extra = {
+        "vary": ["strength=0.6"],
+        "inpaint": ["start=[0.05,0.2]", "end=[0.1,0.22]"],
+        "continue": ["seconds=0.25"],
+        "enhance": ["strength=0.3"],
+    }[mode]
+    out = tmp_path / "out"
+    cfg = compose_app(
+        "generate",
+        out,
+        [
+            f"vae={vae}",
+            f"dit={dits['plain']}",
+            f"mode={mode}",
+            f"input={source}",
+            "n=1",
+            "steps=3",
+            f"output={out}",
+        ]
+        + extra,
+    )
+    paths = generate(cfg)
+    info = sf.info(str(paths[0]))
+    assert info.samplerate == RATE and info.channels == 1
+    samples = round(CLIP_SECONDS * RATE)
+    expected = samples if mode != "continue" else (samples // HOP) * HOP + 4000
+    assert info.frames == expected
+    assert (out / "clip00.png").exists() and (out / "input.wav").exists() and (out / "settings.json").exists()
+
+
+def test_generate_app_refuses_bad_editing_settings(bundles, tmp_path):
+    vae, dits = bundles
+    source = write_sine(tmp_path / "in.wav", seconds=CLIP_SECONDS)
+    base = [f"vae={vae}", f"dit={dits['plain']}", f"output={tmp_path}"]
+    cases = {
+        "input=<audio file>": ["mode=vary"],
+        "no such file": ["mode=vary", f"input={tmp_path / 'missing.wav'}"],
+        "ends after the input": ["mode=inpaint", f"input={source}", "start=0.2", "end=0.9"],
+        "same length": ["mode=inpaint", f"input={source}", "start=[0.1,0.2]", "end=0.3"],
+        "seconds=<length to add>": ["mode=continue", f"input={source}"],
+        "strength": ["mode=vary", f"input={source}", "strength=1.5"],
+        "choose one of": ["mode=remix"],
+    }
+    for message, overrides in cases.items():
+        with pytest.raises(ConfigError, match=message):
+            generate(compose_app("generate", tmp_path, base + overrides))
+
+
+DEMO = Path("outputs/demo")
+
+
+@pytest.mark.slow
+def test_trained_enhance_path_improves_si_sdr_on_held_out_demo_clips():
+    """Needs the demo VAE and a demo DiT trained with aligned.task=enhance (see the README):
+    ``outputs/demo/vae/export`` and ``outputs/demo/dit_enhance/export``; skipped otherwise."""
+    vae, dit = DEMO / "vae" / "export", DEMO / "dit_enhance" / "export"
+    if not (vae / "meta.json").exists() or not (dit / "meta.json").exists():
+        pytest.skip("train the demo VAE and the demo enhancement DiT first")
+    from latentaudio.audio import read_audio
+    from latentaudio.dit.aligned import add_noise_at_snr
+    from latentaudio.metrics import si_sdr
+
+    pipe = Pipeline.from_bundles(vae, dit)
+    assert pipe.aligned_task == "enhance"
+    files = sorted(Path("data/demo").rglob("*.wav"))[-8:]  # the end of the sorted list: held out by split
+    assert files, "no demo audio in data/demo (make demo-data)"
+    gains = []
+    for index, path in enumerate(files):
+        audio, rate = read_audio(path, frames=round(pipe.train_seconds * 16000))
+        clean = pipe.autoencoder.reconstruct(audio, rate)
+        noisy = add_noise_at_snr(clean, (5.0, 5.0), torch.Generator().manual_seed(index))
+        enhanced = pipe.enhance(noisy, pipe.sample_rate, seed=index)
+        gains.append(float(si_sdr(enhanced, clean) - si_sdr(noisy, clean)))
+    assert sum(gains) / len(gains) > 1.0, f"mean SI-SDR gain {gains} dB"
