@@ -9,7 +9,7 @@ ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install test test-all lint format demo demo-data train-vae reconstruct encode-dataset \
-	train-diffusion generate clean
+	train-diffusion generate demo-enhance realtime-factor stress clean
 
 help: ## List every target with what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -60,8 +60,17 @@ encode-dataset: $(STAMP) ## Encode an audio folder to latent shards (ARGS="vae=.
 train-diffusion: $(STAMP) ## Train the stage-two DiT (ARGS="experiment=demo_dit vae=...")
 	$(PY) -m latentaudio.apps.train_diffusion $(ARGS)
 
-generate: $(STAMP) ## Generate audio with VAE and DiT bundles (ARGS="vae=... dit=... seconds=4 n=2")
+generate: $(STAMP) ## Generate or edit audio (ARGS="vae=... dit=... mode=generate|vary|inpaint|continue|enhance ...")
 	$(PY) -m latentaudio.apps.generate $(ARGS)
+
+demo-enhance: $(STAMP) ## Train the demo enhancement DiT on the demo VAE's latents (outputs/demo/dit_enhance)
+	$(PY) -m latentaudio.apps.train_diffusion experiment=demo_dit_enhance vae=$(DEMO)/vae/export hydra.run.dir=$(DEMO)/dit_enhance ckpt_path=last
+
+realtime-factor: $(STAMP) ## Time every sampler on the demo bundles; writes experiments/inference/results.md
+	$(PY) experiments/inference/realtime_factor.py vae=$(DEMO)/vae/export dit=$(DEMO)/dit/export $(ARGS)
+
+stress: $(STAMP) ## Train a tiny VAE on broken files, SIGKILL and resume it twice, report what survived (~1 min)
+	$(PY) -m latentaudio.apps.stress $(ARGS)
 
 clean: ## Remove the virtual environment, caches, outputs and demo data
 	rm -rf $(VENV) outputs data/demo .pytest_cache .ruff_cache

@@ -12,6 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from latentaudio.training.checkpoint import AtomicCheckpointIO
+from latentaudio.training.guard import SaveBeforeFault
 
 log = logging.getLogger("latentaudio")
 
@@ -74,7 +75,7 @@ def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
 def build_trainer(cfg: DictConfig, callbacks: list, loggers: list) -> pl.Trainer:
     return hydra.utils.instantiate(
         cfg.trainer,
-        callbacks=callbacks,
+        callbacks=[*callbacks, SaveBeforeFault()],
         logger=loggers if loggers else False,
         plugins=[AtomicCheckpointIO()],
     )
@@ -83,14 +84,21 @@ def build_trainer(cfg: DictConfig, callbacks: list, loggers: list) -> pl.Trainer
 def resolve_ckpt_path(cfg: DictConfig) -> str | None:
     """``ckpt_path=last``: this run folder's checkpoints/last.ckpt when it exists (restart after a kill)."""
     wanted = cfg.get("ckpt_path")
+    if wanted in (None, "") and int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0:
+        wanted = "last"  # a preempted or timed-out SLURM job that was requeued: carry on
     if wanted in (None, ""):
         return None
     if wanted == "last":
-        last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
-        if last.exists():
-            log.info("resuming from %s", last)
-            return str(last)
-        log.info("no %s yet: starting from scratch", last)
+        # the newest of ModelCheckpoint's last.ckpt and Lightning's SLURM-signal hpc_ckpt_*.ckpt
+        folder = Path(cfg.paths.output_dir)
+        found = [
+            p for p in [folder / "checkpoints" / "last.ckpt", *folder.glob("hpc_ckpt_*.ckpt")] if p.exists()
+        ]
+        if found:
+            newest = max(found, key=lambda p: p.stat().st_mtime)
+            log.info("resuming from %s", newest)
+            return str(newest)
+        log.info("no checkpoint in %s yet: starting from scratch", folder)
         return None
     if not Path(wanted).exists():
         raise ConfigError(f"ckpt_path={wanted} does not exist: pass a .ckpt file, or ckpt_path=last")

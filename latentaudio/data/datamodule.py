@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 from latentaudio.data.dataset import AudioCropDataset, split_of
 from latentaudio.data.latents import LatentDataset, LatentMismatchError, read_manifest, split_latent_paths
 from latentaudio.data.metadata import label_vocabulary, load_metadata
+from latentaudio.data.resumable import ResumableLoader
 from latentaudio.data.scan import DataFolderError, ScanResult, scan_audio_folder
 
 log = logging.getLogger(__name__)
@@ -135,10 +136,11 @@ class LatentDataModule(pl.LightningDataModule):
 
 def _loader(dataset, hp, shuffle: bool, drop_last: bool) -> DataLoader:
     workers = hp.num_workers
-    return DataLoader(
+    # training loaders continue mid-epoch after a restart (Lightning saves their state)
+    loader = ResumableLoader if shuffle else DataLoader
+    return loader(
         dataset,
         batch_size=hp.batch_size,
-        shuffle=shuffle,
         drop_last=drop_last and len(dataset) >= hp.batch_size,
         num_workers=workers,
         pin_memory=hp.pin_memory,

@@ -22,6 +22,9 @@ def atomic_torch_save(obj, path: str | os.PathLike) -> None:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+    # temporary files of earlier saves of this path that were killed mid-write
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):
+        stale.unlink(missing_ok=True)
     descriptor = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(descriptor)

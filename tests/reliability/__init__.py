@@ -1,0 +1,1 @@
+"""Reliability tests: bad input, crashes and resumes, numerical faults, safe loading, limits."""
