@@ -30,6 +30,7 @@ from latentaudio.apps.common import (
 from latentaudio.bundle import Bundle, load_bundle
 from latentaudio.data.latents import LatentFolderError, read_manifest
 from latentaudio.data.scan import check_data_root
+from latentaudio.training.sweep import write_final_metrics
 
 
 def load_vae_bundle(cfg: DictConfig) -> Bundle:
@@ -173,6 +174,7 @@ def train(cfg: DictConfig) -> float | None:
         trainer = build_trainer(cfg, build_callbacks(cfg), loggers)
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
         metric = trainer.callback_metrics.get("val/loss")
+        write_final_metrics(cfg.paths.output_dir, trainer, "val/loss")  # for the sweep summary
         log.info("done: %s", {k: round(float(v), 4) for k, v in trainer.callback_metrics.items()})
         return float(metric) if metric is not None else None
     finally:

@@ -25,6 +25,7 @@ from latentaudio.apps.common import (
     save_resolved_config,
 )
 from latentaudio.data.scan import check_data_root
+from latentaudio.training.sweep import write_final_metrics
 
 
 def check_vae_config(cfg: DictConfig) -> None:
@@ -75,6 +76,7 @@ def train(cfg: DictConfig) -> float | None:
         trainer = build_trainer(cfg, build_callbacks(cfg), loggers)
         trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg))
         metric = trainer.callback_metrics.get("val/mrstft")
+        write_final_metrics(cfg.paths.output_dir, trainer, "val/mrstft")  # for the sweep summary
         log.info("done: %s", {k: round(float(v), 4) for k, v in trainer.callback_metrics.items()})
         return float(metric) if metric is not None else None
     finally:

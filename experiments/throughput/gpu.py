@@ -1,0 +1,121 @@
+"""Training-step throughput of both stages at GPU sizes: fp32 vs bf16 autocast, eager vs torch.compile.
+
+    PYTHONPATH=. python experiments/throughput/gpu.py --out results_gpu.json
+    PYTHONPATH=. python experiments/throughput/gpu.py --tiny        # a CPU smoke test of this script
+
+Each variant also runs on a fixed batch (fixed noise and noise levels for the DiT), so its loss
+must stay finite and fall: that is the check that bf16 training is numerically sane. A time
+budget skips what would not finish; results are written after each stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+from steps import dit_variant, markdown_table, summarize, time_interleaved, vae_variant
+
+SAO_VAE = dict(
+    channels=2,
+    base_channels=128,
+    channel_mults=[1, 2, 4, 8, 16],
+    strides=[2, 4, 4, 8, 8],
+    latent_dim=64,
+    dilations=[1, 3, 9],
+    use_snake=True,
+)
+TINY_VAE = dict(
+    channels=2,
+    base_channels=8,
+    channel_mults=[1, 2],
+    strides=[2, 4],
+    latent_dim=4,
+    dilations=[1],
+    use_snake=True,
+)
+DIT_SIZES = {
+    "base": dict(width=768, depth=12, heads=12),
+    "sao": dict(width=1536, depth=24, heads=24),
+    "tiny": dict(width=32, depth=2, heads=2),
+}
+BF16_PEAK = 790e12  # measured bf16 matmul peak of an H100/H200 here (KINDS.md)
+
+
+def stages(tiny: bool) -> list[dict]:
+    """(stage, variants): the DiT first (quick), then the VAE (heavy compile)."""
+    if tiny:
+        vae = dict(vae_config=TINY_VAE, batch_size=2, sample_length=4096, sample_rate=44100)
+        base = dict(
+            size=DIT_SIZES["tiny"], latent_dim=8, batch_size=2, frames=32, hop=2048, sample_rate=44100
+        )
+        sao = base
+    else:
+        # 1.49 s stereo crops at 44.1 kHz (32 latent frames); 47.5 s of latents (1024 frames) for the DiT
+        vae = dict(vae_config=SAO_VAE, batch_size=4, sample_length=65536, sample_rate=44100)
+        base = dict(
+            size=DIT_SIZES["base"], latent_dim=64, batch_size=16, frames=1024, hop=2048, sample_rate=44100
+        )
+        sao = dict(base, size=DIT_SIZES["sao"], batch_size=8)
+    precision = [("fp32", False, False), ("bf16", True, False), ("bf16+compile", True, True)]
+    return [
+        dict(name="dit-base", kind="dit", args=base, variants=precision),
+        dict(name="dit-sao", kind="dit", args=sao, variants=precision[:2]),
+        dict(name="vae-sao-adversarial", kind="vae", args=dict(vae, adversarial=True), variants=precision),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tiny", action="store_true", help="tiny sizes: checks the script on a CPU")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=15)
+    parser.add_argument("--budget-s", type=float, default=200.0, help="skip stages started after this")
+    parser.add_argument("--out", type=Path, default=Path("results_gpu.json"))
+    args = parser.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32 in the table
+    report = {
+        "command": "PYTHONPATH=. python experiments/throughput/gpu.py" + (" --tiny" if args.tiny else ""),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+        "torch": torch.__version__,
+        "warmup": args.warmup,
+        "steps": args.steps,
+        "stages": {},
+    }
+    started = time.perf_counter()
+    for stage in stages(args.tiny):
+        if time.perf_counter() - started > args.budget_s:
+            report["stages"][stage["name"]] = "skipped: time budget"
+            continue
+        stage_start = time.perf_counter()
+        build = dit_variant if stage["kind"] == "dit" else vae_variant
+        variants = []
+        try:
+            variants = [
+                build(name, device=device, bf16=bf16, compile=compiled, **stage["args"])
+                for name, bf16, compiled in stage["variants"]
+            ]
+            time_interleaved(variants, args.warmup, args.steps, device)
+            rows = [summarize(v, BF16_PEAK if device.type == "cuda" else None) for v in variants]
+        except torch.OutOfMemoryError as error:
+            rows = f"out of memory: {error}"[:300]
+        report["stages"][stage["name"]] = {
+            "shape": {k: v for k, v in stage["args"].items() if k != "vae_config"},
+            "rows": rows,
+            "wall_s": round(time.perf_counter() - stage_start, 1),
+        }
+        del variants
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        print(f"## {stage['name']} ({report['stages'][stage['name']]['wall_s']} s)", flush=True)
+        print(markdown_table(rows) if isinstance(rows, list) else rows, flush=True)
+        args.out.write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()

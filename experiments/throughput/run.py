@@ -1,0 +1,108 @@
+"""Training-step throughput of both stages' demo configs on this machine's CPU.
+
+    .venv/bin/python experiments/throughput/run.py            # writes results_cpu.json beside this file
+
+Variants: fp32 vs bf16 autocast, eager vs torch.compile, run in turn (A, B, C, D, A, ...) so that
+load from other processes falls on all of them alike; the figures are medians of the timed steps
+after warm-up (torch.compile's first calls fall in the warm-up). The steps are plain torch copies
+of the LightningModules' training steps (steps.py), without Lightning's loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+from steps import dit_variant, markdown_table, summarize, time_interleaved, vae_variant
+
+# conf/model/vae/demo.yaml and conf/experiment/demo_vae.yaml
+DEMO_VAE = dict(
+    channels=1,
+    base_channels=32,
+    channel_mults=[1, 2, 4, 8],
+    strides=[2, 4, 4, 8],
+    latent_dim=16,
+    dilations=[1, 3, 9],
+    use_snake=True,
+)
+VAE_BATCH = dict(vae_config=DEMO_VAE, batch_size=8, sample_length=8192, sample_rate=16000)
+# conf/model/dit/demo.yaml and conf/experiment/demo_dit.yaml, on the demo VAE's latents
+DIT_BATCH = dict(
+    size=dict(width=192, depth=4, heads=4),
+    latent_dim=16,
+    batch_size=16,
+    frames=128,
+    hop=256,
+    sample_rate=16000,
+)
+ALL = [
+    ("fp32", False, False),
+    ("bf16", True, False),
+    ("fp32+compile", False, True),
+    ("bf16+compile", True, True),
+]
+STAGES = [
+    dict(name="dit-demo", build=dit_variant, args=DIT_BATCH, variants=ALL, warmup=3, steps=12),
+    dict(
+        name="vae-demo",
+        build=vae_variant,
+        args=dict(VAE_BATCH, adversarial=False),
+        variants=ALL,
+        warmup=2,
+        steps=6,
+    ),
+    dict(
+        name="vae-demo-adversarial",
+        build=vae_variant,
+        args=dict(VAE_BATCH, adversarial=True),
+        variants=ALL[:2],
+        warmup=1,
+        steps=5,
+    ),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results_cpu.json"))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--stages", nargs="*", help="only these stages (default: all)")
+    parser.add_argument("--eager", action="store_true", help="skip the torch.compile variants")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device("cpu")
+    report = {
+        "command": "python experiments/throughput/run.py",
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} threads",
+        "torch": torch.__version__,
+        "stages": {},
+    }
+    for stage in STAGES:
+        if args.stages and stage["name"] not in args.stages:
+            continue
+        start = time.perf_counter()
+        variants = [
+            stage["build"](name, device=device, bf16=bf16, compile=compiled, **stage["args"])
+            for name, bf16, compiled in stage["variants"]
+            if not (compiled and args.eager)
+        ]
+        time_interleaved(variants, stage["warmup"], stage["steps"], device)
+        rows = [summarize(v) for v in variants]
+        report["stages"][stage["name"]] = {
+            "shape": {k: v for k, v in stage["args"].items() if k != "vae_config"},
+            "warmup": stage["warmup"],
+            "steps": stage["steps"],
+            "rows": rows,
+            "wall_s": round(time.perf_counter() - start, 1),
+        }
+        print(f"## {stage['name']}\n{markdown_table(rows)}", flush=True)
+        args.out.write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
