@@ -9,7 +9,7 @@ ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install test test-all lint format demo demo-data train-vae reconstruct encode-dataset \
-	train-diffusion generate demo-enhance realtime-factor stress clean
+	train-diffusion generate demo-enhance realtime-factor evaluate bench bench-peer throughput stress clean
 
 help: ## List every target with what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -69,9 +69,21 @@ demo-enhance: $(STAMP) ## Train the demo enhancement DiT on the demo VAE's laten
 realtime-factor: $(STAMP) ## Time every sampler on the demo bundles; writes experiments/inference/results.md
 	$(PY) experiments/inference/realtime_factor.py vae=$(DEMO)/vae/export dit=$(DEMO)/dit/export $(ARGS)
 
+evaluate: $(STAMP) ## Metrics of bundles on an audio folder, + generation metrics with dit= (ARGS="vae=... data.root=... output=...")
+	$(PY) -m latentaudio.apps.evaluate $(ARGS)
+
+bench: $(STAMP) ## Print throughput and metric figures of the demo-size models, to compare before/after a change
+	$(PY) experiments/bench.py $(ARGS)
+
+bench-peer: $(STAMP) ## Benchmark against stable-audio-tools (installs it in experiments/benchmarks/.venv-peer; 3-5 min)
+	$(PY) experiments/benchmarks/peer.py $(ARGS)
+
+throughput: $(STAMP) ## Measure training throughput of both demo stages (fp32/bf16, eager/compile)
+	$(PY) experiments/throughput/run.py $(ARGS)
+
 stress: $(STAMP) ## Train a tiny VAE on broken files, SIGKILL and resume it twice, report what survived (~1 min)
 	$(PY) -m latentaudio.apps.stress $(ARGS)
 
 clean: ## Remove the virtual environment, caches, outputs and demo data
-	rm -rf $(VENV) outputs data/demo .pytest_cache .ruff_cache
+	rm -rf $(VENV) outputs data/demo .pytest_cache .ruff_cache experiments/benchmarks/.venv-peer
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -13,13 +13,12 @@ import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from latentaudio import metrics
+from latentaudio import evaluation
 from latentaudio.apps.common import CONFIG_PATH, log
-from latentaudio.audio import AudioDecodeError, read_audio, write_audio
 from latentaudio.autoencoder import Autoencoder
 from latentaudio.data.scan import printable, scan_audio_folder
 
-METRICS = ("mrstft", "mel", "sisdr")
+METRICS = evaluation.RECONSTRUCTION_METRICS
 
 
 def reconstruct(cfg: DictConfig) -> dict:
@@ -34,30 +33,23 @@ def reconstruct(cfg: DictConfig) -> dict:
     if cfg.limit:
         paths = paths[: cfg.limit]
     output = Path(cfg.output)
-    results: dict[str, dict] = {}
-    for relative in tqdm(paths, desc="reconstructing", unit="file"):
-        try:
-            audio, rate = read_audio(
-                root / relative, sample_rate=autoencoder.sample_rate, channels=autoencoder.channels
-            )
-        except AudioDecodeError as error:
-            log.warning("skipping %s: %s", printable(root / relative), error.reason)
-            continue
-        reference = audio.unsqueeze(0)  # (1, C, T)
-        decoded = autoencoder.reconstruct(reference, rate)
-        results[relative] = {
-            "mrstft": float(metrics.mrstft_distance(decoded, reference, rate).mean()),
-            "mel": float(metrics.mel_distance(decoded, reference, rate).mean()),
-            "sisdr": float(metrics.si_sdr(decoded, reference).mean()),
-        }
-        write_audio((output / relative).with_suffix(".wav"), decoded[0], rate)
+    files = evaluation.reconstruct_files(
+        autoencoder,
+        root,
+        paths,
+        write_to=output,
+        warn=lambda path, reason: log.warning("skipping %s: %s", printable(root / path), reason),
+    )
+    results = {
+        item.path: item.metrics for item in tqdm(files, total=len(paths), desc="reconstructing", unit="file")
+    }
     if not results:
         raise SystemExit(f"no decodable audio in {source}")
-    mean = {name: sum(r[name] for r in results.values()) / len(results) for name in METRICS}
+    mean = evaluation.mean_metrics(results, METRICS)
     summary = {
         "vae": str(cfg.vae),
         "vae_hash": autoencoder.hash,
-        "latent_rate": autoencoder.latent_dim * autoencoder.sample_rate / autoencoder.hop,
+        "latent_rate": evaluation.latent_rate(autoencoder),
         "mean": mean,
         "files": results,
     }

@@ -1,0 +1,166 @@
+"""Regression guard: a small, fast benchmark of the demo-size models (not a test). `make bench`.
+
+Prints one ``name value unit`` line per figure, in a fixed order, so two runs compare with
+``diff`` or a spreadsheet: run it before and after a change, on the same machine and load.
+
+    .venv/bin/python experiments/bench.py            # about 2 minutes on 2 idle cores
+    .venv/bin/python experiments/bench.py --quick    # fewer steps, for a smoke check
+
+Figures: VAE training-step throughput (fp32 and bf16 autocast), DiT training-step throughput
+and its model-FLOPs utilisation against this machine's fp32 matmul peak, sampling realtime
+factor of an untrained demo DiT + VAE at fixed steps, and the reconstruction metrics of a tiny
+VAE after a short fixed-seed training on tones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import torch
+
+from latentaudio.dit.conditioning import Conditioner
+from latentaudio.dit.denoiser import Denoiser
+from latentaudio.dit.diffusion import make_objective
+from latentaudio.dit.model import DiT
+from latentaudio.dit.samplers import sample
+from latentaudio.evaluation import reconstruction_metrics
+from latentaudio.vae.losses import SpectralReconstructionLoss
+from latentaudio.vae.model import AudioVAE
+
+RATE = 16000
+DEMO_VAE = dict(channels=1, base_channels=32, channel_mults=(1, 2, 4, 8), strides=(2, 4, 4, 8), latent_dim=16)
+TINY_VAE = dict(channels=1, base_channels=8, channel_mults=(1, 2), strides=(2, 4), latent_dim=4)
+DEMO_DIT = dict(width=192, depth=4, heads=4)
+LOSS_SIZES = ([2048, 1024, 512, 256, 128, 64], [512, 256, 128, 64, 32, 16], [2048, 1024, 512, 256, 128, 64])
+FP32_PEAK_FLOPS = 150e9  # this machine's measured fp32 matmul peak (docs: DESIGN.md, "What we measure")
+
+
+def report(name: str, value: float, unit: str) -> None:
+    print(f"{name} {value:.4g} {unit}", flush=True)
+
+
+def seconds_per_call(fn, steps: int) -> float:
+    fn()  # warm-up
+    start = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    return (time.perf_counter() - start) / steps
+
+
+def vae_step_fn(vae: AudioVAE, audio: torch.Tensor, bf16: bool):
+    loss_fn = SpectralReconstructionLoss(RATE, 1, *LOSS_SIZES)
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=1.5e-4, betas=(0.8, 0.99))
+
+    def step() -> float:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = vae(audio)
+            loss = loss_fn(out.reconstruction, audio)[0] + 1e-4 * out.kl
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        optimizer.step()
+        return float(loss.detach())
+
+    return step
+
+
+def demo_denoiser() -> Denoiser:
+    conditioner = Conditioner(global_dim=DEMO_DIT["width"], timing=True, num_labels=5)
+    return Denoiser(DiT(latent_dim=16, global_cond_dim=conditioner.global_cond_dim, **DEMO_DIT), conditioner)
+
+
+def timing_batch(size: int, seconds: float) -> dict:
+    return {"seconds_start": torch.zeros(size), "seconds_total": torch.full((size,), seconds)}
+
+
+def bench_vae(steps: int) -> None:
+    audio = 0.1 * torch.randn(4, 1, 8192)
+    seconds_of_audio = audio.shape[0] * audio.shape[-1] / RATE
+    for name, bf16 in (("fp32", False), ("bf16", True)):
+        torch.manual_seed(0)
+        elapsed = seconds_per_call(vae_step_fn(AudioVAE(**DEMO_VAE), audio, bf16), steps)
+        report(f"vae_demo_train_{name}", seconds_of_audio / elapsed, "audio_s/s")
+
+
+def bench_dit(steps: int) -> None:
+    torch.manual_seed(0)
+    denoiser = demo_denoiser()
+    objective = make_objective("v")
+    optimizer = torch.optim.AdamW(denoiser.parameters(), lr=3e-4)
+    batch, frames = 16, 128
+    x0 = torch.randn(batch, 16, frames)
+    conditions = timing_batch(batch, frames * 256 / RATE)
+
+    def step() -> float:
+        t = objective.sample_time(batch)
+        noise = torch.randn_like(x0)
+        loss, _ = objective.loss(
+            denoiser(objective.noisy(x0, noise, t), t, conditions), objective.target(x0, noise, t), t
+        )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return float(loss.detach())
+
+    elapsed = seconds_per_call(step, steps)
+    report("dit_demo_train_fp32", batch * frames * 256 / RATE / elapsed, "audio_s/s")
+    flops = 3 * batch * denoiser.dit.flops(frames)  # forward + backward
+    report("dit_demo_train_mfu_fp32", 100 * flops / elapsed / FP32_PEAK_FLOPS, "%")
+
+
+@torch.inference_mode()
+def bench_sampling(steps: int) -> None:
+    torch.manual_seed(0)
+    denoiser, vae = demo_denoiser().eval(), AudioVAE(**DEMO_VAE).eval()
+    objective = make_objective("v")
+    clips, frames = 2, 128
+    conditions = timing_batch(clips, frames * 256 / RATE)
+    noise = torch.randn(clips, 16, frames)
+
+    def generate() -> None:
+        x0 = sample(lambda x, t: denoiser.guided(x, t, conditions, 3.0), noise, objective, "dpmpp_2m", steps)
+        vae.decode(x0)
+
+    elapsed = seconds_per_call(generate, 1)
+    report(f"sampling_demo_rtf_{steps}steps_cfg3", clips * frames * 256 / RATE / elapsed, "x_realtime")
+
+
+def bench_tiny_training(steps: int) -> None:
+    """A tiny VAE trained for ``steps`` fixed-seed steps on tones, measured on a held-out tone."""
+    torch.manual_seed(0)
+    t = torch.arange(4096) / RATE
+    tones = torch.stack([0.5 * torch.sin(2 * math.pi * f * t) for f in (220.0, 330.0, 440.0, 660.0)])[:, None]
+    vae = AudioVAE(**TINY_VAE)
+    step = vae_step_fn(vae, tones, bf16=False)
+    start = time.perf_counter()
+    for _ in range(steps):
+        loss = step()
+    elapsed = time.perf_counter() - start
+    held_out = 0.5 * torch.sin(2 * math.pi * 550.0 * t)[None, None]
+    with torch.inference_mode():
+        decoded = vae.decode(vae.encode(held_out), length=held_out.shape[-1])
+        values = reconstruction_metrics(decoded, held_out, RATE)
+    report(f"vae_tiny_{steps}steps_train_loss", loss, "loss")
+    report(f"vae_tiny_{steps}steps_mrstft", float(values["mrstft"].mean()), "distance")
+    report(f"vae_tiny_{steps}steps_mel", float(values["mel"].mean()), "distance")
+    report(f"vae_tiny_{steps}steps_sisdr", float(values["sisdr"].mean()), "dB")
+    report("vae_tiny_train", steps * tones.shape[0] * tones.shape[-1] / RATE / elapsed, "audio_s/s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="latentaudio regression benchmark")
+    parser.add_argument("--quick", action="store_true", help="fewer steps: a smoke check, noisier figures")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    report("torch_threads", torch.get_num_threads(), "threads")
+    bench_vae(steps=1 if args.quick else 2)
+    bench_dit(steps=2 if args.quick else 5)
+    bench_sampling(steps=10)
+    bench_tiny_training(steps=10 if args.quick else 40)
+
+
+if __name__ == "__main__":
+    main()

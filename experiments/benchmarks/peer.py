@@ -1,0 +1,487 @@
+"""latentaudio against Stability AI's stable-audio-tools, at equal sizes, on this machine, in one run.
+
+    .venv/bin/python experiments/benchmarks/peer.py            # writes experiments/benchmarks/results.md
+    .venv/bin/python experiments/benchmarks/peer.py --rounds 5 --steps 3
+
+The first run makes ``experiments/benchmarks/.venv-peer`` (git-ignored): a venv that sees our
+``.venv`` (so both sides use the same torch 2.11.0) and gets ``stable-audio-tools`` installed
+``--no-deps``, plus only the packages its model, sampling and training modules import
+(``PEER_PACKAGES``). The script then re-runs itself inside that venv, builds both sides and
+measures them alternately (ours, theirs, ours, theirs...), reporting the median of the rounds:
+
+- VAE training step (each side's reconstruction loss + KL, AdamW, no discriminator: the demo
+  recipe starts its critic after 1000 steps), audio-seconds per wall-second;
+- DiT training step (v-objective, timing as global conditioning), audio-seconds per second;
+- sampling realtime factor at equal steps (DPM-Solver++ 2M, no guidance) including the decode.
+
+Sizes: our ``conf/model/vae/demo.yaml`` (16 kHz mono, 32 channels, mults 1 2 4 8, strides 2 4 4 8,
+16 latent channels) and ``conf/model/dit/demo.yaml`` (width 192, depth 4, 4 heads, 128 frames).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+PEER_VENV = HERE / ".venv-peer"
+PEER_PYTHON = PEER_VENV / "bin" / "python"
+# What stable-audio-tools 0.0.19's models/, inference/ and training/ import, found by importing
+# them and adding each missing module (k-diffusion pulls in most of these at import time).
+PEER_PACKAGES = [
+    "stable-audio-tools==0.0.19",
+    "k-diffusion==0.1.1.post1",
+    "huggingface_hub",
+    "httpx2",
+    "alias-free-torch",
+    "ema-pytorch",
+    "einops-exts",
+    "descript-audiotools",
+    "flatten_dict",
+    "julius",
+    "ffmpy",
+    "importlib_resources",
+    "randomname",
+    "tensorboard",
+    "absl-py",
+    "scikit-image",
+    "lazy_loader",
+    "imageio",
+    "tifffile",
+    "clean-fid",
+    "clip-anytorch",
+    "torchvision==0.26.0",  # the release paired with torch 2.11.0
+    "torchsde",
+    "trampoline",
+    "torchdiffeq",
+    "dctorch",
+    "jsonmerge",
+    "jsonschema",
+    "referencing",
+    "rpds-py",
+    "jsonschema-specifications",
+    "ftfy",
+    "regex",
+]
+
+RATE, HOP, LATENT = 16000, 256, 16
+VAE_SIZE = dict(base_channels=32, channel_mults=[1, 2, 4, 8], strides=[2, 4, 4, 8], latent_dim=LATENT)
+VAE_BATCH, VAE_SAMPLES = 8, 8192  # conf/experiment/demo_vae.yaml
+DIT_SIZE = dict(width=192, depth=4, heads=4)
+DIT_BATCH, DIT_FRAMES = 16, 128  # conf/experiment/demo_dit.yaml
+SAMPLE_BATCH, SAMPLE_STEPS = 4, 30
+# conf/train_vae.yaml's loss: fft sizes, hops, windows
+OUR_LOSS_SIZES = (
+    [2048, 1024, 512, 256, 128, 64],
+    [512, 256, 128, 64, 32, 16],
+    [2048, 1024, 512, 256, 128, 64],
+)
+
+
+# ------------------------------------------------------------------------------ the peer venv
+
+
+def ensure_peer_venv() -> None:
+    if PEER_PYTHON.exists():
+        probe = [
+            str(PEER_PYTHON),
+            "-c",
+            "import stable_audio_tools.models.dit, stable_audio_tools.inference.sampling",
+        ]
+        if subprocess.run(probe, capture_output=True).returncode == 0:
+            return
+    print(f"setting up {PEER_VENV} ...", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
+    purelib = subprocess.run(
+        [str(PEER_PYTHON), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    # our venv as a site dir (its .pth files too, so the editable latentaudio imports): same torch
+    main_site = subprocess.run(
+        [sys.executable, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    (Path(purelib) / "_latentaudio_main_venv.pth").write_text(
+        f"import site; site.addsitedir({main_site!r})\n"
+    )
+    subprocess.run([str(PEER_PYTHON), "-m", "pip", "install", "-q", "--no-deps", *PEER_PACKAGES], check=True)
+
+
+# ------------------------------------------------------------------------------ the two sides
+
+
+def ours_vae():
+    import torch
+
+    from latentaudio.vae.losses import SpectralReconstructionLoss
+    from latentaudio.vae.model import AudioVAE
+
+    vae = AudioVAE(channels=1, **VAE_SIZE)
+    # conf/train_vae.yaml's loss
+    loss_fn = SpectralReconstructionLoss(RATE, 1, *OUR_LOSS_SIZES)
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=1.5e-4, betas=(0.8, 0.99))
+
+    def step(audio):
+        out = vae(audio)
+        loss = loss_fn(out.reconstruction, audio)[0] + 1e-4 * out.kl
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        optimizer.step()
+        return float(loss.detach())
+
+    return vae, step
+
+
+def theirs_vae(our_loss: bool = False):
+    import auraloss
+    import torch
+    from stable_audio_tools.models.autoencoders import create_autoencoder_from_config
+
+    oobleck = {
+        "in_channels": 1,
+        "channels": VAE_SIZE["base_channels"],
+        "c_mults": VAE_SIZE["channel_mults"],
+        "strides": VAE_SIZE["strides"],
+        "use_snake": True,
+    }
+    config = {
+        "model_type": "autoencoder",
+        "sample_rate": RATE,
+        "audio_channels": 1,
+        "model": {
+            "encoder": {"type": "oobleck", "config": {**oobleck, "latent_dim": 2 * LATENT}},
+            "decoder": {
+                "type": "oobleck",
+                "config": {**oobleck, "out_channels": 1, "latent_dim": LATENT, "final_tanh": False},
+            },
+            "bottleneck": {"type": "vae"},
+            "latent_dim": LATENT,
+            "downsampling_ratio": HOP,
+            "io_channels": 1,
+        },
+    }
+    config["model"]["decoder"]["config"].pop("in_channels")
+    autoencoder = create_autoencoder_from_config(config)
+    # the Stable Audio Open VAE recipe's spectral loss (mono: plain MR-STFT), with perceptual weighting
+    sizes = [2048, 1024, 512, 256, 128, 64, 32]
+    loss_fn = auraloss.freq.MultiResolutionSTFTLoss(
+        fft_sizes=sizes,
+        hop_sizes=[s // 4 for s in sizes],
+        win_lengths=sizes,
+        sample_rate=RATE,
+        perceptual_weighting=True,
+    )
+    if our_loss:
+        from latentaudio.vae.losses import SpectralReconstructionLoss
+
+        ours = SpectralReconstructionLoss(RATE, 1, *OUR_LOSS_SIZES)
+        loss_fn = lambda reals, decoded: ours(decoded, reals)[0]  # noqa: E731
+    optimizer = torch.optim.AdamW(autoencoder.parameters(), lr=1.5e-4, betas=(0.8, 0.99))
+
+    def step(audio):
+        latents, info = autoencoder.encode(audio, return_info=True)
+        decoded = autoencoder.decode(latents)
+        loss = loss_fn(audio, decoded) + 1e-4 * info["kl"]  # their argument order (reals, decoded)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(autoencoder.parameters(), 1.0)
+        optimizer.step()
+        return float(loss.detach())
+
+    return autoencoder, step
+
+
+def ours_dit():
+    import torch
+
+    from latentaudio.dit.conditioning import Conditioner
+    from latentaudio.dit.denoiser import Denoiser
+    from latentaudio.dit.diffusion import make_objective
+    from latentaudio.dit.model import DiT
+
+    conditioner = Conditioner(global_dim=DIT_SIZE["width"], timing=True, num_labels=5, cfg_dropout=0.1)
+    dit = DiT(latent_dim=LATENT, global_cond_dim=conditioner.global_cond_dim, **DIT_SIZE)
+    denoiser = Denoiser(dit, conditioner)
+    objective = make_objective("v")
+    optimizer = torch.optim.AdamW(denoiser.parameters(), lr=3e-4, betas=(0.9, 0.99))
+
+    def conditions(batch):
+        return {
+            "seconds_start": torch.zeros(batch),
+            "seconds_total": torch.full((batch,), DIT_FRAMES * HOP / RATE),
+            "label": torch.zeros(batch, dtype=torch.long),
+        }
+
+    def step(x0):
+        t = objective.sample_time(x0.shape[0], device=x0.device)
+        noise = torch.randn_like(x0)
+        out = denoiser(objective.noisy(x0, noise, t), t, conditions(x0.shape[0]))
+        loss, _ = objective.loss(out, objective.target(x0, noise, t), t)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(denoiser.parameters(), 1.0)
+        optimizer.step()
+        return float(loss.detach())
+
+    @torch.inference_mode()
+    def sampler(noise, steps):
+        from latentaudio.dit.samplers import sample
+
+        batch = conditions(noise.shape[0])
+        return sample(lambda x, t: denoiser(x, t, batch), noise, objective, "dpmpp_2m", steps)
+
+    denoiser.eval()  # sampling runs in eval; the step function trains regardless of dropout here
+    return denoiser, step, sampler
+
+
+def theirs_dit():
+    import math
+
+    import torch
+    from stable_audio_tools.inference.sampling import sample_k
+    from stable_audio_tools.models.dit import DiffusionTransformer
+
+    dit = DiffusionTransformer(
+        io_channels=LATENT,
+        embed_dim=DIT_SIZE["width"],
+        depth=DIT_SIZE["depth"],
+        num_heads=DIT_SIZE["heads"],
+        cond_token_dim=0,
+        global_cond_dim=DIT_SIZE["width"],
+        project_cond_tokens=False,
+        transformer_type="continuous_transformer",
+    )
+    optimizer = torch.optim.AdamW(dit.parameters(), lr=3e-4, betas=(0.9, 0.99))
+    # their timing conditioner's output; a fixed tensor (its MLP costs microseconds)
+    global_embed = torch.randn(1, DIT_SIZE["width"])
+
+    def step(x0):
+        t = torch.rand(x0.shape[0])
+        alpha, sigma = torch.cos(t * math.pi / 2)[:, None, None], torch.sin(t * math.pi / 2)[:, None, None]
+        noise = torch.randn_like(x0)
+        out = dit(
+            x0 * alpha + noise * sigma,
+            t,
+            global_embed=global_embed.expand(x0.shape[0], -1),
+            cfg_dropout_prob=0.1,
+        )
+        loss = torch.nn.functional.mse_loss(out, noise * alpha - x0 * sigma)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(dit.parameters(), 1.0)
+        optimizer.step()
+        return float(loss.detach())
+
+    @torch.inference_mode()
+    def sampler(noise, steps):
+        embed = global_embed.expand(noise.shape[0], -1)
+        return sample_k(
+            dit, noise, steps=steps, sampler_type="dpmpp-2m", device="cpu", global_embed=embed, cfg_scale=1.0
+        )
+
+    dit.eval()
+    return dit, step, sampler
+
+
+# ------------------------------------------------------------------------------ measuring
+
+
+def timed(fn, *args) -> float:
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
+
+
+def alternate(name: str, sides: dict, rounds: int, steps: int, work_seconds: float) -> dict:
+    """Median seconds per call over ``rounds`` of ``steps`` calls, sides taking turns each round."""
+    for fn, args in sides.values():
+        fn(*args)  # warm-up: allocator, kernels, lazy inits
+    times = {label: [] for label in sides}
+    for r in range(rounds):
+        for label, (fn, args) in sides.items():
+            times[label].append(sum(timed(fn, *args) for _ in range(steps)) / steps)
+        print(
+            f"  {name} round {r + 1}: " + ", ".join(f"{k} {v[-1]:.3f} s" for k, v in times.items()),
+            flush=True,
+        )
+    return {
+        label: {"seconds": statistics.median(v), "rate": work_seconds / statistics.median(v)}
+        for label, v in times.items()
+    }
+
+
+def measure(rounds: int, steps: int) -> dict:
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
+    torch.manual_seed(0)
+    results, info = {}, {}
+    audio = 0.1 * torch.randn(VAE_BATCH, 1, VAE_SAMPLES)
+    our_vae, our_vae_step = ours_vae()
+    peer_vae, peer_vae_step = theirs_vae()
+    _, peer_vae_our_loss_step = theirs_vae(our_loss=True)
+    info["vae_parameters"] = {
+        k: sum(p.numel() for p in m.parameters()) for k, m in (("ours", our_vae), ("peer", peer_vae))
+    }
+    print("VAE training step", flush=True)
+    results["vae_train"] = alternate(
+        "vae",
+        {
+            "ours": (our_vae_step, (audio,)),
+            "peer": (peer_vae_step, (audio,)),
+            "peer_our_loss": (peer_vae_our_loss_step, (audio,)),
+        },
+        rounds,
+        1,  # a VAE step takes seconds here: one per side per round
+        VAE_BATCH * VAE_SAMPLES / RATE,
+    )
+
+    latents = torch.randn(DIT_BATCH, LATENT, DIT_FRAMES)
+    our_dit, our_dit_step, our_sampler = ours_dit()
+    peer_dit, peer_dit_step, peer_sampler = theirs_dit()
+    info["dit_parameters"] = {
+        k: sum(p.numel() for p in m.parameters()) for k, m in (("ours", our_dit), ("peer", peer_dit))
+    }
+    print("DiT training step", flush=True)
+    results["dit_train"] = alternate(
+        "dit",
+        {"ours": (our_dit_step, (latents,)), "peer": (peer_dit_step, (latents,))},
+        rounds,
+        steps,
+        DIT_BATCH * DIT_FRAMES * HOP / RATE,
+    )
+
+    noise = torch.randn(SAMPLE_BATCH, LATENT, DIT_FRAMES)
+
+    def our_generate():
+        with torch.inference_mode():
+            our_vae.decode(our_sampler(noise, SAMPLE_STEPS))
+
+    def peer_generate():
+        with torch.inference_mode():
+            peer_vae.decode(peer_sampler(noise.clone(), SAMPLE_STEPS))
+
+    our_vae.eval()
+    peer_vae.eval()
+    print(f"sampling {SAMPLE_STEPS} steps + decode", flush=True)
+    results["sampling"] = alternate(
+        "sampling",
+        {"ours": (our_generate, ()), "peer": (peer_generate, ())},
+        rounds,
+        1,
+        SAMPLE_BATCH * DIT_FRAMES * HOP / RATE,
+    )
+    return {"results": results, "info": info}
+
+
+def machine() -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} logical cores visible, torch {torch.__version__} ({torch.get_num_threads()} threads), Python {platform.python_version()}"
+
+
+def write_results(measured: dict, rounds: int, steps: int, path: Path) -> str:
+    r, info = measured["results"], measured["info"]
+    rows = [
+        ("VAE training step", "vae_train", "audio-s / s"),
+        ("DiT training step", "dit_train", "audio-s / s"),
+        (f"sampling, {SAMPLE_STEPS} steps + decode", "sampling", "x realtime"),
+    ]
+    lines = [
+        "# latentaudio vs stable-audio-tools (measured)",
+        "",
+        "Regenerate: `.venv/bin/python experiments/benchmarks/peer.py` (installs the peer into",
+        "`experiments/benchmarks/.venv-peer` on first use, then measures; about 3 to 5 minutes).",
+        "",
+        f"- machine: {machine()}",
+        f"- date: {time.strftime('%Y-%m-%d %H:%M')}; {rounds} rounds, 1 VAE step / {steps} DiT steps / 1 sampling run per side per round, median of rounds,",
+        "  the two sides taking turns within each round (ours, peer, ours, peer, ...).",
+        "- **the CPU was shared with other jobs while this ran**: absolute numbers are noisy; the",
+        "  alternation keeps the ratio fair, since both sides see the same load on average.",
+        "",
+        "| measurement | ours | peer | ours / peer |",
+        "|---|---:|---:|---:|",
+    ]
+    for title, key, unit in rows:
+        ours, peer = r[key]["ours"]["rate"], r[key]["peer"]["rate"]
+        lines.append(f"| {title} ({unit}) | {ours:.2f} | {peer:.2f} | **{ours / peer:.2f}x** |")
+        if key == "vae_train":
+            same = r[key]["peer_our_loss"]["rate"]
+            lines.append(
+                f"| VAE step, peer network with our loss (audio-s / s) | {ours:.2f} | {same:.2f} | {ours / same:.2f}x |"
+            )
+    lines += [
+        "",
+        "Seconds per call (median): "
+        + "; ".join(
+            f"{k}: ours {v['ours']['seconds']:.3f}, peer {v['peer']['seconds']:.3f}" for k, v in r.items()
+        ),
+        "",
+        "## Exact configurations",
+        "",
+        f"- VAE, both sides: 16 kHz mono, base channels {VAE_SIZE['base_channels']}, channel multipliers "
+        f"{VAE_SIZE['channel_mults']}, strides {VAE_SIZE['strides']} (hop {HOP}), {LATENT} latent channels, SnakeBeta, "
+        f"weight norm, VAE bottleneck. Parameters: ours {info['vae_parameters']['ours']:,}, peer {info['vae_parameters']['peer']:,}.",
+        f"  Batch {VAE_BATCH} x {VAE_SAMPLES} samples, fp32. Ours: `AudioVAE` + `SpectralReconstructionLoss` as in",
+        "  `conf/train_vae.yaml` (6 resolutions, 2048..64, no perceptual weighting) + 1e-4 KL. Peer:",
+        "  `create_autoencoder_from_config` (Oobleck encoder/decoder, `vae` bottleneck) + auraloss MR-STFT as in",
+        "  the Stable Audio Open VAE recipe (7 resolutions 2048..32, perceptual weighting) + 1e-4 KL. Both: AdamW,",
+        "  gradient clipping at 1.0, no discriminator (our demo recipe starts it at step 1000).",
+        f"- DiT, both sides: width {DIT_SIZE['width']}, depth {DIT_SIZE['depth']}, {DIT_SIZE['heads']} heads, MLP ratio 4,"
+        f" {LATENT} latent channels, sequence {DIT_FRAMES} frames, batch {DIT_BATCH}, fp32, v-objective,",
+        f"  global (timing) conditioning. Parameters: ours {info['dit_parameters']['ours']:,}, peer {info['dit_parameters']['peer']:,}.",
+        "  Ours: `DiT` (adaLN-Zero) + `Conditioner` (timing + 5 labels). Peer: `DiffusionTransformer`",
+        "  (`continuous_transformer`, global conditioning prepended as a token), fed a fixed global embedding.",
+        "  EMA is left out on both sides.",
+        f"- Sampling: {SAMPLE_BATCH} clips of {DIT_FRAMES} frames ({DIT_FRAMES * HOP / RATE:.3f} s each), {SAMPLE_STEPS} steps of",
+        "  DPM-Solver++ 2M (ours: `latentaudio.dit.samplers.sample`; peer: `sample_k(..., 'dpmpp-2m')` from",
+        "  k-diffusion), guidance off (one network call per step on both sides), then the VAE decode.",
+        "  Untrained weights: this measures speed only, not quality.",
+        "",
+        "## Peer install",
+        "",
+        "`pip install --no-deps` into a venv that sees our `.venv` (same torch 2.11.0):",
+        "",
+        "    " + " ".join(PEER_PACKAGES),
+        "",
+    ]
+    text = "\n".join(lines)
+    path.write_text(text)
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=3, help="DiT steps per side per round")
+    parser.add_argument("--output", type=Path, default=HERE / "results.md")
+    args = parser.parse_args()
+    if Path(sys.prefix).resolve() != PEER_VENV.resolve():
+        ensure_peer_venv()
+        os.execv(str(PEER_PYTHON), [str(PEER_PYTHON), __file__, *sys.argv[1:]])
+    measured = measure(args.rounds, args.steps)
+    print(write_results(measured, args.rounds, args.steps, args.output))
+
+
+if __name__ == "__main__":
+    main()

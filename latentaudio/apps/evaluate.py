@@ -1,0 +1,222 @@
+"""Evaluate a VAE bundle (and optionally a DiT bundle) on a folder of audio.
+
+make evaluate ARGS="vae=outputs/demo/vae/export data.root=data/demo output=outputs/eval"
+make evaluate ARGS="vae=... dit=outputs/demo/dit/export data.root=data/demo limit=32 embedding=vggish.pt"
+
+Writes ``metrics.json`` (per file, means, generation metrics), prints a table and saves
+``metric_distributions.png`` and ``spectrograms.png`` in ``output``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import hydra
+import torch
+from omegaconf import DictConfig
+from tqdm import tqdm
+
+from latentaudio import evaluation
+from latentaudio.apps.common import CONFIG_PATH, ConfigError, log
+from latentaudio.data.scan import printable, scan_audio_folder
+
+LABELS = {"mrstft": "MR-STFT", "mel": "mel", "sisdr": "SI-SDR (dB)"}
+
+
+def check_evaluate_config(cfg: DictConfig) -> None:
+    if cfg.limit is not None and cfg.limit < 1:
+        raise ConfigError(f"limit={cfg.limit}: evaluate at least one file (null: all)")
+    if cfg.dit and cfg.generation.n is not None and cfg.generation.n < 2:
+        raise ConfigError(f"generation.n={cfg.generation.n}: distribution metrics need at least 2 clips")
+    if cfg.embedding and not Path(cfg.embedding).is_file():
+        raise ConfigError(f"embedding={cfg.embedding}: no such file (a TorchScript embedding model)")
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    """Returns the summary written to ``<output>/metrics.json``."""
+    from latentaudio.autoencoder import Autoencoder
+    from latentaudio.bundle import load_bundle
+    from latentaudio.pipeline import Pipeline
+
+    check_evaluate_config(cfg)
+    torch.manual_seed(cfg.seed)
+    autoencoder = Autoencoder.from_bundle(cfg.vae, device=cfg.device, chunk_seconds=cfg.chunk_seconds)
+    pipeline = Pipeline(autoencoder, load_bundle(cfg.dit, kind="dit"), cfg.device) if cfg.dit else None
+    embedding = evaluation.EmbeddingModel(cfg.embedding, cfg.embedding_rate) if cfg.embedding else None
+    output = Path(cfg.output)
+    root = Path(cfg.data.root)
+    paths = [f.path for f in scan_audio_folder(root, progress=False).files][: cfg.limit or None]
+
+    per_file: dict[str, dict[str, float]] = {}
+    examples: list[evaluation.FileReconstruction] = []
+    real: list[torch.Tensor] = []
+    max_samples = round((cfg.generation.max_seconds or math.inf) * autoencoder.sample_rate)
+    results = evaluation.reconstruct_files(
+        autoencoder,
+        root,
+        paths,
+        write_to=output / "reconstructions" if cfg.write_reconstructions else None,
+        warn=lambda path, reason: log.warning("skipping %s: %s", printable(root / path), reason),
+    )
+    for item in tqdm(results, total=len(paths), desc="reconstructing", unit="file"):
+        per_file[item.path] = item.metrics
+        real.append(item.reference[:, : int(min(max_samples, item.reference.shape[-1]))])
+        if len(examples) < cfg.plot_examples:
+            examples.append(item)
+    if not per_file:
+        raise SystemExit(f"no decodable audio in {root}")
+    summary: dict = {
+        "vae": str(cfg.vae),
+        "vae_hash": autoencoder.hash,
+        "data_root": str(root),
+        "sample_rate": autoencoder.sample_rate,
+        "latent_rate": evaluation.latent_rate(autoencoder),
+        "count": len(per_file),
+        "mean": evaluation.mean_metrics(per_file, evaluation.RECONSTRUCTION_METRICS),
+        "files": per_file,
+        "generation": None,
+    }
+
+    generated = None
+    if pipeline is not None:
+        if len(real) < 2:
+            raise SystemExit("generation metrics need at least 2 real clips in data.root")
+        durations = [clip.shape[-1] / autoencoder.sample_rate for clip in real]
+        n = cfg.generation.n or len(durations)
+        g = cfg.generation
+        generated = evaluation.generate_like(
+            pipeline,
+            [durations[i % len(durations)] for i in range(n)],
+            steps=g.steps,
+            sampler=g.sampler,
+            cfg_scale=g.cfg_scale,
+            seed=cfg.seed,
+            batch_size=g.batch_size,
+        )
+        summary["dit"] = str(cfg.dit)
+        summary["dit_hash"] = pipeline.bundle.hash
+        summary["generation"] = evaluation.generation_metrics(
+            real, autoencoder.sample_rate, generated, embedding
+        )
+        summary["generation"]["steps"] = int(g.steps or pipeline.defaults["steps"])
+    elif embedding is not None:
+        log.warning("embedding= only adds a generation metric: pass dit= as well")
+
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "metrics.json").write_text(json.dumps(_json_safe(summary), indent=2))
+    print(format_table(summary))
+    if cfg.plots:
+        plot_distributions(per_file, output / "metric_distributions.png")
+        if generated is not None:
+            columns = [("real", c) for c in real[: cfg.plot_examples]]
+            rows = [columns, [("generated", c) for c in generated.clips[: cfg.plot_examples]]]
+        else:
+            rows = [
+                [("real", e.reference) for e in examples],
+                [("reconstructed", e.decoded) for e in examples],
+            ]
+        plot_spectrogram_grid(rows, autoencoder.sample_rate, output / "spectrograms.png")
+    log.info("metrics.json and plots in %s", output)
+    return summary
+
+
+def _json_safe(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    return value
+
+
+def format_table(summary: dict) -> str:
+    """The per-file table, the means and the generation metrics as plain text."""
+    files = summary["files"]
+    width = max(12, *(len(p) for p in files))
+    lines = [f"{'file':<{width}}  {'MR-STFT':>8}  {'mel':>7}  {'SI-SDR':>7}"]
+    for path, r in files.items():
+        lines.append(f"{path:<{width}}  {r['mrstft']:8.3f}  {r['mel']:7.3f}  {r['sisdr']:7.2f}")
+    m = summary["mean"]
+    lines.append(
+        f"{'mean (' + str(summary['count']) + ')':<{width}}  {m['mrstft']:8.3f}  {m['mel']:7.3f}  {m['sisdr']:7.2f}"
+    )
+    lines.append(f"latent rate: {summary['latent_rate']:.0f} values/s")
+    if summary.get("generation"):
+        lines.append("generation:")
+        for name, value in summary["generation"].items():
+            lines.append(f"  {name:<24} {value:12.4f}")
+    return "\n".join(lines)
+
+
+def plot_distributions(per_file: dict[str, dict[str, float]], path: Path) -> Path:
+    """One histogram per reconstruction metric over the files."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = evaluation.RECONSTRUCTION_METRICS
+    figure, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3), dpi=100)
+    for axis, name in zip(axes, names):
+        values = [r[name] for r in per_file.values()]
+        axis.hist(values, bins=min(20, max(3, len(values))), color="tab:blue", alpha=0.8)
+        axis.set_title(f"{LABELS[name]}  mean {sum(values) / len(values):.3g}", fontsize=9)
+        axis.set_ylabel("files")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
+def plot_spectrogram_grid(rows: list[list[tuple[str, torch.Tensor]]], sample_rate: int, path: Path) -> Path:
+    """Log-magnitude spectrograms, one row per set (real, generated or reconstructed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = max(1, max(len(r) for r in rows))
+    figure, axes = plt.subplots(
+        len(rows), columns, figsize=(3 * columns, 2.2 * len(rows)), dpi=100, squeeze=False
+    )
+    n_fft = 512 if sample_rate <= 24000 else 1024
+    window = torch.hann_window(n_fft)
+    for r, row in enumerate(rows):
+        for c in range(columns):
+            axis = axes[r][c]
+            if c >= len(row):
+                axis.axis("off")
+                continue
+            name, clip = row[c]
+            signal = clip.detach().float().cpu().mean(dim=0)
+            spec = torch.stft(signal, n_fft, n_fft // 4, window=window, return_complex=True).abs()
+            db = 20 * torch.log10(spec.clamp_min(1e-5))
+            seconds = signal.shape[-1] / sample_rate
+            extent = (0, seconds, 0, sample_rate / 2000)
+            axis.imshow(
+                db.numpy(),
+                origin="lower",
+                aspect="auto",
+                cmap="magma",
+                vmin=float(db.max()) - 80,
+                extent=extent,
+            )
+            axis.set_title(f"{name} {c}", fontsize=8)
+            axis.set_xlabel("s", fontsize=7)
+            axis.set_ylabel("kHz", fontsize=7)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""The evaluation layer and the evaluate app, on tiny bundles trained in seconds."""
+
+import json
+import math
+
+import pytest
+import torch
+from apps_helpers import compose_app
+from conftest import write_sine
+
+from latentaudio import evaluation
+from latentaudio.apps.common import ConfigError
+from latentaudio.apps.evaluate import evaluate
+from latentaudio.apps.reconstruct import reconstruct
+from latentaudio.apps.train_diffusion import train as train_dit
+from latentaudio.apps.train_vae import train as train_vae
+
+RATE = 16000
+
+
+def tones(count: int, seconds: float = 0.5, start: float = 200.0) -> list[torch.Tensor]:
+    t = torch.arange(int(seconds * RATE)) / RATE
+    return [0.5 * torch.sin(2 * math.pi * start * (1 + i / 7) * t)[None] for i in range(count)]
+
+
+# ---------------------------------------------------------------------------- evaluation layer
+
+
+def test_distribution_metrics_zero_for_a_set_against_itself_and_grow_with_a_shift():
+    real = tones(6)
+    same = evaluation.distribution_metrics(real, RATE, real, RATE)
+    assert set(same) == {"fd_mel_stats", "kd_mel_stats", "fd_mfcc", "kd_mfcc"}
+    assert same["fd_mel_stats"] < 1e-6 and same["fd_mfcc"] < 1e-6
+    noisy = [
+        clip + 0.3 * torch.randn(clip.shape, generator=torch.Generator().manual_seed(i))
+        for i, clip in enumerate(real)
+    ]
+    shifted = evaluation.distribution_metrics(real, RATE, noisy, RATE)
+    assert shifted["fd_mel_stats"] > 1.0 and shifted["kd_mel_stats"] > same["kd_mel_stats"]
+
+
+def test_duration_metrics_of_a_generated_set():
+    clips = [
+        torch.cat([tone, torch.zeros_like(tone)], dim=-1) for tone in tones(3)
+    ]  # 0.5 s sound, 0.5 s silence
+    assert evaluation.audible_seconds(clips[0], RATE) == pytest.approx(0.5, abs=0.011)
+    generated = evaluation.GeneratedSet(clips, [1.0, 1.0, 1.0], RATE, wall_seconds=1.5)
+    out = evaluation.generation_metrics(tones(3, seconds=1.0), RATE, generated)
+    assert out["duration_error_s"] == 0.0 and out["realtime_factor"] == pytest.approx(2.0)
+    assert out["audible_duration_ratio"] == pytest.approx(0.5, abs=0.011)
+
+
+def save_tiny_embedding(path, sample_rate: int = 8000) -> None:
+    """A random conv net over log-mels, scripted: the documented embedding format."""
+    import torchaudio
+
+    class TinyEmbedding(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.sample_rate = sample_rate
+            self.mel = torchaudio.transforms.MelSpectrogram(sample_rate, n_fft=256, hop_length=64, n_mels=16)
+            self.conv = torch.nn.Sequential(
+                torch.nn.Conv1d(16, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv1d(8, 6, 3)
+            )
+
+        def forward(self, audio: torch.Tensor) -> torch.Tensor:
+            frames = self.conv(torch.log(self.mel(audio) + 1e-5))  # (B, 6, frames)
+            return frames.transpose(1, 2)  # (B, frames, 6)
+
+    torch.manual_seed(0)
+    torch.jit.save(torch.jit.script(TinyEmbedding()), str(path))
+
+
+def test_embedding_model_loads_a_local_torchscript_file(tmp_path):
+    path = tmp_path / "embedding.pt"
+    save_tiny_embedding(path)
+    model = evaluation.EmbeddingModel(path)
+    assert model.sample_rate == 8000
+    real = tones(4)
+    features = model(real, RATE)
+    assert features.shape == (4, 6) and torch.isfinite(features).all()
+    out = evaluation.distribution_metrics(real, RATE, real, RATE, embedding=model)
+    assert out["fd_embedding"] < 1e-6
+    (tmp_path / "not_a_model.pt").write_bytes(b"nonsense")
+    with pytest.raises(ValueError, match="not a TorchScript file"):
+        evaluation.EmbeddingModel(tmp_path / "not_a_model.pt")
+
+
+# ---------------------------------------------------------------------------- the app
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory):
+    """A folder of 6 tones, a tiny VAE trained on it for 2 steps and a tiny DiT for 2 steps."""
+    root = tmp_path_factory.mktemp("audio")
+    for i in range(6):
+        write_sine(root / f"tone{i}.wav", frequency=200.0 * (1 + i / 5), seconds=0.5)
+    vae_run = tmp_path_factory.mktemp("vae")
+    vae_overrides = [
+        "model/vae=tiny",
+        f"data.root={root}",
+        "data.sample_length=2048",
+        "debug=fast",
+        "trainer.max_steps=2",
+    ]
+    train_vae(compose_app("train_vae", vae_run, vae_overrides))
+    dit_run = tmp_path_factory.mktemp("dit")
+    dit_overrides = [
+        "model/dit=tiny",
+        f"vae={vae_run / 'export'}",
+        f"data.root={root}",
+        "data.crop_frames=64",
+        "data.batch_size=4",
+        "data.val_fraction=0.2",
+        "debug=fast",
+        "trainer.max_steps=2",
+        "optim.warmup_steps=0",
+    ]
+    train_dit(compose_app("train_diffusion", dit_run, dit_overrides))
+    return root, vae_run / "export", dit_run / "export"
+
+
+def test_evaluate_a_vae_writes_per_file_metrics_means_and_plots(bundles, tmp_path, capsys):
+    root, vae, _ = bundles
+    out = tmp_path / "eval"
+    summary = evaluate(
+        compose_app("evaluate", out, [f"vae={vae}", f"data.root={root}", f"output={out}", "limit=4"])
+    )
+    written = json.loads((out / "metrics.json").read_text())
+    assert written["count"] == 4 and len(written["files"]) == 4 and written["generation"] is None
+    for name in ("mrstft", "mel", "sisdr"):
+        values = [entry[name] for entry in written["files"].values()]
+        assert written["mean"][name] == pytest.approx(sum(values) / 4)
+    assert written["latent_rate"] == pytest.approx(4 * 16000 / 8) == summary["latent_rate"]
+    assert (out / "metric_distributions.png").stat().st_size > 0 and (out / "spectrograms.png").exists()
+    assert "mean (4)" in capsys.readouterr().out
+
+    # the reconstruct app shares the per-file code: same numbers for the same files
+    recon = tmp_path / "recon"
+    shared = reconstruct(
+        compose_app("reconstruct", recon, [f"vae={vae}", f"input={root}", f"output={recon}", "limit=4"])
+    )
+    assert shared["files"] == written["files"] and (recon / "tone0.wav").exists()
+
+
+def test_evaluate_with_a_dit_and_an_embedding_model(bundles, tmp_path):
+    root, vae, dit = bundles
+    embedding = tmp_path / "embedding.pt"
+    save_tiny_embedding(embedding)
+    out = tmp_path / "eval"
+    overrides = [f"vae={vae}", f"dit={dit}", f"data.root={root}", f"output={out}", "generation.steps=2"]
+    evaluate(compose_app("evaluate", out, overrides + ["generation.n=4", f"embedding={embedding}"]))
+    generation = json.loads((out / "metrics.json").read_text())["generation"]
+    for name in ("fd_mel_stats", "kd_mel_stats", "fd_mfcc", "kd_mfcc", "fd_embedding", "kd_embedding"):
+        assert math.isfinite(generation[name]), name
+    assert generation["generated_clips"] == 4 and generation["generated_seconds"] == pytest.approx(2.0)
+    assert generation["duration_error_s"] < 1e-3 and generation["realtime_factor"] > 0
+    with pytest.raises(ConfigError, match="generation.n"):
+        evaluate(compose_app("evaluate", out, overrides + ["generation.n=1"]))
