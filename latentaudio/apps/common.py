@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 
 import hydra
@@ -11,8 +12,10 @@ import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from latentaudio.training.callbacks import FinalCheckpoint
 from latentaudio.training.checkpoint import AtomicCheckpointIO
 from latentaudio.training.guard import SaveBeforeFault
+from latentaudio.training.sweep import write_final_metrics
 
 log = logging.getLogger("latentaudio")
 
@@ -75,7 +78,7 @@ def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
 def build_trainer(cfg: DictConfig, callbacks: list, loggers: list) -> pl.Trainer:
     return hydra.utils.instantiate(
         cfg.trainer,
-        callbacks=[*callbacks, SaveBeforeFault()],
+        callbacks=[*callbacks, SaveBeforeFault(), FinalCheckpoint()],
         logger=loggers if loggers else False,
         plugins=[AtomicCheckpointIO()],
     )
@@ -118,3 +121,29 @@ def finish_loggers(loggers: list) -> None:
         wandb.finish()
         if offline and directory:
             log.info("wandb run saved offline; upload it with: wandb sync %s", Path(directory).parent)
+
+
+def fit(
+    cfg: DictConfig, module: pl.LightningModule, datamodule, metric: str, ckpt_path: str | None
+) -> float | None:
+    """Train with the configured trainer, loggers and callbacks; leave metrics.json; return ``metric``."""
+    quiet_known_warnings()
+    loggers = build_loggers(cfg)
+    try:
+        trainer = build_trainer(cfg, build_callbacks(cfg), loggers)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        write_final_metrics(cfg.paths.output_dir, trainer, metric)  # for sweep summaries
+        log.info("done: %s", {k: round(float(v), 4) for k, v in trainer.callback_metrics.items()})
+        value = trainer.callback_metrics.get(metric)
+        return float(value) if value is not None else None
+    finally:
+        finish_loggers(loggers)
+
+
+def quiet_known_warnings() -> None:
+    """Silence library warnings that say nothing actionable about a latentaudio run."""
+    # manual optimisation: the checkpoint holds the state after the step, which is what we want
+    warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
+    # the EMA copy is evaluated only, by design
+    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")

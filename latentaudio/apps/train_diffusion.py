@@ -18,10 +18,7 @@ from omegaconf import DictConfig
 from latentaudio.apps.common import (
     CONFIG_PATH,
     ConfigError,
-    build_callbacks,
-    build_loggers,
-    build_trainer,
-    finish_loggers,
+    fit,
     log,
     plain,
     resolve_ckpt_path,
@@ -30,7 +27,6 @@ from latentaudio.apps.common import (
 from latentaudio.bundle import Bundle, load_bundle
 from latentaudio.data.latents import LatentFolderError, read_manifest
 from latentaudio.data.scan import check_data_root
-from latentaudio.training.sweep import write_final_metrics
 
 
 def load_vae_bundle(cfg: DictConfig) -> Bundle:
@@ -169,16 +165,7 @@ def train(cfg: DictConfig) -> float | None:
     ckpt_path = resolve_ckpt_path(cfg)
     if ckpt_path:
         check_checkpoint_vae(ckpt_path, bundle)
-    loggers = build_loggers(cfg)
-    try:
-        trainer = build_trainer(cfg, build_callbacks(cfg), loggers)
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-        metric = trainer.callback_metrics.get("val/loss")
-        write_final_metrics(cfg.paths.output_dir, trainer, "val/loss")  # for the sweep summary
-        log.info("done: %s", {k: round(float(v), 4) for k, v in trainer.callback_metrics.items()})
-        return float(metric) if metric is not None else None
-    finally:
-        finish_loggers(loggers)
+    return fit(cfg, module, datamodule, "val/loss", ckpt_path)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train_diffusion")

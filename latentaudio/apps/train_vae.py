@@ -15,17 +15,12 @@ from omegaconf import DictConfig
 from latentaudio.apps.common import (
     CONFIG_PATH,
     ConfigError,
-    build_callbacks,
-    build_loggers,
-    build_trainer,
-    finish_loggers,
-    log,
+    fit,
     plain,
     resolve_ckpt_path,
     save_resolved_config,
 )
 from latentaudio.data.scan import check_data_root
-from latentaudio.training.sweep import write_final_metrics
 
 
 def check_vae_config(cfg: DictConfig) -> None:
@@ -71,16 +66,7 @@ def train(cfg: DictConfig) -> float | None:
         media=plain(cfg.media),
         max_steps=cfg.trainer.max_steps,
     )
-    loggers = build_loggers(cfg)
-    try:
-        trainer = build_trainer(cfg, build_callbacks(cfg), loggers)
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg))
-        metric = trainer.callback_metrics.get("val/mrstft")
-        write_final_metrics(cfg.paths.output_dir, trainer, "val/mrstft")  # for the sweep summary
-        log.info("done: %s", {k: round(float(v), 4) for k, v in trainer.callback_metrics.items()})
-        return float(metric) if metric is not None else None
-    finally:
-        finish_loggers(loggers)
+    return fit(cfg, module, datamodule, "val/mrstft", resolve_ckpt_path(cfg))
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train_vae")

@@ -34,3 +34,19 @@ class ExportBundle(pl.Callback):
 
     def on_train_end(self, trainer, pl_module) -> None:
         self._export(trainer, pl_module)
+
+
+class FinalCheckpoint(pl.Callback):
+    """Write ``last.ckpt`` when training ends between two checkpoint intervals.
+
+    Otherwise a finished run's last.ckpt could lag its bundle, and ``ckpt_path=last`` would redo
+    up to one interval.
+    """
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        callback = trainer.checkpoint_callback
+        if callback is None or callback.dirpath is None:
+            return
+        last = Path(callback.dirpath) / "last.ckpt"
+        if getattr(callback, "_last_global_step_saved", -1) != trainer.global_step or not last.exists():
+            trainer.save_checkpoint(last)

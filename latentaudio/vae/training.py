@@ -14,8 +14,8 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
-from latentaudio import metrics
 from latentaudio.bundle import instantiate, save_bundle
+from latentaudio.evaluation import reconstruction_metrics
 from latentaudio.training.ema import EMA
 from latentaudio.training.guard import NonFiniteGuard
 from latentaudio.training.media import log_audio_examples
@@ -183,11 +183,13 @@ class VAETraining(pl.LightningModule):
         mean, scale = network.encode_posterior(audio)
         reconstruction = network.decode(mean, length=audio.shape[-1])
         size = audio.shape[0]
+        quality = {
+            f"val/{k}": v.mean()
+            for k, v in reconstruction_metrics(reconstruction, audio, self.sample_rate).items()
+        }
         self.log_dict(
             {
-                "val/mrstft": metrics.mrstft_distance(reconstruction, audio).mean(),
-                "val/mel": metrics.mel_distance(reconstruction, audio, self.sample_rate).mean(),
-                "val/sisdr": metrics.si_sdr(reconstruction, audio).mean(),
+                **quality,
                 "val/kl": kl_divergence(mean, scale),
                 "val/latent_std": mean.std(),
                 "val/latent_mean_abs": mean.mean(dim=(0, 2)).abs().mean(),

@@ -32,14 +32,15 @@ def test_train_vae_writes_checkpoint_and_bundle_and_resumes(sine_folder, tmp_pat
     assert len(bundle.meta["latent_statistics"]["std"]) == 4
     assert (run / "config.yaml").exists()
 
-    # a restart in the same run folder continues the step count and both optimizers' state
-    train(compose_app("train_vae", run, tiny_overrides(sine_folder, steps=6) + ["ckpt_path=last"]))
+    # a restart in the same run folder continues the step count and both optimizers' state; a run
+    # ending between checkpoint intervals (7 is not a multiple of 2) still leaves its last.ckpt
+    train(compose_app("train_vae", run, tiny_overrides(sine_folder, steps=7) + ["ckpt_path=last"]))
     resumed = torch.load(last, weights_only=True)
-    assert resumed["global_step"] == 6
+    assert resumed["global_step"] == 7
     generator_state, discriminator_state = resumed["optimizer_states"]
     assert generator_state["state"] and discriminator_state["state"]
     first_step = first["optimizer_states"][0]["state"][0]["step"]
-    assert resumed["optimizer_states"][0]["state"][0]["step"] == first_step + 2
+    assert resumed["optimizer_states"][0]["state"][0]["step"] == first_step + 3
 
 
 def test_bad_vae_configs_fail_before_any_work(sine_folder, tmp_path):
