@@ -17,10 +17,10 @@ help: ## List every target with what it does
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,text,sweep,slurm]"
 	touch $(STAMP)
 
-install: $(STAMP) ## Create .venv and install latentaudio editable with dev tools (a no-op when up to date)
+install: $(STAMP) ## Create .venv; install latentaudio editable with dev tools and every extra the tests use (no-op when up to date)
 
 test: $(STAMP) ## Run the fast test suite (under 10 minutes on 2 CPU cores)
 	$(PY) -m pytest -q

@@ -1,0 +1,98 @@
+"""The listening set: a few generated, varied, inpainted, continued and enhanced clips of the demo model.
+
+    python experiments/inference/listening_set.py                      # the bundles of `make demo`
+    python experiments/inference/listening_set.py vae=... dit=... output=...
+
+Writes WAV files and spectrogram PNGs to ``outputs/listening_set`` (not committed) and a
+`listening_set.md` beside this script listing what each clip is and the settings used, so the
+set can be regenerated with this one command.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from latentaudio.audio import read_audio, write_audio
+from latentaudio.pipeline import Pipeline
+from latentaudio.training.media import spectrogram_image
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULTS = {
+    "vae": "outputs/demo/vae/export",
+    "dit": "outputs/demo/dit/export",
+    "data": "data/demo/clips",
+    "output": "outputs/listening_set",
+}
+
+
+def main(argv: list[str]) -> None:
+    args = dict(DEFAULTS)
+    args.update(item.split("=", 1) for item in argv)
+    pipe = Pipeline.from_bundles(ROOT / args["vae"], ROOT / args["dit"])
+    out = ROOT / args["output"]
+    clips = sorted((ROOT / args["data"]).glob("*.wav"))
+    by_label = {label: next(c for c in clips if c.stem.endswith(label)) for label in pipe.labels}
+    source, rate = read_audio(by_label.get("pluck", clips[0]))
+    noisy = source + 0.1 * source.abs().max() * torch.randn(
+        source.shape, generator=torch.Generator().manual_seed(0)
+    )
+    entries: list[tuple[str, str, torch.Tensor]] = []
+
+    def add(name: str, what: str, audio: torch.Tensor) -> None:
+        entries.append((name, what, audio))
+
+    add(
+        "source",
+        f"the source clip {by_label.get('pluck', clips[0]).name}",
+        pipe.autoencoder.prepare(source, rate)[0],
+    )
+    add("reconstruction", "the source through the VAE", pipe.autoencoder.reconstruct(source, rate)[0])
+    for label in pipe.labels:
+        add(
+            f"generate_{label}",
+            f"generate 4 s, label={label}, seed 0",
+            pipe.generate(seconds=4, label=label, seed=0)[0],
+        )
+    add(
+        "generate_long",
+        "generate 12 s (about 6x the training window, in overlapping windows), no label, seed 1",
+        pipe.generate(seconds=12, seed=1)[0],
+    )
+    add("vary_0.5", "vary the source, strength 0.5", pipe.vary(source, rate, strength=0.5, seed=0)[0])
+    add(
+        "inpaint",
+        "inpaint 0.6-1.2 s of the source",
+        pipe.inpaint(source, rate, ranges=[(0.6, 1.2)], seed=0)[0],
+    )
+    add("continue", "continue the source by 4 s", pipe.extend(source, rate, seconds=4, seed=0)[0])
+    add("noisy", "the source with white noise at about 20 dB SNR", pipe.autoencoder.prepare(noisy, rate)[0])
+    add(
+        "enhance",
+        "enhance the noisy clip (SDEdit fallback, strength 0.3)",
+        pipe.enhance(noisy, rate, strength=0.3, seed=0)[0],
+    )
+
+    lines = [
+        "# Listening set of the demo model",
+        "",
+        f"Regenerate: `.venv/bin/python experiments/inference/listening_set.py` ({time.strftime('%Y-%m-%d')}); "
+        f"files in `{args['output']}/` (not committed). Bundles: VAE `{pipe.autoencoder.hash}`, DiT `{pipe.bundle.hash}`; "
+        f"sampler and steps: the DiT bundle's defaults {pipe.defaults}.",
+        "",
+        "| file | what |",
+        "|---|---|",
+    ]
+    for name, what, audio in entries:
+        path = write_audio(out / f"{name}.wav", audio, pipe.sample_rate)
+        spectrogram_image(audio, pipe.sample_rate, path.with_suffix(".png"), title=name)
+        lines.append(f"| `{name}.wav` | {what} ({audio.shape[-1] / pipe.sample_rate:.1f} s) |")
+    (Path(__file__).parent / "listening_set.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
