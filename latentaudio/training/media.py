@@ -24,11 +24,13 @@ def spectrogram_image(audio: torch.Tensor, sample_rate: int, path: str | Path, t
 
     signal = audio.detach().float().cpu()[0]
     n_fft = 512 if sample_rate <= 24000 else 1024
+    seconds = signal.shape[-1] / sample_rate
+    if signal.shape[-1] < n_fft:  # a very short clip: pad so the STFT has one full frame
+        signal = torch.nn.functional.pad(signal, (0, n_fft - signal.shape[-1]))
     window = torch.hann_window(n_fft)
     spec = torch.stft(signal, n_fft, hop_length=n_fft // 4, window=window, return_complex=True).abs()
     db = 20 * torch.log10(spec.clamp_min(1e-5))
     figure, axis = plt.subplots(figsize=(6, 3), dpi=100)
-    seconds = signal.shape[-1] / sample_rate
     axis.imshow(
         db.numpy(),
         origin="lower",
