@@ -21,6 +21,7 @@ from tqdm import tqdm
 from latentaudio import evaluation
 from latentaudio.apps.common import CONFIG_PATH, ConfigError, log
 from latentaudio.data.scan import printable, scan_audio_folder
+from latentaudio.training.media import draw_spectrogram
 
 LABELS = {"mrstft": "MR-STFT", "mel": "mel", "sisdr": "SI-SDR (dB)"}
 
@@ -181,8 +182,6 @@ def plot_spectrogram_grid(rows: list[list[tuple[str, torch.Tensor]]], sample_rat
     figure, axes = plt.subplots(
         len(rows), columns, figsize=(3 * columns, 2.2 * len(rows)), dpi=100, squeeze=False
     )
-    n_fft = 512 if sample_rate <= 24000 else 1024
-    window = torch.hann_window(n_fft)
     for r, row in enumerate(rows):
         for c in range(columns):
             axis = axes[r][c]
@@ -190,19 +189,7 @@ def plot_spectrogram_grid(rows: list[list[tuple[str, torch.Tensor]]], sample_rat
                 axis.axis("off")
                 continue
             name, clip = row[c]
-            signal = clip.detach().float().cpu().mean(dim=0)
-            spec = torch.stft(signal, n_fft, n_fft // 4, window=window, return_complex=True).abs()
-            db = 20 * torch.log10(spec.clamp_min(1e-5))
-            seconds = signal.shape[-1] / sample_rate
-            extent = (0, seconds, 0, sample_rate / 2000)
-            axis.imshow(
-                db.numpy(),
-                origin="lower",
-                aspect="auto",
-                cmap="magma",
-                vmin=float(db.max()) - 80,
-                extent=extent,
-            )
+            draw_spectrogram(axis, clip, sample_rate)
             axis.set_title(f"{name} {c}", fontsize=8)
             axis.set_xlabel("s", fontsize=7)
             axis.set_ylabel("kHz", fontsize=7)

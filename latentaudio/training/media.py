@@ -15,14 +15,9 @@ import torch
 from latentaudio.audio import write_audio
 
 
-def spectrogram_image(audio: torch.Tensor, sample_rate: int, path: str | Path, title: str = "") -> Path:
-    """Save a log-magnitude spectrogram of ``[channels, samples]`` audio (first channel) as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    signal = audio.detach().float().cpu()[0]
+def draw_spectrogram(axis, audio: torch.Tensor, sample_rate: int) -> None:
+    """Draw the log-magnitude spectrogram of ``[channels, samples]`` audio (channel mean) on ``axis``."""
+    signal = audio.detach().float().cpu().mean(dim=0)
     n_fft = 512 if sample_rate <= 24000 else 1024
     seconds = signal.shape[-1] / sample_rate
     if signal.shape[-1] < n_fft:  # a very short clip: pad so the STFT has one full frame
@@ -30,7 +25,6 @@ def spectrogram_image(audio: torch.Tensor, sample_rate: int, path: str | Path, t
     window = torch.hann_window(n_fft)
     spec = torch.stft(signal, n_fft, hop_length=n_fft // 4, window=window, return_complex=True).abs()
     db = 20 * torch.log10(spec.clamp_min(1e-5))
-    figure, axis = plt.subplots(figsize=(6, 3), dpi=100)
     axis.imshow(
         db.numpy(),
         origin="lower",
@@ -39,6 +33,17 @@ def spectrogram_image(audio: torch.Tensor, sample_rate: int, path: str | Path, t
         vmin=float(db.max()) - 80,
         extent=(0, seconds, 0, sample_rate / 2000),
     )
+
+
+def spectrogram_image(audio: torch.Tensor, sample_rate: int, path: str | Path, title: str = "") -> Path:
+    """Save a log-magnitude spectrogram of ``[channels, samples]`` audio as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 3), dpi=100)
+    draw_spectrogram(axis, audio, sample_rate)
     axis.set_xlabel("seconds")
     axis.set_ylabel("kHz")
     if title:
