@@ -18,18 +18,17 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 from steps import dit_variant, markdown_table, summarize, time_interleaved, vae_variant
 
-# conf/model/vae/demo.yaml and conf/experiment/demo_vae.yaml
-DEMO_VAE = dict(
-    channels=1,
-    base_channels=32,
-    channel_mults=[1, 2, 4, 8],
-    strides=[2, 4, 4, 8],
-    latent_dim=16,
-    dilations=[1, 3, 9],
-    use_snake=True,
-)
+# the demo VAE exactly as conf/model/vae/demo.yaml defines it (conf/experiment/demo_vae.yaml's batch)
+DEMO_VAE = {
+    k: v
+    for k, v in yaml.safe_load(
+        (Path(__file__).resolve().parents[2] / "conf/model/vae/demo.yaml").read_text()
+    ).items()
+    if k != "_target_"
+}
 VAE_BATCH = dict(vae_config=DEMO_VAE, batch_size=8, sample_length=8192, sample_rate=16000)
 # conf/model/dit/demo.yaml and conf/experiment/demo_dit.yaml, on the demo VAE's latents
 DIT_BATCH = dict(
