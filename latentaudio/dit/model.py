@@ -101,6 +101,16 @@ def _key_mask(mask: Tensor | None) -> tuple[Tensor | None, Tensor | None]:
     return mask[:, None, None, :], has_any[:, None, None]  # (B, 1, 1, S), (B, 1, 1)
 
 
+def _attend(proj: nn.Module, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropout: float) -> Tensor:
+    """Scaled dot-product attention over (B, H, N, Dh) heads, merged and projected to (B, N, D).
+
+    Rows whose mask keeps no key come back as zeros rather than NaN."""
+    attn_mask, has_any = _key_mask(mask)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout)  # (B, H, N, Dh)
+    out = proj(rearrange(out, "b h n d -> b n (h d)"))  # (B, N, D)
+    return out if has_any is None else out * has_any
+
+
 class SelfAttention(nn.Module):
     def __init__(self, width: int, heads: int, dropout: float = 0.0):
         super().__init__()
@@ -115,12 +125,7 @@ class SelfAttention(nn.Module):
         q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.heads)
         if rope is not None:
             q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)  # (B, H, N, Dh)
-        attn_mask, has_any = _key_mask(mask)
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
-        )  # (B, H, N, Dh)
-        out = self.proj(rearrange(out, "b h n d -> b n (h d)"))  # (B, N, D)
-        return out if has_any is None else out * has_any
+        return _attend(self.proj, q, k, v, mask, self.dropout if self.training else 0.0)  # (B, N, D)
 
 
 class CrossAttention(nn.Module):
@@ -135,12 +140,7 @@ class CrossAttention(nn.Module):
     def forward(self, x: Tensor, context: Tensor, mask: Tensor | None = None) -> Tensor:
         q = rearrange(self.q(x), "b n (h d) -> b h n d", h=self.heads)  # (B, H, N, Dh)
         k, v = rearrange(self.kv(context), "b s (two h d) -> two b h s d", two=2, h=self.heads)
-        attn_mask, has_any = _key_mask(mask)
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
-        )  # (B, H, N, Dh)
-        out = self.proj(rearrange(out, "b h n d -> b n (h d)"))  # (B, N, D)
-        return out if has_any is None else out * has_any
+        return _attend(self.proj, q, k, v, mask, self.dropout if self.training else 0.0)  # (B, N, D)
 
 
 #################################################################################
