@@ -17,3 +17,16 @@ def compose_app(app: str, output_dir: Path, overrides: list[str]) -> DictConfig:
     with open_dict(cfg):
         cfg.pop("hydra", None)
     return cfg
+
+
+def tiny_vae_overrides(root, steps: int = 3, every: int = 2) -> list[str]:
+    """A few steps of the tiny VAE on ``root``, checkpointing every ``every`` steps, no logger."""
+    return [
+        "model/vae=tiny",
+        f"data.root={root}",
+        "data.sample_length=2048",
+        "data.val_fraction=0.2",
+        "debug=fast",
+        f"trainer.max_steps={steps}",
+        f"callbacks.model_checkpoint.every_n_train_steps={every}",
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from apps_helpers import tiny_vae_overrides
 
 from latentaudio.bundle import save_bundle
 from latentaudio.vae.model import AudioVAE
@@ -25,13 +26,4 @@ def tiny_vae_bundle(directory: Path, seed: int = 0) -> str:
     )
 
 
-def vae_overrides(root, steps: int = 3, every: int = 2) -> list[str]:
-    return [
-        "model/vae=tiny",
-        f"data.root={root}",
-        "data.sample_length=2048",
-        "data.val_fraction=0.2",
-        "debug=fast",
-        f"trainer.max_steps={steps}",
-        f"callbacks.model_checkpoint.every_n_train_steps={every}",
-    ]
+vae_overrides = tiny_vae_overrides

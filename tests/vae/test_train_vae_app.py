@@ -1,6 +1,6 @@
 import pytest
 import torch
-from apps_helpers import compose_app
+from apps_helpers import compose_app, tiny_vae_overrides
 
 from latentaudio.apps.common import ConfigError
 from latentaudio.apps.train_vae import check_vae_config, train
@@ -8,16 +8,7 @@ from latentaudio.bundle import load_bundle
 
 
 def tiny_overrides(root, steps=4):
-    return [
-        "model/vae=tiny",
-        f"data.root={root}",
-        "data.sample_length=2048",
-        "data.val_fraction=0.2",
-        "debug=fast",
-        f"trainer.max_steps={steps}",
-        "loss.adversarial_start_step=2",
-        "callbacks.model_checkpoint.every_n_train_steps=2",
-    ]
+    return tiny_vae_overrides(root, steps) + ["loss.adversarial_start_step=2"]
 
 
 def test_train_vae_writes_checkpoint_and_bundle_and_resumes(sine_folder, tmp_path):
