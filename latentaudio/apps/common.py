@@ -15,6 +15,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from latentaudio.training.callbacks import FinalCheckpoint
 from latentaudio.training.checkpoint import AtomicCheckpointIO
 from latentaudio.training.guard import SaveBeforeFault
+from latentaudio.training.speed import COMPILE_MODES
 from latentaudio.training.sweep import write_final_metrics
 
 log = logging.getLogger("latentaudio")
@@ -37,6 +38,30 @@ def save_resolved_config(cfg: DictConfig) -> None:
     path = Path(cfg.paths.output_dir) / "config.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+
+
+def check_speed_config(cfg: DictConfig) -> None:
+    """``compile``, ``compile_mode`` and ``optim.accumulate_grad_batches``, shared by both training apps."""
+    compile_ = cfg.get("compile", False)
+    if not isinstance(compile_, bool):
+        raise ConfigError(f"compile={compile_!r}: use compile=true or compile=false")
+    mode = cfg.get("compile_mode")
+    if mode is not None and mode not in COMPILE_MODES:
+        raise ConfigError(f"compile_mode={mode!r}: use null or one of {', '.join(COMPILE_MODES)}")
+    if mode is not None and not compile_:
+        raise ConfigError(f"compile_mode={mode} has no effect without compile=true: set both, or neither")
+    accumulate = cfg.optim.get("accumulate_grad_batches", 1)
+    if isinstance(accumulate, bool) or not isinstance(accumulate, int) or accumulate < 1:
+        raise ConfigError(
+            f"optim.accumulate_grad_batches={accumulate!r}: give a whole number of batches per optimizer "
+            "step, 1 (no accumulation) or more"
+        )
+    wanted = cfg.trainer.get("accumulate_grad_batches", 1)
+    if wanted != 1:
+        raise ConfigError(
+            f"trainer.accumulate_grad_batches={wanted} does not apply here (training optimises manually): "
+            f"set optim.accumulate_grad_batches={wanted} instead and leave trainer.accumulate_grad_batches=1"
+        )
 
 
 def sweep_name() -> str | None:

@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from latentaudio.apps.common import (
     CONFIG_PATH,
     ConfigError,
+    check_speed_config,
     fit,
     log,
     plain,
@@ -40,6 +41,12 @@ def load_vae_bundle(cfg: DictConfig) -> Bundle:
 
 def check_diffusion_config(cfg: DictConfig) -> Bundle:
     """Fail in seconds, before encoding or building anything, on settings that cannot work."""
+    check_speed_config(cfg)
+    every = cfg.dit.get("checkpoint_blocks", False)
+    if not isinstance(every, bool | int) or every < 0:
+        raise ConfigError(
+            f"dit.checkpoint_blocks={every!r}: use false, true (every block) or k (every k-th block)"
+        )
     bundle = load_vae_bundle(cfg)
     if cfg.data.crop_frames < 1:
         raise ConfigError(f"data.crop_frames={cfg.data.crop_frames}: it must be at least 1")
@@ -161,6 +168,8 @@ def train(cfg: DictConfig) -> float | None:
         media=plain(cfg.media),
         max_steps=cfg.trainer.max_steps,
         aligned=plain(cfg.aligned) if cfg.get("aligned") else None,
+        compile=cfg.compile,
+        compile_mode=cfg.compile_mode,
     )
     ckpt_path = resolve_ckpt_path(cfg)
     if ckpt_path:

@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 from latentaudio.apps.common import (
     CONFIG_PATH,
     ConfigError,
+    check_speed_config,
     fit,
     plain,
     resolve_ckpt_path,
@@ -25,6 +26,7 @@ from latentaudio.data.scan import check_data_root
 
 def check_vae_config(cfg: DictConfig) -> None:
     """Fail in a second, before any scan or model build, on settings that cannot work."""
+    check_speed_config(cfg)
     hop = math.prod(cfg.vae.strides)
     if len(cfg.vae.strides) != len(cfg.vae.channel_mults):
         raise ConfigError(
@@ -65,6 +67,8 @@ def train(cfg: DictConfig) -> float | None:
         guard=plain(cfg.guard),
         media=plain(cfg.media),
         max_steps=cfg.trainer.max_steps,
+        compile=cfg.compile,
+        compile_mode=cfg.compile_mode,
     )
     return fit(cfg, module, datamodule, "val/mrstft", resolve_ckpt_path(cfg))
 

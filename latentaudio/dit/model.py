@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 # Size registry: the `conf/` model files mirror these (heads divide width, head dim 64 above demo).
 DIT_SIZES: dict[str, dict[str, int]] = {
@@ -215,6 +216,9 @@ class DiT(nn.Module):
         aligned_cond_channels: extra input channels concatenated to ``x`` frame by frame
             (inpainting / enhancement: masked latents and the mask).
         dropout: dropout in attention and MLPs.
+        checkpoint_blocks: activation checkpointing in training: every k-th transformer block
+            (True or 1: all of them; False or 0: none) keeps only its input and recomputes the
+            rest in the backward pass. Same outputs and gradients, less memory, more compute.
     """
 
     def __init__(
@@ -229,10 +233,13 @@ class DiT(nn.Module):
         cross_attn_dim: int = 0,
         aligned_cond_channels: int = 0,
         dropout: float = 0.0,
+        checkpoint_blocks: bool | int = False,
     ):
         super().__init__()
         if width % heads:
             raise ValueError(f"width {width} is not a multiple of heads {heads}")
+        if int(checkpoint_blocks) < 0:
+            raise ValueError(f"checkpoint_blocks={checkpoint_blocks}: give false, true or every k-th block")
         self.latent_dim = latent_dim
         self.width = width
         self.depth = depth
@@ -242,6 +249,7 @@ class DiT(nn.Module):
         self.global_cond_dim = global_cond_dim
         self.cross_attn_dim = cross_attn_dim
         self.aligned_cond_channels = aligned_cond_channels
+        self.checkpoint_every = int(checkpoint_blocks)
 
         self.x_embedder = nn.Linear(patch_size * (latent_dim + aligned_cond_channels), width)
         self.t_embedder = TimestepEmbedder(width)
@@ -303,8 +311,13 @@ class DiT(nn.Module):
             c = c + self.global_embedder(global_cond)  # (B, D)
         rope = self.rotary(h.shape[1])  # (N, Dh) each
 
-        for block in self.blocks:
-            h = block(h, c, rope, cross_cond, cross_mask)  # (B, N, D)
+        recompute = self.checkpoint_every > 0 and self.training and torch.is_grad_enabled()
+        for index, block in enumerate(self.blocks):
+            if recompute and index % self.checkpoint_every == 0:
+                # non-reentrant: works with torch.compile and inputs that need no gradient
+                h = checkpoint(block, h, c, rope, cross_cond, cross_mask, use_reentrant=False)  # (B, N, D)
+            else:
+                h = block(h, c, rope, cross_cond, cross_mask)  # (B, N, D)
         h = self.final_layer(h, c)  # (B, N, P * C)
         out = rearrange(h, "b n (p c) -> b c (n p)", p=self.patch_size)  # (B, C, T')
         return out[..., :num_frames].to(x.dtype)  # (B, C, T)

@@ -4,6 +4,9 @@ Latents are scaled to zero mean and unit variance per channel by statistics meas
 training set (stored in the bundle; never a hand-set constant). The VAE is never trained
 here: it is loaded from its bundle only to decode samples for logging, and is kept out of
 the state dict. Hyperparameters are plain values, so ``load_from_checkpoint`` needs no YAML.
+
+Manual optimisation with ``optim.accumulate_grad_batches`` micro-batches per optimizer step
+(see latentaudio/training/speed.py): ``global_step`` and ``max_steps`` count optimizer steps.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from latentaudio.training.ema import EMA
 from latentaudio.training.guard import NonFiniteGuard
 from latentaudio.training.media import log_audio_examples
 from latentaudio.training.schedules import warmup_decay
+from latentaudio.training.speed import GradientAccumulation, compile_in_place
 
 # validation noise levels: the loss is reported separately at each, on fixed noise
 NOISE_LEVELS = {"low": 0.15, "mid": 0.5, "high": 0.85}
@@ -49,6 +53,8 @@ class DiTTraining(pl.LightningModule):
         media: dict | None = None,
         max_steps: int = 10_000,
         aligned: dict | None = None,
+        compile: bool = False,
+        compile_mode: str | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -77,6 +83,10 @@ class DiTTraining(pl.LightningModule):
         self.register_buffer("latent_mean", torch.tensor(latent["mean"], dtype=torch.float32).view(shape))
         self.register_buffer("latent_std", torch.tensor(latent["std"], dtype=torch.float32).view(shape))
         self._vae = None  # loaded on first use for media; a list keeps it out of the state dict
+        self.accumulation = GradientAccumulation(optim.get("accumulate_grad_batches", 1))
+        if compile:
+            # the transformer only, after the EMA copy; the conditioner's dropout draws stay eager
+            compile_in_place([self.denoiser.dit], compile_mode)
 
     # ------------------------------------------------------------------ data scaling
     def normalize(self, latents: torch.Tensor) -> torch.Tensor:
@@ -149,19 +159,37 @@ class DiTTraining(pl.LightningModule):
         # clone: tensors made under inference_mode cannot enter autograd
         return vae.encode(noisy, vae.sample_rate)[..., : latents.shape[-1]].clone()
 
+    def training_noise(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Diffusion times (B,) and noise like ``latents`` for one training batch."""
+        t = self.objective.sample_time(latents.shape[0], device=latents.device)
+        return t, torch.randn_like(latents)
+
     def training_step(self, batch: dict, batch_index: int) -> None:
+        latents = batch["latents"]
+        size = latents.shape[0]
+        t, noise = self.training_noise(latents)
+        loss, _ = self.diffusion_loss(batch, t, noise)
+        accumulation = self.accumulation
+        last = accumulation.begin()
+        accumulation.add("train/loss", loss)
+        if not last:
+            self.manual_backward(accumulation.scale(loss))  # a non-finite one is caught at the group's end
+            return
+        try:
+            self._optimizer_step(loss, size)
+        finally:
+            accumulation.close()
+
+    def _optimizer_step(self, loss: torch.Tensor, size: int) -> None:
+        """The last micro-batch of a group: back-propagate it, then step once for the whole group."""
         optimizer = self.optimizers()
         schedule = self.lr_schedulers()
-        latents = batch["latents"]
-        t = self.objective.sample_time(latents.shape[0], device=latents.device)
-        noise = torch.randn_like(latents)
-        loss, _ = self.diffusion_loss(batch, t, noise)
         step = self.global_step
-        if not self.guard.check(step, loss=loss):
+        if not self.guard.check(step, loss=self.accumulation.mean("train/loss")):
+            optimizer.zero_grad(set_to_none=True)
             self.log("train/skipped_steps", float(self.guard.total))
             return
-        optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
+        self.manual_backward(self.accumulation.scale(loss))
         clip = self.hparams.optim["grad_clip"]
         grad_norm = torch.nn.utils.clip_grad_norm_(
             self.denoiser.parameters(), clip if clip > 0 else float("inf")
@@ -171,11 +199,11 @@ class DiTTraining(pl.LightningModule):
             self.log("train/skipped_steps", float(self.guard.total))
             return
         optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
         schedule.step()
         if self.ema is not None:
             self.ema.update(self.denoiser)
-        size = latents.shape[0]
-        self.log("train/loss", loss.detach(), prog_bar=True, batch_size=size)
+        self.log("train/loss", self.accumulation.mean("train/loss"), prog_bar=True, batch_size=size)
         self.log_dict(
             {
                 "train/grad_norm": grad_norm,
@@ -184,6 +212,11 @@ class DiTTraining(pl.LightningModule):
             },
             batch_size=size,
         )
+
+    def on_validation_model_zero_grad(self) -> None:
+        # Lightning zeroes gradients before validation; mid-group they are the accumulated ones
+        if not self.accumulation.in_progress:
+            super().on_validation_model_zero_grad()
 
     # ------------------------------------------------------------------ validation
     def inference_network(self) -> Denoiser:

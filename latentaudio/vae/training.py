@@ -2,8 +2,9 @@
 
 Manual optimisation, because the generator and the discriminator take turns. Only the
 generator's optimizer step goes through Lightning, so ``trainer.global_step`` counts
-training steps (one per batch), not optimizer calls. Hyperparameters are plain values,
-so ``load_from_checkpoint`` needs no YAML.
+training steps (one per ``optim.accumulate_grad_batches`` batches, see
+latentaudio/training/speed.py), not optimizer calls. Hyperparameters are plain values, so
+``load_from_checkpoint`` needs no YAML.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from latentaudio.training.ema import EMA
 from latentaudio.training.guard import NonFiniteGuard
 from latentaudio.training.media import log_audio_examples
 from latentaudio.training.schedules import warmup_decay
+from latentaudio.training.speed import GradientAccumulation, compile_in_place, frozen
 from latentaudio.vae import losses
 from latentaudio.vae.discriminator import MultiPeriodDiscriminator, MultiScaleSTFTDiscriminator
 from latentaudio.vae.model import kl_divergence
@@ -39,6 +41,8 @@ class VAETraining(pl.LightningModule):
         guard: dict | None = None,
         media: dict | None = None,
         max_steps: int = 10_000,
+        compile: bool = False,
+        compile_mode: str | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -63,6 +67,10 @@ class VAETraining(pl.LightningModule):
         self.register_buffer("latent_sum", torch.zeros(vae["latent_dim"], dtype=torch.float64))
         self.register_buffer("latent_sq_sum", torch.zeros(vae["latent_dim"], dtype=torch.float64))
         self.register_buffer("latent_count", torch.zeros((), dtype=torch.float64))
+        self.accumulation = GradientAccumulation(optim.get("accumulate_grad_batches", 1))
+        self._group_means: list[torch.Tensor] = []  # counted in the statistics once the step is taken
+        if compile:
+            compile_in_place([self.vae, self.discriminator], compile_mode)  # after the EMA copy
 
     @property
     def hop(self) -> int:
@@ -90,71 +98,106 @@ class VAETraining(pl.LightningModule):
         return has_weight and self.global_step >= weights["adversarial_start_step"]
 
     def training_step(self, batch: dict, batch_index: int) -> None:
-        opt_gen, opt_disc = self.optimizers()
-        sched_gen, sched_disc = self.lr_schedulers()
         w = self.hparams.loss
-        grad_clip = self.hparams.optim["grad_clip"]
         audio = batch["audio"]  # (B, C, T)
-        step = self.global_step
-        adversarial = self.adversarial_active()
+        accumulation = self.accumulation
+        last = accumulation.begin()
 
         out = self.vae(audio)
         stft_loss, parts = self.reconstruction_loss(out.reconstruction, audio)
         gen_loss = w["stft_weight"] * stft_loss + w["kl_weight"] * out.kl
-        logs = {"train/stft": stft_loss.detach(), "train/kl": out.kl.detach()}
+        terms = {"train/stft": stft_loss, "train/kl": out.kl}
         if w.get("waveform_weight", 0.0) > 0:
             # a time-domain L1 term pins the phase that spectral losses leave free: it speeds up
             # early training of small models (measured in experiments/vae_demo)
             waveform_loss = (out.reconstruction - audio).abs().mean()
             gen_loss = gen_loss + w["waveform_weight"] * waveform_loss
-            logs["train/waveform"] = waveform_loss.detach()
+            terms["train/waveform"] = waveform_loss
 
-        if adversarial:
-            # discriminator: real vs (detached) fake
-            real_outputs = self.discriminator(audio)
-            fake_outputs = self.discriminator(out.reconstruction.detach())
-            disc_loss = losses.discriminator_loss(real_outputs, fake_outputs, kind=w["adversarial_kind"])
-            if self.guard.check(step, disc_loss=disc_loss):
-                opt_disc.zero_grad(set_to_none=True)
-                self.manual_backward(disc_loss)
-                disc_norm = _clip(self.discriminator, grad_clip)
-                if torch.isfinite(disc_norm):
-                    # the raw optimizer: stepping through Lightning would count a second global step
-                    opt_disc.optimizer.step()
-                    sched_disc.step()
-                logs.update({"train/disc": disc_loss.detach(), "train/disc_grad_norm": disc_norm})
-            fake_outputs = self.discriminator(out.reconstruction)
-            real_outputs = [(logits.detach(), [f.detach() for f in feats]) for logits, feats in real_outputs]
+        if self.adversarial_active():
+            real_outputs = self._discriminator_phase(audio, out.reconstruction.detach(), last)
+            # frozen: the generator's loss must not add to the discriminator's accumulated gradients
+            with frozen(self.discriminator):
+                fake_outputs = self.discriminator(out.reconstruction)
             adv_loss = losses.generator_adversarial_loss(fake_outputs, kind=w["adversarial_kind"])
             fm_loss = losses.feature_matching_loss(real_outputs, fake_outputs)
             gen_loss = gen_loss + w["adversarial_weight"] * adv_loss + w["feature_matching_weight"] * fm_loss
-            logs.update({"train/adversarial": adv_loss.detach(), "train/feature_matching": fm_loss.detach()})
+            terms.update({"train/adversarial": adv_loss, "train/feature_matching": fm_loss})
 
-        if not self.guard.check(step, loss=gen_loss):
+        for name, value in {**terms, "train/loss": gen_loss}.items():
+            accumulation.add(name, value)
+        self._group_means.append(out.mean.detach())
+        if not last:
+            self.manual_backward(
+                accumulation.scale(gen_loss)
+            )  # a non-finite one is caught at the group's end
+            return
+        try:
+            self._generator_step(gen_loss, [*terms, "train/loss"], audio.shape[0])
+        finally:
+            accumulation.close()
+            self._group_means = []
+
+    def _discriminator_phase(self, audio: torch.Tensor, fake: torch.Tensor, last: bool) -> list:
+        """Real vs (detached) fake; steps on a group's last batch. Returns the real outputs, detached."""
+        accumulation = self.accumulation
+        real_outputs = self.discriminator(audio)
+        disc_loss = losses.discriminator_loss(
+            real_outputs, self.discriminator(fake), kind=self.hparams.loss["adversarial_kind"]
+        )
+        accumulation.add("train/disc", disc_loss)
+        if not last:
+            self.manual_backward(accumulation.scale(disc_loss))
+        elif self.guard.check(self.global_step, disc_loss=accumulation.mean("train/disc")):
+            self.manual_backward(accumulation.scale(disc_loss))
+            disc_norm = _clip(self.discriminator, self.hparams.optim["grad_clip"])
+            if torch.isfinite(disc_norm):
+                _, opt_disc = self.optimizers()
+                # the raw optimizer: stepping through Lightning would count a second global step
+                opt_disc.optimizer.step()
+                self.lr_schedulers()[1].step()
+            self.log_dict(
+                {"train/disc": accumulation.mean("train/disc"), "train/disc_grad_norm": disc_norm},
+                on_step=True,
+                batch_size=audio.shape[0],
+            )
+        if last:
+            self.discriminator.zero_grad(set_to_none=True)
+        return [(logits.detach(), [f.detach() for f in feats]) for logits, feats in real_outputs]
+
+    def _generator_step(self, gen_loss: torch.Tensor, names: list[str], size: int) -> None:
+        """The last batch of a group: back-propagate it, then step the generator once for the group."""
+        opt_gen = self.optimizers()[0]
+        sched_gen = self.lr_schedulers()[0]
+        accumulation = self.accumulation
+        step = self.global_step
+        if not self.guard.check(step, loss=accumulation.mean("train/loss")):
+            opt_gen.zero_grad(set_to_none=True)
             self._log_guard()
             return
-        opt_gen.zero_grad(set_to_none=True)
-        self.manual_backward(gen_loss)
-        gen_norm = _clip(self.vae, grad_clip)
+        self.manual_backward(accumulation.scale(gen_loss))
+        gen_norm = _clip(self.vae, self.hparams.optim["grad_clip"])
         if not self.guard.check(step, grad_norm=gen_norm):
             opt_gen.zero_grad(set_to_none=True)
             self._log_guard()
             return
         opt_gen.step()
+        opt_gen.zero_grad(set_to_none=True)
         sched_gen.step()
         if self.ema is not None:
             self.ema.update(self.vae)
-        self._track_latents(out.mean.detach())
-        logs.update(
-            {
-                "train/loss": gen_loss.detach(),
-                "train/grad_norm": gen_norm,
-                "train/lr": sched_gen.get_last_lr()[0],
-            }
-        )
-        self.log_dict(logs, prog_bar=False, on_step=True, batch_size=audio.shape[0])
-        self.log("train/stft_loss", stft_loss.detach(), prog_bar=True, batch_size=audio.shape[0])
+        for mean in self._group_means:
+            self._track_latents(mean)
+        logs = {name: accumulation.mean(name) for name in names}
+        logs.update({"train/grad_norm": gen_norm, "train/lr": sched_gen.get_last_lr()[0]})
+        self.log_dict(logs, prog_bar=False, on_step=True, batch_size=size)
+        self.log("train/stft_loss", logs["train/stft"], prog_bar=True, batch_size=size)
         self._log_guard()
+
+    def on_validation_model_zero_grad(self) -> None:
+        # Lightning zeroes gradients before validation; mid-group they are the accumulated ones
+        if not self.accumulation.in_progress:
+            super().on_validation_model_zero_grad()
 
     def _log_guard(self) -> None:
         self.log("train/skipped_steps", float(self.guard.total), on_step=True)

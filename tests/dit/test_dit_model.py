@@ -1,6 +1,8 @@
 import pytest
 import torch
+from torch.utils.checkpoint import checkpoint
 
+import latentaudio.dit.model
 from latentaudio.dit.diffusion import make_objective
 from latentaudio.dit.model import DiT
 
@@ -126,3 +128,56 @@ def test_tiny_dit_overfits_a_batch(objective_name):
         losses.append(loss.item())
     assert per_item.shape == (4,)
     assert losses[-1] < 0.5 * losses[0]
+
+
+@pytest.mark.parametrize("checkpoint_blocks, recomputed", [(True, 4), (2, 2)])
+def test_block_checkpointing_changes_neither_outputs_nor_gradients(
+    monkeypatch, checkpoint_blocks, recomputed
+):
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs["use_reentrant"])
+        return checkpoint(*args, **kwargs)
+
+    monkeypatch.setattr(latentaudio.dit.model, "checkpoint", counted)
+
+    def output_and_grads(every):
+        torch.manual_seed(0)
+        # dropout on: the recomputation must replay the same random masks
+        model = DiT(
+            latent_dim=LATENT_DIM,
+            width=32,
+            depth=4,
+            heads=2,
+            cross_attn_dim=10,
+            dropout=0.1,
+            checkpoint_blocks=every,
+        )
+        for parameter in model.parameters():  # past adaLN-Zero's zeros, so every block matters
+            torch.nn.init.normal_(parameter, std=0.1)
+        torch.manual_seed(1)
+        x, t = inputs(frames=10)
+        x.requires_grad_(True)
+        out = model(x, t, cross_cond=torch.randn(2, 5, 10))
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        return out.detach(), x.grad, {n: p.grad for n, p in model.named_parameters()}
+
+    out, x_grad, grads = output_and_grads(False)
+    assert not calls
+    out_ckpt, x_grad_ckpt, grads_ckpt = output_and_grads(checkpoint_blocks)
+    assert calls == [False] * recomputed  # non-reentrant, on every k-th block
+    torch.testing.assert_close(out_ckpt, out, rtol=0, atol=0)
+    torch.testing.assert_close(x_grad_ckpt, x_grad)
+    assert grads.keys() == grads_ckpt.keys()
+    for name, grad in grads.items():
+        torch.testing.assert_close(grads_ckpt[name], grad, msg=name)
+
+
+def test_block_checkpointing_is_for_training_only():
+    model = tiny_dit(checkpoint_blocks=True).eval()
+    x, t = inputs()
+    with torch.no_grad():
+        assert torch.equal(model(x, t), tiny_dit().eval()(x, t))
+    with pytest.raises(ValueError, match="checkpoint_blocks"):
+        tiny_dit(checkpoint_blocks=-1)

@@ -118,3 +118,30 @@ def test_a_dit_bundle_of_another_vae_is_refused_before_it_is_built(tmp_path, mon
     )
     message = fails_fast(lambda: generate(cfg), BundleMismatchError, hash_a, hash_b)
     assert "pass the VAE bundle the DiT was trained with" in message
+
+
+THROUGHPUT_MISTAKES = [
+    (["compile=yes"], ("compile='yes'", "compile=true or compile=false")),
+    (["compile=true", "compile_mode=fast"], ("compile_mode='fast'", "max-autotune")),
+    (["compile_mode=max-autotune"], ("compile_mode=max-autotune", "compile=true")),
+    (["optim.accumulate_grad_batches=0"], ("optim.accumulate_grad_batches=0", "1 (no accumulation) or more")),
+    (["trainer.accumulate_grad_batches=4"], ("does not apply here", "set optim.accumulate_grad_batches=4")),
+]
+
+
+@pytest.mark.parametrize("overrides, fragments", THROUGHPUT_MISTAKES)
+def test_bad_throughput_settings_fail_before_the_model(tmp_path, no_models, overrides, fragments):
+    write_sine(tmp_path / "audio" / "a.wav")
+    cfg = compose_app("train_vae", tmp_path / "vae_run", vae_overrides(tmp_path / "audio") + overrides)
+    fails_fast(lambda: train_vae(cfg), ConfigError, *fragments)
+    # checked first, before the VAE bundle is even looked for
+    cfg = compose_app("train_diffusion", tmp_path / "dit_run", dit_overrides(tmp_path / "no_vae", *overrides))
+    fails_fast(lambda: train_diffusion(cfg), ConfigError, *fragments)
+
+
+@pytest.mark.parametrize("value", ["-1", "yes"])
+def test_a_bad_block_checkpointing_value_is_refused(tmp_path, no_models, value):
+    cfg = compose_app(
+        "train_diffusion", tmp_path, dit_overrides(tmp_path / "no_vae", f"dit.checkpoint_blocks={value}")
+    )
+    fails_fast(lambda: train_diffusion(cfg), ConfigError, "dit.checkpoint_blocks=", "true (every block)")

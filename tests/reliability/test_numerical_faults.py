@@ -17,8 +17,9 @@ GOOD_STEPS = 3
 MAX_BAD_STEPS = 3
 
 
+@pytest.mark.parametrize("accumulate", [1, 2])  # 2: two batches a step; the guard counts steps
 def test_non_finite_steps_are_skipped_then_training_stops_with_a_checkpoint_from_before(
-    tmp_path, monkeypatch, caplog
+    tmp_path, monkeypatch, caplog, accumulate
 ):
     for i in range(6):
         write_sine(tmp_path / "audio" / f"a{i}.wav", frequency=200.0 + 50 * i, seconds=0.5)
@@ -28,12 +29,13 @@ def test_non_finite_steps_are_skipped_then_training_stops_with_a_checkpoint_from
     def goes_nan_after_a_while(self, prediction, target):
         loss, parts = original(self, prediction, target)
         calls.append(len(calls))
-        return (loss * float("nan") if len(calls) > GOOD_STEPS else loss), parts
+        return (loss * float("nan") if len(calls) > GOOD_STEPS * accumulate else loss), parts
 
     monkeypatch.setattr(losses.SpectralReconstructionLoss, "forward", goes_nan_after_a_while)
     run = tmp_path / "run"
     overrides = vae_overrides(tmp_path / "audio", steps=50, every=2) + [
-        f"guard.max_bad_steps={MAX_BAD_STEPS}"
+        f"guard.max_bad_steps={MAX_BAD_STEPS}",
+        f"optim.accumulate_grad_batches={accumulate}",
     ]
     with caplog.at_level(logging.WARNING), pytest.raises(NonFiniteError) as caught:
         train(compose_app("train_vae", run, overrides))
@@ -42,7 +44,7 @@ def test_non_finite_steps_are_skipped_then_training_stops_with_a_checkpoint_from
     assert f"{MAX_BAD_STEPS} consecutive steps" in message and "before-fault.ckpt" in message
     skipped = [r.getMessage() for r in caplog.records if "step skipped" in r.getMessage()]
     assert len(skipped) == MAX_BAD_STEPS and all("non-finite loss" in m for m in skipped)
-    assert len(calls) == GOOD_STEPS + MAX_BAD_STEPS  # it stopped at once, no step after the limit
+    assert len(calls) == (GOOD_STEPS + MAX_BAD_STEPS) * accumulate  # it stopped at once, after the limit
 
     before = torch.load(run / "checkpoints" / "before-fault.ckpt", weights_only=True)
     assert before["global_step"] == GOOD_STEPS  # skipped steps do not count

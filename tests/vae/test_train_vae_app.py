@@ -41,3 +41,34 @@ def test_bad_vae_configs_fail_before_any_work(sine_folder, tmp_path):
     cfg = compose_app("train_vae", tmp_path / "r", tiny_overrides(tmp_path / "nowhere"))
     with pytest.raises(ValueError, match="does not exist"):
         check_vae_config(cfg)
+
+
+def test_accumulated_batches_step_both_networks_once_per_group(sine_folder, tmp_path):
+    run = tmp_path / "run"
+    overrides = tiny_vae_overrides(sine_folder, steps=3, every=3) + [
+        "optim.accumulate_grad_batches=2",
+        "loss.adversarial_start_step=1",  # the discriminator accumulates too, from the second step
+        "trainer.val_check_interval=3",  # validation between two batches of one step
+    ]
+    train(compose_app("train_vae", run, overrides))
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["global_step"] == 3  # max_steps counts optimizer steps...
+    batches = checkpoint["loops"]["fit_loop"]["epoch_loop.batch_progress"]["total"]["processed"]
+    assert batches == 6  # ...of two batches each
+    generator_state, discriminator_state = checkpoint["optimizer_states"]
+    assert generator_state["state"][0]["step"] == 3 and discriminator_state["state"][0]["step"] == 2
+    assert load_bundle(run / "export", kind="vae").meta["step"] == 3
+
+
+@pytest.mark.slow
+def test_compiled_networks_train_and_keep_the_checkpoint_and_bundle_layout(sine_folder, tmp_path):
+    # minutes on 2 CPU cores: compiling the generator, the discriminator and their backward passes
+    overrides = tiny_vae_overrides(sine_folder, steps=2) + ["loss.adversarial_start_step=1", "ema.decay=0.9"]
+    train(compose_app("train_vae", tmp_path / "eager", overrides))
+    train(compose_app("train_vae", tmp_path / "compiled", overrides + ["compile=true"]))
+    runs = {name: tmp_path / name for name in ("eager", "compiled")}
+    checkpoints = {k: torch.load(r / "checkpoints" / "last.ckpt", weights_only=True) for k, r in runs.items()}
+    assert checkpoints["compiled"]["global_step"] == 2
+    assert list(checkpoints["compiled"]["state_dict"]) == list(checkpoints["eager"]["state_dict"])
+    bundles = {k: load_bundle(r / "export", kind="vae") for k, r in runs.items()}
+    assert list(bundles["compiled"].tensors) == list(bundles["eager"].tensors)

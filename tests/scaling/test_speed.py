@@ -1,0 +1,43 @@
+"""Gradient accumulation's bookkeeping and the frozen discriminator of the generator phase."""
+
+import pytest
+import torch
+
+from latentaudio.training.speed import GradientAccumulation, compile_in_place, frozen
+
+
+def test_a_group_closes_every_n_batches_with_the_mean_of_its_losses():
+    accumulation = GradientAccumulation(3)
+    assert accumulation.scale(torch.tensor(6.0)).item() == 2.0  # the group's gradient is a mean
+    means = []
+    for value in [1.0, 2.0, 6.0, float("nan"), 1.0, 1.0]:
+        last = accumulation.begin()
+        accumulation.add("loss", torch.tensor(value))
+        if last:
+            means.append(accumulation.mean("loss"))
+            accumulation.close()
+        assert accumulation.in_progress == (not last)
+    assert means[0].item() == 3.0
+    assert not torch.isfinite(means[1])  # one non-finite batch fails its whole group in the guard
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_accumulation_needs_a_whole_number_of_batches(bad):
+    with pytest.raises(ValueError, match="1 or more"):
+        GradientAccumulation(bad)
+
+
+def test_a_frozen_network_passes_gradients_to_its_input_only():
+    network = torch.nn.Linear(3, 1)
+    network.bias.requires_grad_(False)
+    x = torch.randn(2, 3, requires_grad=True)
+    with frozen(network):
+        y = network(x)
+    y.sum().backward()
+    assert x.grad is not None and network.weight.grad is None
+    assert network.weight.requires_grad and not network.bias.requires_grad  # flags restored
+
+
+def test_an_unknown_compile_mode_is_refused():
+    with pytest.raises(ValueError, match="max-autotune"):
+        compile_in_place([torch.nn.Linear(1, 1)], "fastest")
