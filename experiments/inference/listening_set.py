@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from latentaudio.audio import read_audio, write_audio
+from latentaudio.dit.aligned import add_noise_at_snr
 from latentaudio.pipeline import Pipeline
 from latentaudio.training.media import spectrogram_image
 
@@ -24,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULTS = {
     "vae": "outputs/demo/vae/export",
     "dit": "outputs/demo/dit/export",
+    "dit_enhance": "outputs/demo/dit_enhance/export",  # make demo-enhance; left out when missing
     "data": "data/demo/clips",
     "output": "outputs/listening_set",
 }
@@ -37,9 +39,7 @@ def main(argv: list[str]) -> None:
     clips = sorted((ROOT / args["data"]).glob("*.wav"))
     by_label = {label: next(c for c in clips if c.stem.endswith(label)) for label in pipe.labels}
     source, rate = read_audio(by_label.get("pluck", clips[0]))
-    noisy = source + 0.1 * source.abs().max() * torch.randn(
-        source.shape, generator=torch.Generator().manual_seed(0)
-    )
+    noisy = add_noise_at_snr(source[None], (5.0, 5.0), torch.Generator().manual_seed(0))[0]
     entries: list[tuple[str, str, torch.Tensor]] = []
 
     def add(name: str, what: str, audio: torch.Tensor) -> None:
@@ -69,12 +69,20 @@ def main(argv: list[str]) -> None:
         pipe.inpaint(source, rate, ranges=[(0.6, 1.2)], seed=0)[0],
     )
     add("continue", "continue the source by 4 s", pipe.extend(source, rate, seconds=4, seed=0)[0])
-    add("noisy", "the source with white noise at about 20 dB SNR", pipe.autoencoder.prepare(noisy, rate)[0])
+    add("noisy", "the source with white noise at 5 dB SNR", pipe.autoencoder.prepare(noisy, rate)[0])
     add(
         "enhance",
         "enhance the noisy clip (SDEdit fallback, strength 0.3)",
         pipe.enhance(noisy, rate, strength=0.3, seed=0)[0],
     )
+
+    if (ROOT / args["dit_enhance"] / "meta.json").exists():
+        trained = Pipeline.from_bundles(ROOT / args["vae"], ROOT / args["dit_enhance"])
+        add(
+            "enhance_trained",
+            f"enhance the noisy clip with the trained enhancement DiT `{trained.bundle.hash}`",
+            trained.enhance(noisy, rate, seed=0)[0],
+        )
 
     lines = [
         "# Listening set of the demo model",

@@ -63,6 +63,14 @@ def check_diffusion_config(cfg: DictConfig) -> Bundle:
         low, high = aligned.snr_db
         if low > high:
             raise ConfigError(f"aligned.snr_db={list(aligned.snr_db)}: give [lowest, highest] in dB")
+        fresh, size = aligned.get("fresh_per_step"), aligned.get("pool_size", 256)
+        if fresh is not None and (
+            not isinstance(fresh, int) or fresh < 1 or not isinstance(size, int) or size < 1
+        ):
+            raise ConfigError(
+                f"aligned.fresh_per_step={fresh}, aligned.pool_size={size}: give whole numbers >= 1 "
+                "(or aligned.fresh_per_step=null to degrade every item of every batch)"
+            )
     if cfg.get("latents"):
         read_manifest(cfg.latents)  # LatentFolderError names what is missing
     else:

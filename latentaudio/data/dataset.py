@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import Dataset
 
 from latentaudio.audio import AudioDecodeError, convert_channels, read_audio, resample
-from latentaudio.data.scan import AudioFile, printable
+from latentaudio.data.scan import AudioFile, printable, scan_audio_folder
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,13 @@ def split_of(path: str, val_fraction: float, seed: int = 0) -> str:
     digest = hashlib.sha256(f"{seed}:{path}".encode("utf-8", "surrogateescape")).digest()
     position = int.from_bytes(digest[:8], "big") / 2**64
     return "val" if position < val_fraction else "train"
+
+
+def held_out_files(root: str | Path, val_fraction: float = 0.05, seed: int = 0) -> list[str]:
+    """The usable files under ``root`` (relative paths, sorted) that a run with this
+    ``data.val_fraction`` and ``data.split_seed`` held out from training: what to evaluate on."""
+    files = scan_audio_folder(root, progress=False).files
+    return sorted(f.path for f in files if split_of(f.path, val_fraction, seed) == "val")
 
 
 def normalize_audio(audio: torch.Tensor, mode: str, target_db: float) -> torch.Tensor:

@@ -79,6 +79,63 @@ def add_noise_at_snr(
     return degraded
 
 
+class PairPool:
+    """Degraded/clean training pairs, a few made per step and each reused for a few steps.
+
+    A degraded copy is made in audio space (decode, add noise, encode through the frozen VAE),
+    which at demo size costs several times the DiT step itself. So each step makes ``fresh``
+    new pairs from its own batch and fills the rest of the batch with pairs drawn from the last
+    ``size`` made: the cost falls by ``batch / fresh`` while every pair is still made on the
+    fly from training crops. Until the pool holds ``size`` pairs, whole batches are degraded.
+    Items are the batch's per-item values (tensors along dim 0, lists item by item) plus
+    ``"degraded"``. The pool is not checkpointed: a resumed run refills it.
+    """
+
+    def __init__(self, size: int, fresh: int):
+        if size < 1 or fresh < 1:
+            raise ValueError(f"a pair pool needs size >= 1 and fresh >= 1, got {size} and {fresh}")
+        self.size, self.fresh = size, fresh
+        self.items: list[dict] = []
+        self.next_slot = 0  # the oldest item, overwritten next once the pool is full
+
+    def mix(self, batch: dict, degrade, generator: torch.Generator | None = None) -> dict:
+        """A batch of the same size with a ``"degraded"`` entry; ``degrade`` maps (n, D, T) latents."""
+        count = batch["latents"].shape[0]
+        made = count if len(self.items) < self.size else min(self.fresh, count)
+        new = _items(batch, made)
+        for item, degraded in zip(new, degrade(batch["latents"][:made])):
+            item["degraded"] = degraded
+            self._add(item)
+        if made == count:
+            return _stack(new)
+        picks = torch.randint(len(self.items), (count - made,), generator=generator).tolist()
+        return _stack(new + [self.items[i] for i in picks])
+
+    def _add(self, item: dict) -> None:
+        if len(self.items) < self.size:
+            self.items.append(item)
+            return
+        self.items[self.next_slot] = item
+        self.next_slot = (self.next_slot + 1) % self.size
+
+
+def _items(batch: dict, count: int) -> list[dict]:
+    # clones, so a pooled item does not keep its whole batch alive
+    return [
+        {key: value[i].clone() if isinstance(value, Tensor) else value[i] for key, value in batch.items()}
+        for i in range(count)
+    ]
+
+
+def _stack(items: list[dict]) -> dict:
+    return {
+        key: torch.stack([item[key] for item in items])
+        if isinstance(items[0][key], Tensor)
+        else [item[key] for item in items]
+        for key in items[0]
+    }
+
+
 def crossfade_ramp(length: int) -> Tensor:
     """(length,) weights from near 1 to near 0: how much of the earlier window to keep."""
     return torch.tensor([(length - i) / (length + 1) for i in range(length)]) if length else torch.zeros(0)

@@ -18,6 +18,7 @@ import torch
 
 from latentaudio.bundle import instantiate, save_bundle
 from latentaudio.dit.aligned import (
+    PairPool,
     add_noise_at_snr,
     aligned_input,
     check_task,
@@ -74,6 +75,12 @@ class DiTTraining(pl.LightningModule):
             check_task(self.aligned.get("task", "inpaint"))
             # masked normalised latents plus the mask, frame by frame
             self.dit_config["aligned_cond_channels"] = latent["latent_dim"] + 1
+        fresh = self.aligned.get("fresh_per_step")
+        self.pair_pool = (
+            PairPool(self.aligned.get("pool_size", 256), fresh)
+            if self.aligned.get("task") == "enhance" and fresh
+            else None
+        )
         self.denoiser = Denoiser(instantiate(self.dit_config), conditioner_module)
         self.objective = make_objective(**objective_args(objective))
         ema_decay = (ema or {}).get("decay", 0.0)
@@ -139,7 +146,10 @@ class DiTTraining(pl.LightningModule):
             )
             return aligned_input(x0, keep.to(x0))
         keep = (torch.rand(size, generator=generator) >= a.get("drop", 0.1)).float().view(-1, 1, 1)
-        known = self.normalize(self.degraded_latents(batch["latents"], generator))
+        degraded = batch.get("degraded")  # made by the pair pool in training
+        if degraded is None:
+            degraded = self.degraded_latents(batch["latents"], generator)
+        known = self.normalize(degraded)
         return aligned_input(known, keep.expand(size, 1, frames).to(x0))
 
     def degraded_latents(self, latents: torch.Tensor, generator=None) -> torch.Tensor:
@@ -165,6 +175,8 @@ class DiTTraining(pl.LightningModule):
         return t, torch.randn_like(latents)
 
     def training_step(self, batch: dict, batch_index: int) -> None:
+        if self.pair_pool is not None:
+            batch = self.pair_pool.mix(batch, self.degraded_latents)
         latents = batch["latents"]
         size = latents.shape[0]
         t, noise = self.training_noise(latents)

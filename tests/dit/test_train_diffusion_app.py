@@ -117,3 +117,42 @@ def test_another_vae_is_refused_naming_both_hashes(vae_bundle, tmp_path):
     with pytest.raises(LatentMismatchError) as caught:
         train(cfg)
     assert original.hash in str(caught.value) and other_hash in str(caught.value)
+
+
+def test_enhancement_training_reuses_pooled_pairs(vae_bundle, tmp_path, monkeypatch):
+    """With aligned.fresh_per_step=1 only one item per step goes through the VAE once the pool is full."""
+    from latentaudio.dit.training import DiTTraining
+
+    degraded_sizes = []
+    original = DiTTraining.degraded_latents
+
+    def counting(self, latents, generator=None):
+        degraded_sizes.append(latents.shape[0])
+        return original(self, latents, generator)
+
+    monkeypatch.setattr(DiTTraining, "degraded_latents", counting)
+    root, vae = vae_bundle
+    overrides = dit_overrides(root, vae, steps=4) + [
+        "aligned.enabled=true",
+        "aligned.task=enhance",
+        "aligned.fresh_per_step=1",
+        "aligned.pool_size=4",
+        "trainer.limit_val_batches=0",
+    ]
+    cfg = compose_app("train_diffusion", tmp_path / "dit", overrides)
+    train(cfg)
+    assert (tmp_path / "dit" / "export" / "model.safetensors").exists()
+    # step 1 fills the pool of 4 with a whole batch of 4; steps 2 to 4 degrade one item each
+    assert degraded_sizes[:4] == [4, 1, 1, 1], degraded_sizes
+
+
+def test_accumulated_batches_train_and_export(vae_bundle, tmp_path):
+    root, vae = vae_bundle
+    run = tmp_path / "dit"
+    overrides = dit_overrides(root, vae, steps=2) + ["optim.accumulate_grad_batches=2", "data.batch_size=2"]
+    train(compose_app("train_diffusion", run, overrides))
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["global_step"] == 2  # optimizer steps, of two batches each
+    assert checkpoint["loops"]["fit_loop"]["epoch_loop.batch_progress"]["total"]["processed"] == 4
+    assert checkpoint["optimizer_states"][0]["state"][0]["step"] == 2
+    assert load_bundle(run / "export", kind="dit").meta["step"] == 2

@@ -145,3 +145,21 @@ def test_a_bad_block_checkpointing_value_is_refused(tmp_path, no_models, value):
         "train_diffusion", tmp_path, dit_overrides(tmp_path / "no_vae", f"dit.checkpoint_blocks={value}")
     )
     fails_fast(lambda: train_diffusion(cfg), ConfigError, "dit.checkpoint_blocks=", "true (every block)")
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["aligned.fresh_per_step=0"],
+        ["aligned.fresh_per_step=2.5"],
+        ["aligned.fresh_per_step=4", "aligned.pool_size=0"],
+    ],
+)
+def test_a_bad_enhancement_pool_is_refused(tmp_path, no_models, overrides):
+    tiny_vae_bundle(tmp_path / "vae", seed=0)
+    write_sine(tmp_path / "audio" / "a.wav", seconds=0.2)
+    enhance = ["aligned.enabled=true", "aligned.task=enhance", f"data.root={tmp_path / 'audio'}"]
+    cfg = compose_app(
+        "train_diffusion", tmp_path / "run", dit_overrides(tmp_path / "vae", *enhance, *overrides)
+    )
+    fails_fast(lambda: train_diffusion(cfg), ConfigError, "aligned.fresh_per_step=", "whole numbers >= 1")
