@@ -9,7 +9,9 @@ Prints one ``name value unit`` line per figure, in a fixed order, so two runs co
 Figures: VAE training-step throughput (fp32 and bf16 autocast), DiT training-step throughput
 and its model-FLOPs utilisation against this machine's fp32 matmul peak, sampling realtime
 factor of an untrained demo DiT + VAE at fixed steps, and the reconstruction metrics of a tiny
-VAE after a short fixed-seed training on tones.
+VAE after a short fixed-seed training on tones. The training steps are
+experiments/throughput/steps.py's (conf/train_vae.yaml's loss and optimiser at a constant LR),
+the same code the throughput and peer benchmarks run.
 """
 
 from __future__ import annotations
@@ -19,22 +21,19 @@ import math
 import time
 
 import torch
+from throughput.steps import demo_denoiser, dit_training, vae_training  # experiments/throughput/steps.py
 
-from latentaudio.dit.conditioning import Conditioner
-from latentaudio.dit.denoiser import Denoiser
 from latentaudio.dit.diffusion import make_objective
-from latentaudio.dit.model import DiT
 from latentaudio.dit.samplers import sample
 from latentaudio.evaluation import reconstruction_metrics
-from latentaudio.vae.losses import SpectralReconstructionLoss
 from latentaudio.vae.model import AudioVAE
 
 RATE = 16000
 DEMO_VAE = dict(channels=1, base_channels=32, channel_mults=(1, 2, 4, 8), strides=(2, 4, 4, 8), latent_dim=16)
 TINY_VAE = dict(channels=1, base_channels=8, channel_mults=(1, 2), strides=(2, 4), latent_dim=4)
 DEMO_DIT = dict(width=192, depth=4, heads=4)
-LOSS_SIZES = ([2048, 1024, 512, 256, 128, 64], [512, 256, 128, 64, 32, 16], [2048, 1024, 512, 256, 128, 64])
 FP32_PEAK_FLOPS = 150e9  # this machine's measured fp32 matmul peak (docs: DESIGN.md, "What we measure")
+CPU = torch.device("cpu")
 
 
 def report(name: str, value: float, unit: str) -> None:
@@ -49,28 +48,6 @@ def seconds_per_call(fn, steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def vae_step_fn(vae: AudioVAE, audio: torch.Tensor, bf16: bool):
-    loss_fn = SpectralReconstructionLoss(RATE, 1, *LOSS_SIZES)
-    optimizer = torch.optim.AdamW(vae.parameters(), lr=1.5e-4, betas=(0.8, 0.99))
-
-    def step() -> float:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            out = vae(audio)
-            loss = loss_fn(out.reconstruction, audio)[0] + 1e-4 * out.kl
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-        optimizer.step()
-        return float(loss.detach())
-
-    return step
-
-
-def demo_denoiser() -> Denoiser:
-    conditioner = Conditioner(global_dim=DEMO_DIT["width"], timing=True, num_labels=5)
-    return Denoiser(DiT(latent_dim=16, global_cond_dim=conditioner.global_cond_dim, **DEMO_DIT), conditioner)
-
-
 def timing_batch(size: int, seconds: float) -> dict:
     return {"seconds_start": torch.zeros(size), "seconds_total": torch.full((size,), seconds)}
 
@@ -79,32 +56,18 @@ def bench_vae(steps: int) -> None:
     audio = 0.1 * torch.randn(4, 1, 8192)
     seconds_of_audio = audio.shape[0] * audio.shape[-1] / RATE
     for name, bf16 in (("fp32", False), ("bf16", True)):
-        torch.manual_seed(0)
-        elapsed = seconds_per_call(vae_step_fn(AudioVAE(**DEMO_VAE), audio, bf16), steps)
+        # conf/train_vae.yaml's loss and optimiser at a constant LR, no discriminator
+        _, step = vae_training(DEMO_VAE, RATE, CPU, bf16=bf16, adversarial=False)
+        elapsed = seconds_per_call(lambda step=step: step(audio), steps)
         report(f"vae_demo_train_{name}", seconds_of_audio / elapsed, "audio_s/s")
 
 
 def bench_dit(steps: int) -> None:
-    torch.manual_seed(0)
-    denoiser = demo_denoiser()
-    objective = make_objective("v")
-    optimizer = torch.optim.AdamW(denoiser.parameters(), lr=3e-4)
+    denoiser, _, step = dit_training(DEMO_DIT, 16, CPU, ema_decay=0.0)
     batch, frames = 16, 128
     x0 = torch.randn(batch, 16, frames)
     conditions = timing_batch(batch, frames * 256 / RATE)
-
-    def step() -> float:
-        t = objective.sample_time(batch)
-        noise = torch.randn_like(x0)
-        loss, _ = objective.loss(
-            denoiser(objective.noisy(x0, noise, t), t, conditions), objective.target(x0, noise, t), t
-        )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return float(loss.detach())
-
-    elapsed = seconds_per_call(step, steps)
+    elapsed = seconds_per_call(lambda: step(x0, conditions), steps)
     report("dit_demo_train_fp32", batch * frames * 256 / RATE / elapsed, "audio_s/s")
     flops = 3 * batch * denoiser.dit.flops(frames)  # forward + backward
     report("dit_demo_train_mfu_fp32", 100 * flops / elapsed / FP32_PEAK_FLOPS, "%")
@@ -113,7 +76,7 @@ def bench_dit(steps: int) -> None:
 @torch.inference_mode()
 def bench_sampling(steps: int) -> None:
     torch.manual_seed(0)
-    denoiser, vae = demo_denoiser().eval(), AudioVAE(**DEMO_VAE).eval()
+    denoiser, vae = demo_denoiser(DEMO_DIT, 16).eval(), AudioVAE(**DEMO_VAE).eval()
     objective = make_objective("v")
     clips, frames = 2, 128
     conditions = timing_batch(clips, frames * 256 / RATE)
@@ -132,11 +95,10 @@ def bench_tiny_training(steps: int) -> None:
     torch.manual_seed(0)
     t = torch.arange(4096) / RATE
     tones = torch.stack([0.5 * torch.sin(2 * math.pi * f * t) for f in (220.0, 330.0, 440.0, 660.0)])[:, None]
-    vae = AudioVAE(**TINY_VAE)
-    step = vae_step_fn(vae, tones, bf16=False)
+    vae, step = vae_training(TINY_VAE, RATE, CPU, adversarial=False)
     start = time.perf_counter()
     for _ in range(steps):
-        loss = step()
+        loss = float(step(tones))
     elapsed = time.perf_counter() - start
     held_out = 0.5 * torch.sin(2 * math.pi * 550.0 * t)[None, None]
     with torch.inference_mode():

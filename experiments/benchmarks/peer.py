@@ -9,18 +9,22 @@ The first run makes ``experiments/benchmarks/.venv-peer`` (git-ignored): a venv 
 (``PEER_PACKAGES``). The script then re-runs itself inside that venv, builds both sides and
 measures them alternately (ours, theirs, ours, theirs...), reporting the median of the rounds:
 
-- VAE training step (each side's reconstruction loss + KL, AdamW, no discriminator: the demo
-  recipe starts its critic after 1000 steps), audio-seconds per wall-second;
+- VAE training step (each side's reconstruction loss + KL, AdamW, no discriminator: our recipe's
+  critic joins at step 1000, the demo's at 900), audio-seconds per wall-second;
 - DiT training step (v-objective, timing as global conditioning), audio-seconds per second;
 - sampling realtime factor at equal steps (DPM-Solver++ 2M, no guidance) including the decode.
 
-Sizes: our ``conf/model/vae/demo.yaml`` (16 kHz mono, 32 channels, mults 1 2 4 8, strides 2 4 4 8,
-16 latent channels) and ``conf/model/dit/demo.yaml`` (width 192, depth 4, 4 heads, 128 frames).
+Sizes: the layout of our ``conf/model/vae/demo.yaml`` at 32 base channels (16 kHz mono, mults
+1 2 4 8, strides 2 4 4 8, 16 latent channels; the demo now uses 16 channels, and this stays at 32
+so that results.md compares with earlier runs) and ``conf/model/dit/demo.yaml`` (width 192,
+depth 4, 4 heads, 128 frames). Our steps are experiments/throughput/steps.py's, the same code
+the throughput scripts, ``bench.py`` and ``quality.py`` time and train.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import statistics
@@ -28,6 +32,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import yaml
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -77,12 +83,9 @@ VAE_BATCH, VAE_SAMPLES = 8, 8192  # conf/experiment/demo_vae.yaml
 DIT_SIZE = dict(width=192, depth=4, heads=4)
 DIT_BATCH, DIT_FRAMES = 16, 128  # conf/experiment/demo_dit.yaml
 SAMPLE_BATCH, SAMPLE_STEPS = 4, 30
-# conf/train_vae.yaml's loss: fft sizes, hops, windows
-OUR_LOSS_SIZES = (
-    [2048, 1024, 512, 256, 128, 64],
-    [512, 256, 128, 64, 32, 16],
-    [2048, 1024, 512, 256, 128, 64],
-)
+# conf/train_vae.yaml's loss windows: fft sizes, hops, windows (what our side's steps read too)
+_OUR_LOSS = yaml.safe_load((REPO / "conf" / "train_vae.yaml").read_text())["loss"]
+OUR_LOSS_SIZES = tuple(_OUR_LOSS[key] for key in ("fft_sizes", "hop_sizes", "win_lengths"))
 
 
 # ------------------------------------------------------------------------------ the peer venv
@@ -121,68 +124,82 @@ def ensure_peer_venv() -> None:
 # ------------------------------------------------------------------------------ the two sides
 
 
+def our_steps():
+    """experiments/throughput/steps.py, where our training steps live for every script in experiments/.
+
+    This folder is no package, so steps.py's folder goes on the path (at the end: it shadows nothing).
+    """
+    folder = str(HERE.parent / "throughput")
+    if folder not in sys.path:
+        sys.path.append(folder)
+    import steps
+
+    return steps
+
+
 def ours_vae():
+    """Our VAE at ``VAE_SIZE`` and its step (fp32, no discriminator, conf/train_vae.yaml's loss)."""
     import torch
 
-    from latentaudio.vae.losses import SpectralReconstructionLoss
-    from latentaudio.vae.model import AudioVAE
-
-    vae = AudioVAE(channels=1, **VAE_SIZE)
-    # conf/train_vae.yaml's loss
-    loss_fn = SpectralReconstructionLoss(RATE, 1, *OUR_LOSS_SIZES)
-    optimizer = torch.optim.AdamW(vae.parameters(), lr=1.5e-4, betas=(0.8, 0.99))
-
-    def step(audio):
-        out = vae(audio)
-        loss = loss_fn(out.reconstruction, audio)[0] + 1e-4 * out.kl
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-        optimizer.step()
-        return float(loss.detach())
-
-    return vae, step
+    vae, step = our_steps().vae_training(
+        dict(channels=1, **VAE_SIZE), RATE, torch.device("cpu"), bf16=False, adversarial=False
+    )
+    return vae, lambda audio: float(step(audio))
 
 
-def theirs_vae(our_loss: bool = False):
-    import auraloss
-    import torch
+def peer_autoencoder(size: dict = VAE_SIZE):
+    """The peer's Oobleck VAE (mono, ``RATE``) at our sizes: ``base_channels``, ``channel_mults``,
+    ``strides``, ``latent_dim`` as in our VAE configs."""
     from stable_audio_tools.models.autoencoders import create_autoencoder_from_config
 
     oobleck = {
         "in_channels": 1,
-        "channels": VAE_SIZE["base_channels"],
-        "c_mults": VAE_SIZE["channel_mults"],
-        "strides": VAE_SIZE["strides"],
+        "channels": size["base_channels"],
+        "c_mults": list(size["channel_mults"]),
+        "strides": list(size["strides"]),
         "use_snake": True,
     }
+    latent = size["latent_dim"]
     config = {
         "model_type": "autoencoder",
         "sample_rate": RATE,
         "audio_channels": 1,
         "model": {
-            "encoder": {"type": "oobleck", "config": {**oobleck, "latent_dim": 2 * LATENT}},
+            "encoder": {"type": "oobleck", "config": {**oobleck, "latent_dim": 2 * latent}},
             "decoder": {
                 "type": "oobleck",
-                "config": {**oobleck, "out_channels": 1, "latent_dim": LATENT, "final_tanh": False},
+                "config": {**oobleck, "out_channels": 1, "latent_dim": latent, "final_tanh": False},
             },
             "bottleneck": {"type": "vae"},
-            "latent_dim": LATENT,
-            "downsampling_ratio": HOP,
+            "latent_dim": latent,
+            "downsampling_ratio": math.prod(size["strides"]),
             "io_channels": 1,
         },
     }
     config["model"]["decoder"]["config"].pop("in_channels")
-    autoencoder = create_autoencoder_from_config(config)
-    # the Stable Audio Open VAE recipe's spectral loss (mono: plain MR-STFT), with perceptual weighting
+    return create_autoencoder_from_config(config)
+
+
+def sao_spectral_loss():
+    """The Stable Audio Open VAE recipe's spectral loss (mono: plain MR-STFT), with perceptual weighting;
+    called ``(reals, decoded)``."""
+    import auraloss
+
     sizes = [2048, 1024, 512, 256, 128, 64, 32]
-    loss_fn = auraloss.freq.MultiResolutionSTFTLoss(
+    return auraloss.freq.MultiResolutionSTFTLoss(
         fft_sizes=sizes,
         hop_sizes=[s // 4 for s in sizes],
         win_lengths=sizes,
         sample_rate=RATE,
         perceptual_weighting=True,
     )
+
+
+def theirs_vae(our_loss: bool = False):
+    import torch
+
+    autoencoder = peer_autoencoder()
+    loss_fn = sao_spectral_loss()
     if our_loss:
         from latentaudio.vae.losses import SpectralReconstructionLoss
 
@@ -206,16 +223,12 @@ def theirs_vae(our_loss: bool = False):
 def ours_dit():
     import torch
 
-    from latentaudio.dit.conditioning import Conditioner
-    from latentaudio.dit.denoiser import Denoiser
-    from latentaudio.dit.diffusion import make_objective
-    from latentaudio.dit.model import DiT
+    from latentaudio.dit.samplers import sample
 
-    conditioner = Conditioner(global_dim=DIT_SIZE["width"], timing=True, num_labels=5, cfg_dropout=0.1)
-    dit = DiT(latent_dim=LATENT, global_cond_dim=conditioner.global_cond_dim, **DIT_SIZE)
-    denoiser = Denoiser(dit, conditioner)
-    objective = make_objective("v")
-    optimizer = torch.optim.AdamW(denoiser.parameters(), lr=3e-4, betas=(0.9, 0.99))
+    # no EMA: the peer's side leaves it out too
+    denoiser, objective, train_step = our_steps().dit_training(
+        DIT_SIZE, LATENT, torch.device("cpu"), ema_decay=0.0
+    )
 
     def conditions(batch):
         return {
@@ -225,20 +238,10 @@ def ours_dit():
         }
 
     def step(x0):
-        t = objective.sample_time(x0.shape[0], device=x0.device)
-        noise = torch.randn_like(x0)
-        out = denoiser(objective.noisy(x0, noise, t), t, conditions(x0.shape[0]))
-        loss, _ = objective.loss(out, objective.target(x0, noise, t), t)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(denoiser.parameters(), 1.0)
-        optimizer.step()
-        return float(loss.detach())
+        return float(train_step(x0, conditions(x0.shape[0])))
 
     @torch.inference_mode()
     def sampler(noise, steps):
-        from latentaudio.dit.samplers import sample
-
         batch = conditions(noise.shape[0])
         return sample(lambda x, t: denoiser(x, t, batch), noise, objective, "dpmpp_2m", steps)
 
@@ -416,8 +419,10 @@ def write_results(measured: dict, rounds: int, steps: int, path: Path) -> str:
         f"- machine: {machine()}",
         f"- date: {time.strftime('%Y-%m-%d %H:%M')}; {rounds} rounds, 1 VAE step / {steps} DiT steps / 1 sampling run per side per round, median of rounds,",
         "  the two sides taking turns within each round (ours, peer, ours, peer, ...).",
-        "- **the CPU was shared with other jobs while this ran**: absolute numbers are noisy; the",
-        "  alternation keeps the ratio fair, since both sides see the same load on average.",
+        "- load average at the end (1 / 5 / 15 min): "
+        + " / ".join(f"{v:.1f}" for v in os.getloadavg())
+        + " (the benchmark itself is about 2 on 2 cores; more means other jobs shared the CPU,",
+        "  which makes absolute numbers noisy; the alternation keeps the ratio fair).",
         "",
         "| measurement | ours | peer | ours / peer |",
         "|---|---:|---:|---:|",
@@ -446,7 +451,7 @@ def write_results(measured: dict, rounds: int, steps: int, path: Path) -> str:
         "  `conf/train_vae.yaml` (6 resolutions, 2048..64, no perceptual weighting) + 1e-4 KL. Peer:",
         "  `create_autoencoder_from_config` (Oobleck encoder/decoder, `vae` bottleneck) + auraloss MR-STFT as in",
         "  the Stable Audio Open VAE recipe (7 resolutions 2048..32, perceptual weighting) + 1e-4 KL. Both: AdamW,",
-        "  gradient clipping at 1.0, no discriminator (our demo recipe starts it at step 1000).",
+        "  gradient clipping at 1.0, no discriminator (our recipe starts it at step 1000, the demo's at 900).",
         f"- DiT, both sides: width {DIT_SIZE['width']}, depth {DIT_SIZE['depth']}, {DIT_SIZE['heads']} heads, MLP ratio 4,"
         f" {LATENT} latent channels, sequence {DIT_FRAMES} frames, batch {DIT_BATCH}, fp32, v-objective,",
         f"  global (timing) conditioning. Parameters: ours {info['dit_parameters']['ours']:,}, peer {info['dit_parameters']['peer']:,}.",
