@@ -63,7 +63,7 @@ train-diffusion: $(STAMP) ## Train the stage-two DiT (ARGS="experiment=demo_dit 
 generate: $(STAMP) ## Generate or edit audio (ARGS="vae=... dit=... mode=generate|vary|inpaint|continue|enhance ...")
 	$(PY) -m latentaudio.apps.generate $(ARGS)
 
-demo-enhance: $(STAMP) ## Train the demo enhancement DiT on the demo VAE's latents (outputs/demo/dit_enhance)
+demo-enhance: $(STAMP) ## Train the demo enhancement DiT on the demo VAE's latents (outputs/demo/dit_enhance, about 12 min)
 	$(PY) -m latentaudio.apps.train_diffusion experiment=demo_dit_enhance vae=$(DEMO)/vae/export hydra.run.dir=$(DEMO)/dit_enhance ckpt_path=last
 
 realtime-factor: $(STAMP) ## Time every sampler on the demo bundles; writes experiments/inference/results.md
