@@ -14,6 +14,7 @@ tiny model and a Stable-Audio-size model are the same class:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,14 +44,18 @@ def wn_conv_transpose1d(*args, **kwargs) -> nn.Module:
     return weight_norm(nn.ConvTranspose1d(*args, **kwargs))
 
 
+def _snake_factors(log_alpha: Tensor, log_beta: Tensor) -> tuple[Tensor, Tensor]:
+    """(2 alpha, 1 / (2 beta)), each (1, C, 1), in the parameters' dtype; beta floored at MIN_SNAKE_BETA."""
+    return 2.0 * log_alpha.exp(), 0.5 * torch.exp(-log_beta.clamp(min=math.log(MIN_SNAKE_BETA)))
+
+
 def snake_beta(x: Tensor, log_alpha: Tensor, log_beta: Tensor) -> Tensor:
     """x + 1/beta * sin^2(alpha * x), written as x + (1 - cos(2 alpha x)) / (2 beta).
 
     One transcendental and no square; evaluated in the input's dtype so bf16 activations stay
     bf16. Plain autograd: the formula `SnakeBeta` hands to torch.compile and that tests compare with.
     """
-    two_alpha = (2.0 * log_alpha.exp()).to(x.dtype)  # (1, C, 1)
-    half_inv_beta = (0.5 * torch.exp(-log_beta.clamp(min=math.log(MIN_SNAKE_BETA)))).to(x.dtype)  # (1, C, 1)
+    two_alpha, half_inv_beta = (factor.to(x.dtype) for factor in _snake_factors(log_alpha, log_beta))
     return torch.addcmul(x + half_inv_beta, torch.cos(x * two_alpha), half_inv_beta, value=-1.0)  # (B, C, T)
 
 
@@ -97,15 +102,10 @@ class _SnakeBetaFunction(torch.autograd.Function):
         return grad_x, grad_alpha, grad_beta
 
 
-_compiled_snake_beta = None
-
-
+@functools.cache
 def _compiled_snake() -> Callable:
     # Made on first use: importing the module must not start the compiler.
-    global _compiled_snake_beta
-    if _compiled_snake_beta is None:
-        _compiled_snake_beta = torch.compile(snake_beta)
-    return _compiled_snake_beta
+    return torch.compile(snake_beta)
 
 
 class SnakeBeta(nn.Module):
@@ -126,8 +126,7 @@ class SnakeBeta(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.compiled:
             return _compiled_snake()(x, self.log_alpha, self.log_beta)  # (B, C, T)
-        two_alpha = 2.0 * self.log_alpha.exp()  # (1, C, 1)
-        half_inv_beta = 0.5 * torch.exp(-self.log_beta.clamp(min=math.log(MIN_SNAKE_BETA)))  # (1, C, 1)
+        two_alpha, half_inv_beta = _snake_factors(self.log_alpha, self.log_beta)  # (1, C, 1) each
         return _SnakeBetaFunction.apply(x, two_alpha, half_inv_beta)  # (B, C, T)
 
 
