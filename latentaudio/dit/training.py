@@ -84,7 +84,7 @@ class DiTTraining(pl.LightningModule):
         self.denoiser = Denoiser(instantiate(self.dit_config), conditioner_module)
         self.objective = make_objective(**objective_args(objective))
         ema_decay = (ema or {}).get("decay", 0.0)
-        self.ema = EMA(self.denoiser, ema_decay) if ema_decay > 0 else None
+        self.ema = EMA(self.denoiser, ema_decay, (ema or {}).get("warmup", True)) if ema_decay > 0 else None
         self.guard = NonFiniteGuard((guard or {}).get("max_bad_steps", 20))
         shape = (1, latent["latent_dim"], 1)
         self.register_buffer("latent_mean", torch.tensor(latent["mean"], dtype=torch.float32).view(shape))

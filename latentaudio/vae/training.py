@@ -60,7 +60,7 @@ class VAETraining(pl.LightningModule):
         )
         self.discriminator = _build_discriminator(vae["channels"], discriminator)
         ema_decay = (ema or {}).get("decay", 0.0)
-        self.ema = EMA(self.vae, ema_decay) if ema_decay > 0 else None
+        self.ema = EMA(self.vae, ema_decay, (ema or {}).get("warmup", True)) if ema_decay > 0 else None
         self.guard = NonFiniteGuard((guard or {}).get("max_bad_steps", 20))
         # Running per-channel statistics of the posterior means seen in training: a first
         # estimate of the latent scale, stored in the bundle (encode-dataset measures exactly).
@@ -108,19 +108,14 @@ class VAETraining(pl.LightningModule):
         gen_loss = w["stft_weight"] * stft_loss + w["kl_weight"] * out.kl
         terms = {"train/stft": stft_loss, "train/kl": out.kl}
         if w.get("waveform_weight", 0.0) > 0:
-            # a time-domain L1 term pins the phase that spectral losses leave free: it speeds up
-            # early training of small models (measured in experiments/vae_demo)
+            # a time-domain L1 term pins the phase that spectral losses leave free
             waveform_loss = (out.reconstruction - audio).abs().mean()
             gen_loss = gen_loss + w["waveform_weight"] * waveform_loss
             terms["train/waveform"] = waveform_loss
 
         if self.adversarial_active():
-            real_outputs = self._discriminator_phase(audio, out.reconstruction.detach(), last)
-            # frozen: the generator's loss must not add to the discriminator's accumulated gradients
-            with frozen(self.discriminator):
-                fake_outputs = self.discriminator(out.reconstruction)
-            adv_loss = losses.generator_adversarial_loss(fake_outputs, kind=w["adversarial_kind"])
-            fm_loss = losses.feature_matching_loss(real_outputs, fake_outputs)
+            self._discriminator_phase(audio, out.reconstruction.detach(), last)
+            adv_loss, fm_loss = self.adversarial_losses(audio, out.reconstruction)
             gen_loss = gen_loss + w["adversarial_weight"] * adv_loss + w["feature_matching_weight"] * fm_loss
             terms.update({"train/adversarial": adv_loss, "train/feature_matching": fm_loss})
 
@@ -138,8 +133,24 @@ class VAETraining(pl.LightningModule):
             accumulation.close()
             self._group_means = []
 
-    def _discriminator_phase(self, audio: torch.Tensor, fake: torch.Tensor, last: bool) -> list:
-        """Real vs (detached) fake; steps on a group's last batch. Returns the real outputs, detached."""
+    def adversarial_losses(
+        self, audio: torch.Tensor, reconstruction: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The generator's adversarial and feature-matching losses.
+
+        Real and fake features come from the same discriminator (after its step), so a perfect
+        reconstruction has a feature-matching loss of exactly zero. Frozen: the generator's loss
+        must not add to the discriminator's accumulated gradients.
+        """
+        with frozen(self.discriminator):
+            with torch.no_grad():
+                real_outputs = self.discriminator(audio)
+            fake_outputs = self.discriminator(reconstruction)
+        adv_loss = losses.generator_adversarial_loss(fake_outputs, kind=self.hparams.loss["adversarial_kind"])
+        return adv_loss, losses.feature_matching_loss(real_outputs, fake_outputs)
+
+    def _discriminator_phase(self, audio: torch.Tensor, fake: torch.Tensor, last: bool) -> None:
+        """Real vs (detached) fake; steps on a group's last batch."""
         accumulation = self.accumulation
         real_outputs = self.discriminator(audio)
         disc_loss = losses.discriminator_loss(
@@ -163,7 +174,6 @@ class VAETraining(pl.LightningModule):
             )
         if last:
             self.discriminator.zero_grad(set_to_none=True)
-        return [(logits.detach(), [f.detach() for f in feats]) for logits, feats in real_outputs]
 
     def _generator_step(self, gen_loss: torch.Tensor, names: list[str], size: int) -> None:
         """The last batch of a group: back-propagate it, then step the generator once for the group."""

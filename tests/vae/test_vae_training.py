@@ -1,6 +1,7 @@
 """The VAE's LightningModule: compile in place keeps the checkpoint layout; the EMA copy stays eager."""
 
 import pytest
+import torch
 from apps_helpers import compose_app, tiny_vae_overrides
 
 from latentaudio.apps.common import plain
@@ -31,3 +32,25 @@ def test_a_bad_compile_mode_or_accumulation_is_refused(tmp_path):
         VAETraining(
             sample_rate=16000, **{k: plain(cfg[k]) for k in ("vae", "loss", "discriminator", "optim")}
         )
+
+
+def test_feature_matching_uses_one_discriminator_for_real_and_fake(tmp_path):
+    module = tiny_module(tmp_path)
+    generator = torch.Generator().manual_seed(0)
+    audio = torch.randn(2, 1, 2048, generator=generator) * 0.3
+    fake = torch.randn(2, 1, 2048, generator=generator) * 0.3
+    # the discriminator's step between the two passes must not leave a floor for a perfect reconstruction
+    optimizer = torch.optim.SGD(module.discriminator.parameters(), lr=1.0)
+    _step(module, optimizer, audio, fake)
+    _, fm_perfect = module.adversarial_losses(audio, audio.clone().requires_grad_())
+    _, fm_fake = module.adversarial_losses(audio, fake)
+    assert float(fm_perfect.detach()) == 0.0 and float(fm_fake) > 0.0
+
+
+def _step(module, optimizer, real, fake):
+    from latentaudio.vae import losses
+
+    loss = losses.discriminator_loss(module.discriminator(real), module.discriminator(fake), kind="hinge")
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad()
