@@ -72,7 +72,9 @@ class LabelJudge:
 
         known = sorted(set(train_labels))
         if len(known) < 2:
-            raise ValueError(f"a label classifier needs at least two labels among the real clips, got {known}")
+            raise ValueError(
+                f"a label classifier needs at least two labels among the real clips, got {known}"
+            )
         model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=5000))
         model.fit(label_features(train, sample_rate), list(train_labels))
         judge = cls(known, model, float("nan"), len(held_out))
@@ -115,7 +117,9 @@ def per_label_distances(
     to real clips of L, ``other`` = to the real clips of every other label, both Frechet distances
     on MFCC statistics (``fd_*``) and unbiased kernel distances (``kd_*``)."""
     features = {
-        name: metrics.mfcc_features(list(clips), sample_rate) for name, clips in real.items() if len(clips) > 1
+        name: metrics.mfcc_features(list(clips), sample_rate)
+        for name, clips in real.items()
+        if len(clips) > 1
     }
     out: dict[str, dict[str, float]] = {}
     for label, clips in generated.items():
@@ -148,6 +152,8 @@ def _mel(sample_rate: int, n_fft: int, hop: int) -> T.MelSpectrogram:
 def onset_envelope(clip: torch.Tensor, sample_rate: int, frame_rate: int = 100) -> torch.Tensor:
     """Spectral flux of the log-mel spectrogram, (frames,) at ``frame_rate`` frames per second."""
     mono = resample(clip.float().reshape(-1, clip.shape[-1]).mean(dim=0), int(sample_rate), ANALYSIS_RATE)
+    if mono.shape[-1] <= 1024:  # shorter than one frame: pad with silence (no onset there)
+        mono = torch.nn.functional.pad(mono, (0, 1025 - mono.shape[-1]))
     mel = _mel(ANALYSIS_RATE, 1024, ANALYSIS_RATE // frame_rate)(mono)  # (64, frames)
     log_mel = 10.0 * torch.log10(mel.clamp_min(1e-10))
     log_mel = log_mel.clamp_min(log_mel.max() - 80.0)
@@ -223,7 +229,9 @@ def tempo_matches(estimated: float, asked: float, tolerance: float = 0.04) -> st
 
 
 @functools.lru_cache(maxsize=4)
-def _chroma_matrix(n_fft: int, sample_rate: int, low_hz: float = 60.0, high_hz: float = 2100.0) -> torch.Tensor:
+def _chroma_matrix(
+    n_fft: int, sample_rate: int, low_hz: float = 60.0, high_hz: float = 2100.0
+) -> torch.Tensor:
     """(12, bins): the weight of each STFT bin in each pitch class (C first), within [low, high] Hz."""
     freqs = torch.fft.rfftfreq(n_fft, 1.0 / sample_rate).double()
     matrix = torch.zeros(12, freqs.shape[0], dtype=torch.float64)
@@ -326,3 +334,199 @@ def attribute_adherence(clips: Sequence[torch.Tensor], asked: Sequence[Mapping],
         out["key_accuracy"] = key_right / key_count
         out["tonic_accuracy"] = tonic_right / key_count
     return out
+
+
+# --------------------------------------------------------------------------------------
+# Measuring a pipeline on a folder with metadata
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class RealClips:
+    """Real clips of a folder with their metadata rows, in one order."""
+
+    paths: list[str]
+    clips: list[torch.Tensor]  # each (C, T) at sample_rate
+    rows: list[dict]
+    sample_rate: int
+
+    def by_label(self, indices: Sequence[int] | None = None) -> dict[str, list[torch.Tensor]]:
+        out: dict[str, list[torch.Tensor]] = {}
+        for i in range(len(self.paths)) if indices is None else indices:
+            label = str(self.rows[i].get("label") or "")
+            if label:
+                out.setdefault(label, []).append(self.clips[i])
+        return out
+
+
+def judge_split(paths: Sequence[str], fraction: float = 0.25, seed: int = 1) -> tuple[list[int], list[int]]:
+    """Indices of the clips the label judge trains on and of those it is scored on (its ceiling):
+    a hash split of the paths, so the judge is the same whatever subset of a folder is used."""
+    from latentaudio.data.dataset import split_of
+
+    held = [i for i, p in enumerate(paths) if split_of(p, fraction, seed) == "val"]
+    chosen = set(held)
+    return [i for i in range(len(paths)) if i not in chosen], held
+
+
+def timing_adherence(clips: Sequence[torch.Tensor], asked: Sequence[float], sample_rate: int) -> dict:
+    """Audible duration (:func:`latentaudio.evaluation.audible_seconds`) against the asked one."""
+    from latentaudio.evaluation import audible_seconds
+
+    errors = [abs(audible_seconds(c, sample_rate) - s) for c, s in zip(clips, asked)]
+    return {
+        "clips": len(errors),
+        "mean_abs_error_s": sum(errors) / max(1, len(errors)),
+        "within_0.25s": sum(e <= 0.25 for e in errors) / max(1, len(errors)),
+    }
+
+
+def measure_adherence(
+    pipeline,
+    real: RealClips,
+    per_label: int = 8,
+    captions: int = 40,
+    seed: int = 0,
+    progress: bool = False,
+    **settings,
+) -> dict:
+    """Generate with ``pipeline`` what ``real``'s metadata asks for and measure how well it follows.
+
+    - labels (a DiT with labels, a folder with a ``label`` column): ``per_label`` clips per label
+      known to both; accuracy by a :class:`LabelJudge` fitted on the folder's real clips, beside
+      its accuracy on held-out real clips; per-label distances beside those of real clips.
+    - captions (a DiT with text): one clip per caption of up to ``captions`` rows; tempo and key
+      (:func:`attribute_adherence`) beside the same estimators on the real clips of those rows,
+      and label accuracy of clips asked for by caption alone.
+    - timing: clips asked for half, three quarters and all of the training window; the audible
+      duration against the asked one.
+    ``settings``: sampler, steps, cfg_scale (the bundle's defaults where absent).
+    """
+    from tqdm import tqdm
+
+    rate = real.sample_rate
+    window = float(pipeline.train_seconds)
+    labels_known = [label for label in pipeline.labels if label in real.by_label()]
+    conditioning = pipeline.bundle.meta.get("conditioning") or {}
+    has_text = bool(conditioning.get("text"))
+    train, held = judge_split(real.paths)
+    out: dict = {}
+    judge = None
+    if len(real.by_label()) >= 2 and held:
+        judge = LabelJudge.fit(
+            [real.clips[i] for i in train],
+            [str(real.rows[i].get("label") or "") for i in train],
+            [real.clips[i] for i in held],
+            [str(real.rows[i].get("label") or "") for i in held],
+            rate,
+        )
+    jobs = len(labels_known) + (min(captions, len(real.rows)) if has_text else 0) + 3
+    bar = tqdm(total=jobs, desc="adherence", unit="batch", disable=not progress)
+
+    if judge is not None and labels_known:
+        generated: dict[str, list[torch.Tensor]] = {}
+        for index, label in enumerate(labels_known):
+            audio = pipeline.generate(seconds=window, n=per_label, label=label, seed=seed + index, **settings)
+            generated[label] = [clip.cpu() for clip in audio]
+            bar.update(1)
+        clips = [c for label in labels_known for c in generated[label]]
+        asked = [label for label in labels_known for _ in generated[label]]
+        verdict = judge.judge(clips, asked, rate)
+        out["labels"] = {
+            "accuracy": verdict["accuracy"],
+            "ceiling": judge.ceiling,
+            "per_label": verdict["per_label"],
+            "confusion": verdict["confusion"],
+            "order": judge.labels,
+            "clips_per_label": per_label,
+            "held_out_real_clips": judge.held_out,
+        }
+        out["per_label_distances"] = {
+            "generated": per_label_distances(real.by_label(train), generated, rate),
+            "real": per_label_distances(real.by_label(train), real.by_label(held), rate),
+        }
+
+    if has_text:
+        rows = [i for i in held + train if real.rows[i].get("caption")][:captions]
+        clips = []
+        for number, i in enumerate(rows):
+            prompt = str(real.rows[i]["caption"])
+            clips.append(
+                pipeline.generate(seconds=window, n=1, prompt=prompt, seed=seed + number, **settings)[0].cpu()
+            )
+            bar.update(1)
+        asked = [caption_attributes(real.rows[i]) for i in rows]
+        text: dict = {
+            "generated": attribute_adherence(clips, asked, rate),
+            "real": attribute_adherence([real.clips[i] for i in rows], asked, rate),
+            "captions": [str(real.rows[i]["caption"]) for i in rows],
+        }
+        if judge is not None:
+            row_labels = [str(real.rows[i].get("label") or "") for i in rows]
+            text["label_accuracy"] = judge.judge(clips, row_labels, rate)["accuracy"]
+            text["label_ceiling"] = judge.ceiling
+        out["captions"] = text
+
+    asked_seconds = [round(window * f, 3) for f in (0.5, 0.75, 1.0)]
+    clips, asked = [], []
+    for index, seconds in enumerate(asked_seconds):
+        audio = pipeline.generate(seconds=seconds, n=4, seed=seed + 1000 + index, **settings)
+        clips += [clip.cpu() for clip in audio]
+        asked += [seconds] * audio.shape[0]
+        bar.update(1)
+    bar.close()
+    out["timing"] = {
+        "generated": timing_adherence(clips, asked, pipeline.sample_rate),
+        "real": timing_adherence(real.clips, [c.shape[-1] / rate for c in real.clips], rate),
+        "asked_seconds": asked_seconds,
+    }
+    return out
+
+
+def distance_floors(
+    real: Sequence[torch.Tensor],
+    reconstructed: Sequence[torch.Tensor],
+    generated: Sequence[torch.Tensor],
+    sample_rate: int,
+) -> dict[str, dict[str, float]]:
+    """Distribution distances at equal set sizes, all against the first half of the real clips:
+    ``real`` (the second half: the floor any model is measured against), ``reconstructed`` (the
+    VAE's reconstructions of the second half: the best a DiT on this VAE can reach) and
+    ``generated`` (as many generated clips)."""
+    from latentaudio.evaluation import distribution_metrics
+
+    half = len(real) // 2
+    if half < 2:
+        return {}
+    reference, rest = list(real[:half]), slice(half, 2 * half)
+    sets = {
+        "real": list(real[rest]),
+        "reconstructed": list(reconstructed[rest]),
+        "generated": list(generated[:half]),
+    }
+    return {
+        name: distribution_metrics(reference, sample_rate, clips, sample_rate)
+        for name, clips in sets.items()
+        if len(clips) >= 2
+    }
+
+
+def plot_confusion(confusion: Sequence[Sequence[int]], labels: Sequence[str], path) -> None:
+    """The label confusion matrix (rows: asked, columns: what the judge heard) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = np.asarray(confusion, dtype=float)
+    figure, axis = plt.subplots(figsize=(1.2 + 0.7 * len(labels), 1.0 + 0.6 * len(labels)), dpi=100)
+    axis.imshow(matrix, cmap="Blues")
+    for (r, c), value in np.ndenumerate(matrix):
+        axis.text(c, r, int(value), ha="center", va="center", fontsize=8)
+    axis.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
+    axis.set_yticks(range(len(labels)), labels, fontsize=8)
+    axis.set_xlabel("judged as")
+    axis.set_ylabel("asked for")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)

@@ -33,7 +33,7 @@ def tones_in_key(tonic: int, mode: str, seconds: float = 2.0, rate: int = RATE) 
     note = len(t) // len(steps)
     for i, step in enumerate(steps):
         freq = 440 * 2 ** ((72 + tonic + step - 69) / 12)
-        audio[i * note : (i + 1) * note] += 0.7 * torch.sin(2 * math.pi * freq * t[: note])
+        audio[i * note : (i + 1) * note] += 0.7 * torch.sin(2 * math.pi * freq * t[:note])
     return (audio / audio.abs().max())[None]
 
 
@@ -55,7 +55,9 @@ def test_tempo_of_silence_is_nan():
     assert math.isnan(adherence.estimate_tempo(torch.zeros(1, RATE * 2), RATE))
 
 
-@pytest.mark.parametrize("tonic,mode", [(0, "major"), (9, "minor"), (7, "major"), (2, "minor"), (10, "major")])
+@pytest.mark.parametrize(
+    "tonic,mode", [(0, "major"), (9, "minor"), (7, "major"), (2, "minor"), (10, "major")]
+)
 def test_key_of_tones_in_a_key(tonic, mode):
     expected = f"{adherence.NOTE_NAMES[tonic]} {mode}"
     assert adherence.estimate_key(tones_in_key(tonic, mode), RATE) == expected
@@ -117,7 +119,9 @@ def test_per_label_distances_tell_labels_apart():
     real, labels = _labelled_clips(30, 0)
     generated, generated_labels = _labelled_clips(30, 3)
     by_label = lambda clips, names: {k: [c for c, n in zip(clips, names) if n == k] for k in set(names)}  # noqa: E731
-    distances = adherence.per_label_distances(by_label(real, labels), by_label(generated, generated_labels), RATE)
+    distances = adherence.per_label_distances(
+        by_label(real, labels), by_label(generated, generated_labels), RATE
+    )
     assert set(distances) == {"low", "high", "noise"}
     for values in distances.values():
         assert values["fd_same"] < values["fd_other"]
@@ -126,3 +130,12 @@ def test_per_label_distances_tell_labels_apart():
     mixed = {k: generated for k in ("low", "high", "noise")}
     ignoring = adherence.per_label_distances(by_label(real, labels), mixed, RATE)
     assert all(v["fd_same"] > 0.5 * v["fd_other"] for v in ignoring.values())
+
+
+def test_estimators_take_clips_shorter_than_a_frame():
+    short = torch.randn(1, 300)
+    assert math.isnan(adherence.estimate_tempo(short, RATE)) or adherence.estimate_tempo(short, RATE) > 0
+    assert adherence.estimate_key(short, RATE) in {
+        "",
+        *(f"{n} {m}" for n in adherence.NOTE_NAMES for m in ("major", "minor")),
+    }

@@ -18,8 +18,10 @@ import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from latentaudio import evaluation
+from latentaudio import adherence, evaluation
 from latentaudio.apps.common import CONFIG_PATH, ConfigError, log
+from latentaudio.audio import AudioDecodeError, read_audio
+from latentaudio.data.metadata import load_metadata
 from latentaudio.data.scan import printable, scan_audio_folder
 from latentaudio.training.media import draw_spectrogram
 
@@ -53,6 +55,7 @@ def evaluate(cfg: DictConfig) -> dict:
     per_file: dict[str, dict[str, float]] = {}
     examples: list[evaluation.FileReconstruction] = []
     real: list[torch.Tensor] = []
+    reconstructed: list[torch.Tensor] = []
     max_samples = round((cfg.generation.max_seconds or math.inf) * autoencoder.sample_rate)
     results = evaluation.reconstruct_files(
         autoencoder,
@@ -64,6 +67,7 @@ def evaluate(cfg: DictConfig) -> dict:
     for item in tqdm(results, total=len(paths), desc="reconstructing", unit="file"):
         per_file[item.path] = item.metrics
         real.append(item.reference[:, : int(min(max_samples, item.reference.shape[-1]))])
+        reconstructed.append(item.decoded[:, : real[-1].shape[-1]])
         if len(examples) < cfg.plot_examples:
             examples.append(item)
     if not per_file:
@@ -102,6 +106,11 @@ def evaluate(cfg: DictConfig) -> dict:
             real, autoencoder.sample_rate, generated, embedding
         )
         summary["generation"]["steps"] = int(g.steps or pipeline.defaults["steps"])
+        summary["floors"] = adherence.distance_floors(
+            real, reconstructed, generated.clips, autoencoder.sample_rate
+        )
+        if cfg.adherence.enabled:
+            summary["adherence"] = measure_adherence(cfg, pipeline, root, output)
     elif embedding is not None:
         log.warning("embedding= only adds a generation metric: pass dit= as well")
 
@@ -121,6 +130,37 @@ def evaluate(cfg: DictConfig) -> dict:
         plot_spectrogram_grid(rows, autoencoder.sample_rate, output / "spectrograms.png")
     log.info("metrics.json and plots in %s", output)
     return summary
+
+
+def measure_adherence(cfg: DictConfig, pipeline, root: Path, output: Path) -> dict | None:
+    """Label, caption and timing adherence of the DiT on what the folder's metadata asks for."""
+    a, g = cfg.adherence, cfg.generation
+    paths = [f.path for f in scan_audio_folder(root, progress=False).files][: a.max_files]
+    rows = load_metadata(root, paths)
+    if not any(row.get("label") or row.get("caption") for row in rows.values()):
+        log.warning("no label or caption in the metadata of %s: no adherence metrics", printable(root))
+        return None
+    clips, kept = [], []
+    rate = pipeline.sample_rate
+    max_samples = round((g.max_seconds or math.inf) * rate)
+    for path in tqdm(paths, desc="reading real clips", unit="file"):
+        try:
+            audio, _ = read_audio(root / path, sample_rate=rate, channels=pipeline.autoencoder.channels)
+        except AudioDecodeError as error:
+            log.warning("skipping %s: %s", printable(root / path), error.reason)
+            continue
+        clips.append(audio[:, : int(min(max_samples, audio.shape[-1]))])
+        kept.append(path)
+    real = adherence.RealClips(kept, clips, [rows.get(p, {}) for p in kept], rate)
+    settings = dict(sampler=g.sampler, steps=g.steps, cfg_scale=g.cfg_scale)
+    result = adherence.measure_adherence(
+        pipeline, real, a.per_label, a.captions, seed=cfg.seed, progress=True, **settings
+    )
+    if cfg.plots and "labels" in result:
+        output.mkdir(parents=True, exist_ok=True)
+        labels = result["labels"]
+        adherence.plot_confusion(labels["confusion"], labels["order"], output / "label_confusion.png")
+    return result
 
 
 def _json_safe(value):
@@ -147,7 +187,56 @@ def format_table(summary: dict) -> str:
         lines.append("generation:")
         for name, value in summary["generation"].items():
             lines.append(f"  {name:<24} {value:12.4f}")
+    if summary.get("floors"):
+        lines.append("distances to half the real clips, at equal set sizes (real: the floor):")
+        floors = summary["floors"]
+        names = list(next(iter(floors.values())))
+        lines.append(f"  {'':<14}" + "".join(f"{n:>14}" for n in names))
+        for set_name, values in floors.items():
+            lines.append(f"  {set_name:<14}" + "".join(f"{values[n]:14.4f}" for n in names))
+    if summary.get("adherence"):
+        lines += format_adherence(summary["adherence"])
     return "\n".join(lines)
+
+
+def format_adherence(result: dict) -> list[str]:
+    """Each adherence figure beside its real-data ceiling."""
+    lines = ["adherence (generated | real-data ceiling):"]
+    if "labels" in result:
+        labels = result["labels"]
+        lines.append(f"  label accuracy           {labels['accuracy']:6.1%} | {labels['ceiling']:6.1%}")
+        for label, value in labels["per_label"].items():
+            lines.append(f"    {label:<22} {value:6.1%}")
+        generated = result["per_label_distances"]["generated"]
+        real = result["per_label_distances"]["real"]
+        lines.append("  per-label FD (MFCC) to the same label / to the others:")
+        for label, values in generated.items():
+            ceiling = real.get(label, {})
+            lines.append(
+                f"    {label:<22} {values['fd_same']:8.2f} / {values['fd_other']:8.2f} | "
+                f"{ceiling.get('fd_same', float('nan')):8.2f} / {ceiling.get('fd_other', float('nan')):8.2f}"
+            )
+    if "captions" in result:
+        generated, real = result["captions"]["generated"], result["captions"]["real"]
+        for name, title in (
+            ("tempo_exact", "tempo within 4%"),
+            ("tempo_octave", "tempo off by an octave"),
+            ("key_accuracy", "key (tonic and mode)"),
+            ("tonic_accuracy", "tonic"),
+        ):
+            if name in generated:
+                lines.append(f"  {title:<24} {generated[name]:6.1%} | {real[name]:6.1%}")
+        if "label_accuracy" in result["captions"]:
+            text = result["captions"]
+            lines.append(
+                f"  label accuracy from text {text['label_accuracy']:6.1%} | {text['label_ceiling']:6.1%}"
+            )
+    timing = result["timing"]
+    lines.append(
+        f"  timing error (audible)   {timing['generated']['mean_abs_error_s']:6.3f} s | "
+        f"{timing['real']['mean_abs_error_s']:6.3f} s; within 0.25 s: {timing['generated']['within_0.25s']:6.1%}"
+    )
+    return lines
 
 
 def plot_distributions(per_file: dict[str, dict[str, float]], path: Path) -> Path:
