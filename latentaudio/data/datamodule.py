@@ -19,6 +19,18 @@ from latentaudio.data.split import check_val_fraction, split
 log = logging.getLogger(__name__)
 
 
+def check_audio_data(normalize: str, val_fraction: float) -> None:
+    """The rules on ``data.*`` of :class:`AudioDataModule` alone; apps call this to fail before any work."""
+    check_normalize(normalize)
+    check_val_fraction(val_fraction)
+
+
+def check_latent_data(crop_frames: int, val_fraction: float) -> None:
+    """The rules on ``data.*`` of :class:`LatentDataModule` alone; apps call this to fail before encoding."""
+    check_crop_frames(crop_frames)
+    check_val_fraction(val_fraction)
+
+
 class AudioDataModule(pl.LightningDataModule):
     """Scans ``root`` once, splits files by a hash of their path, serves fixed-length crops."""
 
@@ -43,8 +55,7 @@ class AudioDataModule(pl.LightningDataModule):
         drop_last: bool = True,
     ):
         super().__init__()
-        check_normalize(normalize)
-        check_val_fraction(val_fraction)
+        check_audio_data(normalize, val_fraction)
         self.save_hyperparameters()
         self.scan: ScanResult | None = None
         self.labels: list[str] = []
@@ -101,8 +112,7 @@ class LatentDataModule(pl.LightningDataModule):
     ):
         super().__init__()
         self.save_hyperparameters()
-        check_crop_frames(crop_frames)
-        check_val_fraction(val_fraction)
+        check_latent_data(crop_frames, val_fraction)
         self.manifest = read_manifest(latents)
         if expected_vae_hash is not None:
             check_latents_vae(expected_vae_hash, self.manifest["vae_hash"], f"the latents in {latents}")

@@ -2,7 +2,7 @@ import pytest
 import torch
 from conftest import write_sine
 
-from latentaudio.data.datamodule import AudioDataModule, LatentDataModule
+from latentaudio.data.datamodule import AudioDataModule, LatentDataModule, check_audio_data, check_latent_data
 from latentaudio.data.encode import encode_folder
 from latentaudio.data.metadata import load_metadata
 from latentaudio.data.scan import DataFolderError, scan_audio_folder
@@ -67,3 +67,12 @@ def test_training_and_evaluation_hold_out_the_same_files_of_a_small_folder(tmp_p
     latents.setup("fit")
     assert sorted(clip["path"] for _, clip in latents.val_set.clips) == held_out
     assert held_out[0] not in {clip["path"] for _, clip in latents.train_set.clips}
+
+
+def test_data_settings_are_checked_when_the_datamodules_are_made(tmp_path):
+    with pytest.raises(ValueError, match="data.crop_frames=0"):
+        LatentDataModule(latents=str(tmp_path / "not yet encoded"), crop_frames=0)
+    with pytest.raises(ValueError, match="data.normalize='loud'"):
+        AudioDataModule(root="x", sample_rate=16000, channels=1, sample_length=64, normalize="loud")
+    check_latent_data(128, 0.05)
+    check_audio_data("peak", 0.0)
