@@ -6,7 +6,8 @@ from hydra import compose, initialize_config_dir
 from latentaudio.apps.common import CONFIG_PATH, ConfigError
 from latentaudio.apps.encode_dataset import encode_dataset
 from latentaudio.bundle import BundleError, save_bundle
-from latentaudio.data.latents import LatentDataset, read_manifest
+from latentaudio.data.latent_dataset import LatentDataset
+from latentaudio.data.shards import read_manifest
 from latentaudio.vae.model import AudioVAE
 
 VAE_KWARGS = dict(channels=1, base_channels=4, channel_mults=[1, 2], strides=[2, 4], latent_dim=3)

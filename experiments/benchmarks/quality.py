@@ -272,8 +272,8 @@ def main() -> None:
 
     import torch
 
-    from latentaudio.data.dataset import held_out_files
     from latentaudio.data.scan import scan_audio_folder
+    from latentaudio.data.split import held_out_files
 
     loads = [os.getloadavg()[0]]
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))

@@ -26,7 +26,7 @@ import torch
 import yaml
 
 from latentaudio.audio import read_audio
-from latentaudio.data.dataset import held_out_files
+from latentaudio.data.split import held_out_files
 from latentaudio.dit.aligned import add_noise_at_snr
 from latentaudio.metrics import mel_distance, si_sdr
 from latentaudio.pipeline import Pipeline

@@ -12,11 +12,9 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from latentaudio.apps.common import CONFIG_PATH, ConfigError, log, save_resolved_config
-from latentaudio.bundle import Bundle, load_bundle
-from latentaudio.data.latents import encode_folder
-from latentaudio.data.metadata import load_metadata
-from latentaudio.data.scan import scan_audio_folder
+from latentaudio.apps.common import CONFIG_PATH, ConfigError, save_resolved_config
+from latentaudio.bundle import load_bundle
+from latentaudio.data.encode import encode_with_vae
 
 
 def encode_dataset(cfg: DictConfig) -> dict:
@@ -40,65 +38,6 @@ def encode_dataset(cfg: DictConfig) -> dict:
         overlap_frames=cfg.overlap_frames,
         progress=cfg.progress,
     )
-
-
-def encode_with_vae(
-    bundle: Bundle,
-    root,
-    output,
-    device: str = "cpu",
-    min_seconds: float = 0.05,
-    check_content: bool = True,
-    cache_dir=None,
-    chunk_seconds: float = 30.0,
-    shard_frames: int = 2**18,
-    overlap_frames: int = 64,
-    progress: bool = True,
-) -> dict:
-    """Encode the audio folder ``root`` with the VAE of ``bundle`` into shards in ``output`` (resumable)."""
-    vae = bundle.build("vae", device=device)
-    scan = scan_audio_folder(root, min_seconds, check_content, cache_dir, progress)
-    metadata = load_metadata(scan.root, [f.path for f in scan.files])
-    log.info("encoding %s with VAE %s (%s) into %s", scan.root, bundle.hash, bundle.path, output)
-    manifest = encode_folder(
-        vae,
-        bundle.hash,
-        int(bundle.meta["sample_rate"]),
-        scan.root,
-        scan.files,
-        output,
-        metadata=metadata,
-        chunk_seconds=chunk_seconds,
-        shard_frames=shard_frames,
-        overlap_frames=overlap_frames,
-        progress=progress,
-    )
-    log_summary(manifest, output)
-    if manifest["frames"] == 0:
-        raise ConfigError(f"no file under {scan.root} could be encoded (see the warnings above)")
-    return manifest
-
-
-def log_summary(manifest: dict, output) -> None:
-    files = sum(len(shard["files"]) for shard in manifest["shards"])
-    frames_per_second = manifest["sample_rate"] / manifest["hop"]
-    log.info(
-        "%s: %d files encoded (%.1f s of audio, %d latent frames of %d channels at %.2f frames/s), "
-        "%d skipped, %d shards",
-        output,
-        files,
-        manifest["seconds"],
-        manifest["frames"],
-        manifest["latent_dim"],
-        frames_per_second,
-        len(manifest["skipped"]),
-        len(manifest["shards"]),
-    )
-    for entry in manifest["skipped"]:
-        log.info("skipped %s: %s", entry["path"], entry["reason"])
-    statistics = manifest["statistics"]
-    log.info("latent mean per channel: %s", [round(v, 4) for v in statistics["mean"]])
-    log.info("latent std per channel:  %s", [round(v, 4) for v in statistics["std"]])
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="encode_dataset")

@@ -7,10 +7,6 @@ latentaudio-train-diffusion vae=<bundle> latents=/path/to/latent/shards
 
 from __future__ import annotations
 
-import hashlib
-import os
-from pathlib import Path
-
 import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig
@@ -20,14 +16,14 @@ from latentaudio.apps.common import (
     ConfigError,
     check_speed_config,
     fit,
-    log,
     plain,
     resolve_ckpt_path,
     save_resolved_config,
 )
 from latentaudio.bundle import Bundle, load_bundle
-from latentaudio.data.latents import LatentFolderError, read_manifest
+from latentaudio.data.encode import encode_cached
 from latentaudio.data.scan import check_data_root
+from latentaudio.data.shards import read_manifest
 
 
 def load_vae_bundle(cfg: DictConfig) -> Bundle:
@@ -78,33 +74,18 @@ def check_diffusion_config(cfg: DictConfig) -> Bundle:
     return bundle
 
 
-def latent_cache_folder(cfg: DictConfig, bundle: Bundle) -> Path:
-    """Where the latents of ``data.root`` under this VAE are cached: keyed by both."""
-    root_key = hashlib.sha1(os.fsencode(Path(cfg.data.root).resolve())).hexdigest()[:12]
-    return Path(cfg.paths.cache_dir) / "latents" / f"{bundle.hash}-{root_key}"
-
-
 def resolve_latents(cfg: DictConfig, bundle: Bundle) -> str:
     """The latent-shard folder to train on: ``latents=`` or the (resumable) cache of ``data.root``."""
     if cfg.get("latents"):
         return str(cfg.latents)
-    from latentaudio.apps.encode_dataset import encode_with_vae
-
-    folder = latent_cache_folder(cfg, bundle)
-    try:
-        read_manifest(folder)
-        log.info("using the cached latents of %s in %s", cfg.data.root, folder)
-    except LatentFolderError:
-        log.info("encoding %s once with the VAE; cached in %s", cfg.data.root, folder)
-        encode_with_vae(
-            bundle,
-            cfg.data.root,
-            folder,
-            min_seconds=cfg.data.min_seconds,
-            check_content=cfg.data.check_content,
-            cache_dir=cfg.paths.cache_dir,
-            chunk_seconds=cfg.data.chunk_seconds,
-        )
+    folder = encode_cached(
+        bundle,
+        cfg.data.root,
+        cfg.paths.cache_dir,
+        min_seconds=cfg.data.min_seconds,
+        check_content=cfg.data.check_content,
+        chunk_seconds=cfg.data.chunk_seconds,
+    )
     return str(folder)
 
 

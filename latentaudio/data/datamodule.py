@@ -1,4 +1,5 @@
-"""The Lightning DataModule that turns an audio folder into train and validation batches."""
+"""The Lightning DataModules: an audio folder (stage one) or a latent folder (stage two) into
+train and validation batches, split by :func:`latentaudio.data.split.split`."""
 
 from __future__ import annotations
 
@@ -7,13 +8,27 @@ import logging
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
-from latentaudio.data.dataset import AudioCropDataset, split_of
-from latentaudio.data.latents import LatentDataset, LatentMismatchError, read_manifest, split_latent_paths
+from latentaudio.data.dataset import AudioCropDataset, check_normalize
+from latentaudio.data.latent_dataset import LatentDataset, check_crop_frames
 from latentaudio.data.metadata import label_vocabulary, load_metadata
 from latentaudio.data.resumable import ResumableLoader
-from latentaudio.data.scan import DataFolderError, ScanResult, scan_audio_folder
+from latentaudio.data.scan import ScanResult, scan_audio_folder
+from latentaudio.data.shards import check_latents_vae, manifest_files, read_manifest
+from latentaudio.data.split import check_val_fraction, split
 
 log = logging.getLogger(__name__)
+
+
+def check_audio_data(normalize: str, val_fraction: float) -> None:
+    """The rules on ``data.*`` of :class:`AudioDataModule` alone; apps call this to fail before any work."""
+    check_normalize(normalize)
+    check_val_fraction(val_fraction)
+
+
+def check_latent_data(crop_frames: int, val_fraction: float) -> None:
+    """The rules on ``data.*`` of :class:`LatentDataModule` alone; apps call this to fail before encoding."""
+    check_crop_frames(crop_frames)
+    check_val_fraction(val_fraction)
 
 
 class AudioDataModule(pl.LightningDataModule):
@@ -40,6 +55,7 @@ class AudioDataModule(pl.LightningDataModule):
         drop_last: bool = True,
     ):
         super().__init__()
+        check_audio_data(normalize, val_fraction)
         self.save_hyperparameters()
         self.scan: ScanResult | None = None
         self.labels: list[str] = []
@@ -53,15 +69,9 @@ class AudioDataModule(pl.LightningDataModule):
         self.scan = scan_audio_folder(hp.root, hp.min_seconds, hp.check_content, hp.cache_dir)
         metadata = load_metadata(hp.root, [f.path for f in self.scan.files])
         self.labels = label_vocabulary(metadata)
-        train = [f for f in self.scan.files if split_of(f.path, hp.val_fraction, hp.split_seed) == "train"]
-        val = [f for f in self.scan.files if split_of(f.path, hp.val_fraction, hp.split_seed) == "val"]
-        if not train:
-            raise DataFolderError(
-                f"all {len(val)} files of {hp.root} fell in the validation split: lower data.val_fraction"
-            )
-        if not val and len(train) > 1 and hp.val_fraction > 0:
-            # a small folder: hold out one file rather than validate on nothing
-            val = [train.pop()]
+        by_path = {f.path: f for f in self.scan.files}
+        train_paths, val_paths = split(by_path, hp.val_fraction, hp.split_seed)
+        train, val = [by_path[p] for p in train_paths], [by_path[p] for p in val_paths]
         common = dict(
             root=hp.root,
             sample_rate=hp.sample_rate,
@@ -102,13 +112,10 @@ class LatentDataModule(pl.LightningDataModule):
     ):
         super().__init__()
         self.save_hyperparameters()
+        check_latent_data(crop_frames, val_fraction)
         self.manifest = read_manifest(latents)
-        if expected_vae_hash is not None and self.manifest["vae_hash"] != expected_vae_hash:
-            raise LatentMismatchError(
-                f"the latents in {latents} were made by VAE {self.manifest['vae_hash']}, but this run uses VAE "
-                f"{expected_vae_hash}: encode the audio again with this VAE (make encode-dataset), "
-                "or pass the VAE bundle that made them"
-            )
+        if expected_vae_hash is not None:
+            check_latents_vae(expected_vae_hash, self.manifest["vae_hash"], f"the latents in {latents}")
         self.labels: list[str] = list(self.manifest.get("labels") or [])
         self.train_set: LatentDataset | None = None
         self.val_set: LatentDataset | None = None
@@ -121,10 +128,10 @@ class LatentDataModule(pl.LightningDataModule):
         if self.train_set is not None:
             return
         hp = self.hparams
-        train_paths, val_paths = split_latent_paths(self.manifest, hp.val_fraction, hp.split_seed)
+        train_paths, val_paths = split(manifest_files(self.manifest), hp.val_fraction, hp.split_seed)
         common = dict(directory=hp.latents, crop_frames=hp.crop_frames, labels=self.labels)
-        self.train_set = LatentDataset(random_crop=True, paths=train_paths, **common)
-        self.val_set = LatentDataset(random_crop=False, paths=val_paths, **common)
+        self.train_set = LatentDataset(random_crop=True, paths=set(train_paths), **common)
+        self.val_set = LatentDataset(random_crop=False, paths=set(val_paths), **common)
         log.info("%d training clips, %d validation clips of latents", len(self.train_set), len(self.val_set))
 
     def train_dataloader(self) -> DataLoader:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 from pathlib import Path
@@ -11,25 +10,16 @@ import torch
 from torch.utils.data import Dataset
 
 from latentaudio.audio import AudioDecodeError, convert_channels, read_audio, resample
-from latentaudio.data.scan import AudioFile, printable, scan_audio_folder
+from latentaudio.data.scan import AudioFile, printable
 
 log = logging.getLogger(__name__)
 
 NORMALIZE_MODES = ("none", "peak", "loudness")
 
 
-def split_of(path: str, val_fraction: float, seed: int = 0) -> str:
-    """'train' or 'val' from a hash of the path: adding files never moves the others."""
-    digest = hashlib.sha256(f"{seed}:{path}".encode("utf-8", "surrogateescape")).digest()
-    position = int.from_bytes(digest[:8], "big") / 2**64
-    return "val" if position < val_fraction else "train"
-
-
-def held_out_files(root: str | Path, val_fraction: float = 0.05, seed: int = 0) -> list[str]:
-    """The usable files under ``root`` (relative paths, sorted) that a run with this
-    ``data.val_fraction`` and ``data.split_seed`` held out from training: what to evaluate on."""
-    files = scan_audio_folder(root, progress=False).files
-    return sorted(f.path for f in files if split_of(f.path, val_fraction, seed) == "val")
+def check_normalize(mode: str) -> None:
+    if mode not in NORMALIZE_MODES:
+        raise ValueError(f"data.normalize={mode!r}: choose one of {', '.join(NORMALIZE_MODES)}")
 
 
 def normalize_audio(audio: torch.Tensor, mode: str, target_db: float) -> torch.Tensor:
@@ -74,8 +64,7 @@ class AudioCropDataset(Dataset):
         normalize: str = "none",
         target_db: float = -1.0,
     ):
-        if normalize not in NORMALIZE_MODES:
-            raise ValueError(f"normalize={normalize!r}: choose one of {', '.join(NORMALIZE_MODES)}")
+        check_normalize(normalize)
         self.root = Path(root)
         self.files = list(files)
         self.sample_rate = sample_rate

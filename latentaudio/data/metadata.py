@@ -22,7 +22,7 @@ METADATA_CSV = "metadata.csv"
 
 def load_metadata(root: str | os.PathLike, relative_paths: list[str]) -> dict[str, dict]:
     """Metadata for each of ``relative_paths`` (files without any get an empty dict)."""
-    root = Path(root).resolve()
+    root = Path(root).expanduser()
     wanted = {os.path.normpath(p): p for p in relative_paths}
     table: dict[str, dict] = {p: {} for p in relative_paths}
     csv_path = root / METADATA_CSV
@@ -66,7 +66,13 @@ def _read_csv(path: Path) -> list[dict]:
 
 
 def _inside_root(root: Path, raw: str) -> str | None:
-    candidate = (root / raw).resolve()
-    if not candidate.is_relative_to(root):
-        return None
-    return os.path.normpath(os.path.relpath(candidate, root))
+    """``raw`` relative to ``root``, or None when it points outside.
+
+    Lexical, like the scan: a symlinked file keeps its own name rather than its target's. An
+    absolute ``raw`` may spell the root either as given or with its own symlinks resolved.
+    """
+    for base in dict.fromkeys([os.path.abspath(root), os.path.realpath(root)]):
+        relative = os.path.normpath(os.path.relpath(os.path.join(base, raw), base))
+        if relative != os.curdir and relative != os.pardir and not relative.startswith(os.pardir + os.sep):
+            return relative
+    return None

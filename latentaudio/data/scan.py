@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,7 @@ class ScanResult:
     root: Path
     files: list[AudioFile]
     skipped: list[tuple[str, str]]  # (relative path, reason)
+    stamps: dict[str, tuple[int, int]] = field(default_factory=dict)  # path: (size, mtime_ns), usable files
 
     def summary(self) -> str:
         hours = sum(f.seconds for f in self.files) / 3600
@@ -95,6 +96,7 @@ def scan_audio_folder(
     entries: dict[str, dict] = {}
     files: list[AudioFile] = []
     skipped: list[tuple[str, str]] = []
+    stamps: dict[str, tuple[int, int]] = {}
     iterator = tqdm(
         candidates, desc="scanning audio", unit="file", disable=not progress or len(candidates) < 200
     )
@@ -114,10 +116,11 @@ def scan_audio_folder(
             skipped.append((relative, entry["skip"]))
         else:
             files.append(AudioFile(relative, entry["sample_rate"], entry["channels"], entry["frames"]))
+            stamps[relative] = (stat.st_size, stat.st_mtime_ns)
     for relative, reason in skipped:
         log.warning("skipping %s: %s", printable(root / relative), reason)
     _write_cache(cache_path, entries)
-    result = ScanResult(root, files, skipped)
+    result = ScanResult(root, files, skipped, stamps)
     log.info(result.summary())
     if not files:
         raise DataFolderError(

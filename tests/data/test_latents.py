@@ -8,18 +8,15 @@ from conftest import write_sine
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-import latentaudio.data.latents as latents_module
+import latentaudio.data.encode as encode_module
+import latentaudio.data.shards as shards_module
 from latentaudio.audio import read_audio
-from latentaudio.data.latents import (
-    LatentDataset,
-    LatentFolderError,
-    LatentMismatchError,
-    encode_folder,
-    read_manifest,
-    split_latent_paths,
-)
+from latentaudio.data.encode import encode_folder
+from latentaudio.data.latent_dataset import LatentDataset
 from latentaudio.data.metadata import load_metadata
 from latentaudio.data.scan import AudioFile, scan_audio_folder
+from latentaudio.data.shards import LatentFolderError, LatentMismatchError, manifest_files, read_manifest
+from latentaudio.data.split import split
 from latentaudio.vae.model import AudioVAE
 
 RATE = 16000
@@ -134,7 +131,7 @@ def test_resume_after_a_kill_encodes_each_file_once_and_matches_an_uninterrupted
 ):
     reference = encode(vae, audio_root, tmp_path / "reference")
 
-    real_write_shard, real_read_audio = latents_module._write_shard, latents_module.read_audio
+    real_write_shard, real_read_audio = shards_module.write_shard, encode_module.read_audio
     written, reads = [], []
 
     def write_then_die(path, *args):
@@ -147,8 +144,8 @@ def test_resume_after_a_kill_encodes_each_file_once_and_matches_an_uninterrupted
         reads.append(str(path.relative_to(audio_root)))
         return real_read_audio(path, *args, **kwargs)
 
-    monkeypatch.setattr(latents_module, "_write_shard", write_then_die)
-    monkeypatch.setattr(latents_module, "read_audio", counting_read_audio)
+    monkeypatch.setattr(shards_module, "write_shard", write_then_die)
+    monkeypatch.setattr(encode_module, "read_audio", counting_read_audio)
     output = tmp_path / "latents"
     with pytest.raises(KeyboardInterrupt):
         encode(vae, audio_root, output)
@@ -158,7 +155,7 @@ def test_resume_after_a_kill_encodes_each_file_once_and_matches_an_uninterrupted
         read_manifest(output)
     (output / "shard-00002.safetensors.tmp99999").write_bytes(b"half a shard")  # a kill mid-write
 
-    monkeypatch.setattr(latents_module, "_write_shard", real_write_shard)
+    monkeypatch.setattr(shards_module, "write_shard", real_write_shard)
     reads.clear()
     resumed = encode(vae, audio_root, output)
     assert not set(reads) & set(killed["shards"][0]["files"])
@@ -181,13 +178,13 @@ def test_undecodable_file_and_non_finite_latents_are_skipped_with_one_warning(
     files = scan_audio_folder(audio_root, progress=False).files
     (audio_root / "broken.wav").write_bytes(b"RIFF but not really audio")
     files.append(AudioFile("broken.wav", RATE, 1, 1000))
-    real_encode = latents_module.encode_chunked
+    real_encode = encode_module.encode_chunked
 
     def poisoned(model, audio, *args):
         latents = real_encode(model, audio, *args)
         return latents * math.inf if audio.shape[-1] == int(0.4 * RATE) else latents  # tone2 only
 
-    monkeypatch.setattr(latents_module, "encode_chunked", poisoned)
+    monkeypatch.setattr(encode_module, "encode_chunked", poisoned)
     with caplog.at_level(logging.WARNING):
         manifest = encode_folder(vae, HASH, RATE, audio_root, files, tmp_path / "latents", progress=False)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -237,10 +234,10 @@ def test_folders_that_are_not_latents_are_refused(tmp_path):
 
 def test_split_is_by_path_and_datasets_follow_it(vae, audio_root, tmp_path):
     manifest = encode(vae, audio_root, tmp_path / "latents")
-    train, val = split_latent_paths(manifest, val_fraction=0.3, seed=0)
-    assert train and val and not train & val and len(train | val) == 6
-    assert split_latent_paths(manifest, 0.3, 0) == (train, val)
-    dataset = LatentDataset(tmp_path / "latents", crop_frames=16, random_crop=False, paths=val)
-    assert {dataset[i]["path"] for i in range(len(dataset))} == val
+    train, val = split(manifest_files(manifest), val_fraction=0.3, seed=0)
+    assert train and val and not set(train) & set(val) and len(train + val) == 6
+    assert split(manifest_files(manifest), 0.3, 0) == (train, val)
+    dataset = LatentDataset(tmp_path / "latents", crop_frames=16, random_crop=False, paths=set(val))
+    assert {dataset[i]["path"] for i in range(len(dataset))} == set(val)
     labelled = LatentDataset(tmp_path / "latents", crop_frames=16, labels=["low", "high", "other"])
     assert {labelled[i]["label"] for i in range(len(labelled))} == {0, 1, -1}

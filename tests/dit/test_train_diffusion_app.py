@@ -1,5 +1,7 @@
 """Stage two end to end on tiny models: VAE bundle -> cached latents -> DiT bundle -> generated audio."""
 
+from pathlib import Path
+
 import pytest
 import soundfile as sf
 import torch
@@ -7,10 +9,10 @@ from apps_helpers import compose_app
 from conftest import write_sine
 
 from latentaudio.apps.generate import generate
-from latentaudio.apps.train_diffusion import latent_cache_folder, train
+from latentaudio.apps.train_diffusion import resolve_latents, train
 from latentaudio.apps.train_vae import train as train_vae
 from latentaudio.bundle import instantiate, load_bundle, save_bundle
-from latentaudio.data.latents import LatentMismatchError
+from latentaudio.data.shards import LatentMismatchError
 from latentaudio.pipeline import BundleMismatchError, Pipeline
 
 
@@ -54,7 +56,8 @@ def test_train_diffusion_from_a_folder_then_generate(vae_bundle, tmp_path):
     cfg = compose_app("train_diffusion", tmp_path / "dit", dit_overrides(root, vae))
     loss = train(cfg)
     assert loss is not None and loss > 0
-    cache = latent_cache_folder(cfg, load_bundle(vae))
+    cache = Path(resolve_latents(cfg, load_bundle(vae)))
+    assert list(cache.parent.iterdir()) == [cache]  # found again, not encoded a second time
     assert (cache / "manifest.json").exists()
 
     checkpoint = torch.load(tmp_path / "dit" / "checkpoints" / "last.ckpt", weights_only=True)
@@ -110,7 +113,7 @@ def test_another_vae_is_refused_naming_both_hashes(vae_bundle, tmp_path):
         Pipeline.from_bundles(other, tmp_path / "dit" / "export")
     assert original.hash in str(caught.value) and other_hash in str(caught.value)
 
-    cache = latent_cache_folder(
+    cache = resolve_latents(
         compose_app("train_diffusion", tmp_path / "x", dit_overrides(root, vae)), original
     )
     cfg = compose_app("train_diffusion", tmp_path / "dit3", dit_overrides(root, other) + [f"latents={cache}"])

@@ -299,7 +299,7 @@ def test_trained_enhance_path_improves_si_sdr_on_held_out_demo_clips():
     if not (vae / "meta.json").exists() or not (dit / "meta.json").exists():
         pytest.skip("train the demo VAE and the demo enhancement DiT first (make demo demo-enhance)")
     from latentaudio.audio import read_audio
-    from latentaudio.data.dataset import held_out_files
+    from latentaudio.data.split import held_out_files
     from latentaudio.dit.aligned import add_noise_at_snr
     from latentaudio.metrics import si_sdr
 

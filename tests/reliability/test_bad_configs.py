@@ -11,13 +11,13 @@ from hydra.errors import ConfigCompositionException
 import latentaudio.dit.training
 import latentaudio.vae.training
 from latentaudio.apps.common import CONFIG_PATH, ConfigError
-from latentaudio.apps.encode_dataset import encode_with_vae
 from latentaudio.apps.generate import generate
 from latentaudio.apps.train_diffusion import train as train_diffusion
 from latentaudio.apps.train_vae import train as train_vae
 from latentaudio.bundle import BundleError, load_bundle, save_bundle
-from latentaudio.data.latents import LatentMismatchError
+from latentaudio.data.encode import encode_with_vae
 from latentaudio.data.scan import DataFolderError
+from latentaudio.data.shards import LatentMismatchError
 from latentaudio.pipeline import BundleMismatchError
 
 from .helpers import tiny_vae_bundle, vae_overrides

@@ -1,0 +1,95 @@
+"""Random fixed-length crops of pre-encoded latents (a latent folder), for training stage two."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from latentaudio.data.shards import check_latents_vae, read_manifest, read_shard
+
+
+class LatentDataset(Dataset):
+    """Crops of ``crop_frames`` latent frames, one item per clip of a latent folder.
+
+    Every shard is loaded into memory at construction: fine up to a few GB of latents
+    (about 400 h of SAO-size latents); larger sets need memory-mapped shards.
+    Training crops start at random; validation crops (``random_crop=False``) are the middle
+    of each clip. Shorter clips are zero-padded; ``padding_mask`` is True on real frames.
+    ``paths`` (source files, as :func:`latentaudio.data.split.split` gives them) limits the clips.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike,
+        crop_frames: int,
+        random_crop: bool = True,
+        expected_vae_hash: str | None = None,
+        labels: list[str] | None = None,
+        paths: set[str] | None = None,
+    ):
+        check_crop_frames(crop_frames)
+        self.directory = Path(directory).expanduser()
+        manifest = read_manifest(self.directory)
+        if expected_vae_hash is not None:
+            check_latents_vae(expected_vae_hash, manifest["vae_hash"], f"the latents in {self.directory}")
+        self.manifest = manifest
+        self.vae_hash: str = manifest["vae_hash"]
+        self.sample_rate: int = manifest["sample_rate"]
+        self.hop: int = manifest["hop"]
+        self.latent_dim: int = manifest["latent_dim"]
+        self.crop_frames = crop_frames
+        self.random_crop = random_crop
+        self.vocabulary: list[str] = list(manifest.get("labels", []))  # sorted distinct labels found
+        self.labels = list(labels) if labels is not None else self.vocabulary
+        self.label_index = {name: i for i, name in enumerate(self.labels)}
+        statistics = manifest["statistics"]
+        self.statistics = {
+            "mean": torch.tensor(statistics["mean"], dtype=torch.float32),
+            "std": torch.tensor(statistics["std"], dtype=torch.float32),
+        }
+        paths = set(paths) if paths is not None else None
+        self.shards: list[torch.Tensor] = []
+        self.clips: list[tuple[int, dict]] = []  # (shard index, clip record)
+        for shard in manifest["shards"]:
+            if paths is not None and not paths.intersection(shard["files"]):
+                continue
+            latents, clips = read_shard(self.directory / shard["name"])
+            self.shards.append(latents)
+            self.clips.extend((len(self.shards) - 1, c) for c in clips if paths is None or c["path"] in paths)
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, index: int) -> dict:
+        shard, clip = self.clips[index]
+        frames = clip["frames"]
+        spare = max(frames - self.crop_frames, 0)
+        if self.random_crop:
+            crop_start = int(torch.randint(0, spare + 1, ()).item())
+        else:
+            crop_start = spare // 2
+        valid = min(frames, self.crop_frames)
+        begin = clip["offset"] + crop_start
+        latents = self.shards[shard][:, begin : begin + valid]  # (latent_dim, valid)
+        if valid < self.crop_frames:
+            latents = torch.nn.functional.pad(latents, (0, self.crop_frames - valid))
+        label = clip["label"]
+        return {
+            "latents": latents.float().contiguous(),  # (latent_dim, crop_frames)
+            "padding_mask": torch.arange(self.crop_frames) < valid,  # (crop_frames,)
+            "seconds_start": clip["start"] + crop_start * self.hop / self.sample_rate,
+            "seconds_total": clip["duration"],
+            "caption": clip["caption"],
+            "label": self.label_index.get(label, -1) if label else -1,
+            "path": clip["path"],
+        }
+
+
+def check_crop_frames(crop_frames: int) -> None:
+    if not isinstance(crop_frames, int) or crop_frames < 1:
+        raise ValueError(
+            f"data.crop_frames={crop_frames!r}: give a whole number of latent frames, at least 1"
+        )
