@@ -11,8 +11,9 @@ ARGS ?=
 .PHONY: help install test test-all lint format demo demo-data train-vae reconstruct encode-dataset \
 	train-diffusion generate demo-enhance realtime-factor evaluate bench bench-peer throughput stress clean
 
-help: ## List every target with what it does
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+help: ## List every target with what it does (coloured only on a terminal)
+	@if [ -t 1 ]; then on='\033[36m'; off='\033[0m'; else on=; off=; fi; \
+	awk -v on="$$on" -v off="$$off" 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %s%-16s%s %s\n", on, $$1, off, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,8 +52,8 @@ demo: $(STAMP) ## Demo data, a tiny VAE and DiT trained on it, generated clips i
 train-vae: $(STAMP) ## Train the stage-one VAE (ARGS="experiment=demo_vae data.root=...")
 	$(PY) -m latentaudio.apps.train_vae $(ARGS)
 
-reconstruct: $(STAMP) ## Encode and decode audio with a VAE bundle, print metrics (ARGS="vae=... input=... output=...")
-	$(PY) -m latentaudio.apps.reconstruct $(ARGS)
+reconstruct: $(STAMP) ## make evaluate that also writes each reconstruction as a .wav (ARGS="vae=... data.root=<folder or file>")
+	$(PY) -m latentaudio.apps.evaluate write_reconstructions=true $(ARGS)
 
 encode-dataset: $(STAMP) ## Encode an audio folder to latent shards (ARGS="vae=... data.root=... output=...")
 	$(PY) -m latentaudio.apps.encode_dataset $(ARGS)
@@ -69,7 +70,7 @@ demo-enhance: $(STAMP) ## Train the demo enhancement DiT on the demo VAE's laten
 realtime-factor: $(STAMP) ## Time every sampler on the demo bundles; writes experiments/inference/results.md
 	$(PY) experiments/inference/realtime_factor.py vae=$(DEMO)/vae/export dit=$(DEMO)/dit/export $(ARGS)
 
-evaluate: $(STAMP) ## Metrics of bundles on an audio folder, + generation metrics with dit= (ARGS="vae=... data.root=... output=...")
+evaluate: $(STAMP) ## Metrics of bundles on audio, + generation metrics with dit= (ARGS="vae=... data.root=..."; embedding= runs that file's code, so it needs trust_embedding=true)
 	$(PY) -m latentaudio.apps.evaluate $(ARGS)
 
 bench: $(STAMP) ## Print throughput and metric figures of the demo-size models, to compare before/after a change

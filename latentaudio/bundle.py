@@ -4,7 +4,11 @@ A bundle is a folder with ``model.safetensors`` (the weights), ``config.yaml`` (
 component's constructor arguments under a ``_target_``) and ``meta.json`` (kind, version,
 sample rate, channels, latent statistics, the content hash of the weights...). Loading
 never unpickles anything and only builds classes from an allow-list, so a crafted
-``config.yaml`` cannot run code. No Hydra is needed to load one.
+``config.yaml`` cannot run code. Each class's arguments are allow-listed too: a size past a
+sane bound, a size that does not match the stored weights, or a local path (the T5 folder of
+a text conditioner) is refused before anything is allocated or read, unless the caller says
+so (``load_bundle(..., size_limits={"dit.depth": 512}, trust_paths=True)``). No Hydra is
+needed to load one.
 """
 
 from __future__ import annotations
@@ -12,10 +16,11 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import math
 import os
 import shutil
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -49,6 +54,8 @@ class Bundle:
     config: dict
     meta: dict
     tensors: dict[str, torch.Tensor]
+    trust_paths: bool = False
+    size_limits: dict[str, float] = field(default_factory=dict)
 
     @property
     def kind(self) -> str:
@@ -64,9 +71,14 @@ class Bundle:
             raise BundleError(
                 f"bundle {self.path} has no component {component!r} (has: {', '.join(self.config)})"
             )
-        module = instantiate(self.config[component])
+        config = self.config[component]
+        where = f"{self.path / CONFIG}, {component}"
+        check_arguments(config, component, where, self.trust_paths, self.size_limits)
         prefix = f"{component}."
         state = {k[len(prefix) :]: v for k, v in self.tensors.items() if k.startswith(prefix)}
+        if not any(config.get(key) for key in _PATH_ARGUMENTS):
+            check_shapes(config, state, where)
+        module = instantiate(config)
         module.load_state_dict(state, strict=True)
         return module.to(device).eval()
 
@@ -81,6 +93,125 @@ def instantiate(config: dict) -> torch.nn.Module:
     module_name, class_name = target.rsplit(".", 1)
     cls = getattr(importlib.import_module(module_name), class_name)
     return cls(**{k: v for k, v in config.items() if k != "_target_"})
+
+
+# --------------------------------------------------------------------------------------
+# Argument checks: what a bundle's config may ask of an allowed class
+# --------------------------------------------------------------------------------------
+
+# Every argument a bundle may pass to each allowed class, with the bound of a size (an int, or
+# each entry of a list; None: not a size). The bounds lie far above every preset in
+# conf/model/, so only a damaged or crafted config meets them; they keep the shape check
+# below (which builds the module on the meta device) cheap.
+ARGUMENTS: dict[str, dict[str, float | None]] = {
+    "latentaudio.vae.model.AudioVAE": {
+        "channels": 16,
+        "base_channels": 4096,
+        "channel_mults": 256,
+        "strides": 64,
+        "latent_dim": 4096,
+        "dilations": 1024,
+        "use_snake": None,
+        "compile_snake": None,
+    },
+    "latentaudio.dit.model.DiT": {
+        "latent_dim": 4096,
+        "width": 16384,
+        "depth": 512,
+        "heads": 512,
+        "mlp_ratio": 64,
+        "patch_size": 1024,
+        "global_cond_dim": 16384,
+        "cross_attn_dim": 16384,
+        "aligned_cond_channels": 4097,
+        "dropout": None,
+        "checkpoint_blocks": None,
+    },
+    "latentaudio.dit.conditioning.Conditioner": {
+        "global_dim": 16384,
+        "cross_dim": 16384,
+        "timing": None,
+        "num_labels": 1_000_000,
+        "text": None,
+        "text_path": None,
+        "cfg_dropout": None,
+        "max_seconds": None,
+        "text_depth": 512,
+        "text_heads": 512,
+        "text_max_length": 65536,
+    },
+}
+# Arguments that point the loader at local files: refused unless the caller trusts the bundle.
+_PATH_ARGUMENTS = ("text_path",)
+MAX_LIST_LENGTH = 32
+
+
+def check_arguments(
+    config: dict,
+    component: str,
+    where: str,
+    trust_paths: bool = False,
+    size_limits: dict[str, float] | None = None,
+) -> None:
+    """Refuse an argument the class does not allow, a size past its bound, or an untrusted path."""
+    target = config.get("_target_")
+    if target not in ARGUMENTS:
+        raise BundleError(
+            f"refusing to build {target!r} ({where}): bundles may only name {', '.join(sorted(ARGUMENTS))}"
+        )
+    allowed = ARGUMENTS[target]
+    size_limits = size_limits or {}
+    for key, value in config.items():
+        if key == "_target_":
+            continue
+        name = f"{component}.{key}"
+        if key not in allowed:
+            raise BundleError(
+                f"{where}: {name} is not an argument a bundle may set for {target} "
+                f"(allowed: {', '.join(allowed)}); re-export the bundle"
+            )
+        if key in _PATH_ARGUMENTS and value is not None and not trust_paths:
+            raise BundleError(
+                f"{where}: {name}={value!r} points the loader at a local folder, which a bundle may only "
+                "do when you trust it: pass load_bundle(..., trust_paths=True) if you do"
+            )
+        bound = size_limits.get(name, allowed[key])
+        if bound is None or value is None:
+            continue
+        sizes = value if isinstance(value, list) else [value]
+        if len(sizes) > MAX_LIST_LENGTH or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in sizes
+        ):
+            raise BundleError(f"{where}: {name}={value!r} is not a size (a number, or a short list of them)")
+        if any(not 0 <= v <= bound for v in sizes):
+            raise BundleError(
+                f"{where}: {name}={value!r} is outside [0, {bound}], far above any shipped model; if you "
+                f"really mean it, pass load_bundle(..., size_limits={{{name!r}: {max(sizes)}}})"
+            )
+
+
+def check_shapes(config: dict, state: dict[str, torch.Tensor], where: str) -> None:
+    """Refuse a config whose module would not hold exactly the stored tensors, before allocating it.
+
+    The module is built on the meta device (no memory), so a config asking for far more than
+    the weights file holds fails here rather than in the allocator.
+    """
+    with torch.device("meta"):
+        skeleton = instantiate(config)
+    expected = {key: tuple(value.shape) for key, value in skeleton.state_dict().items()}
+    stored = {key: tuple(value.shape) for key, value in state.items()}
+    if expected == stored:
+        return
+    differing = sorted(k for k in expected.keys() & stored.keys() if expected[k] != stored[k])
+    missing, extra = sorted(expected.keys() - stored.keys()), sorted(stored.keys() - expected.keys())
+    parts = [f"{k}: config {expected[k]}, weights {stored[k]}" for k in differing[:3]]
+    parts += [f"{len(missing)} tensors missing from the weights (e.g. {missing[0]})"] if missing else []
+    parts += [f"{len(extra)} tensors the config does not make (e.g. {extra[0]})"] if extra else []
+    count = sum(math.prod(shape) for shape in expected.values())
+    raise BundleError(
+        f"{where}: the config does not describe the stored weights ({'; '.join(parts)}; the config asks "
+        f"for {count:,} values): the bundle is damaged or its config.yaml was edited; re-export it"
+    )
 
 
 def save_bundle(
@@ -123,8 +254,19 @@ def save_bundle(
     return weights_hash
 
 
-def load_bundle(directory: str | os.PathLike, kind: str | None = None, verify: bool = True) -> Bundle:
-    """Read a bundle; ``kind`` ('vae' or 'dit') is checked when given."""
+def load_bundle(
+    directory: str | os.PathLike,
+    kind: str | None = None,
+    verify: bool = True,
+    trust_paths: bool = False,
+    size_limits: dict[str, float] | None = None,
+) -> Bundle:
+    """Read a bundle; ``kind`` ('vae' or 'dit') is checked when given.
+
+    ``trust_paths=True`` lets the bundle's config name local folders (a T5 ``text_path``);
+    ``size_limits`` raises the bound of a size argument, keyed ``"<component>.<argument>"``
+    (see :data:`ARGUMENTS`). Both take effect when a component is built.
+    """
     directory = Path(directory).expanduser()
     if not directory.is_dir():
         raise BundleError(
@@ -155,7 +297,14 @@ def load_bundle(directory: str | os.PathLike, kind: str | None = None, verify: b
             f"{directory / WEIGHTS} does not match the hash in {META}: the file is damaged or was replaced; "
             "re-export the bundle"
         )
-    return Bundle(path=directory, config=config, meta=meta, tensors=tensors)
+    return Bundle(
+        path=directory,
+        config=config,
+        meta=meta,
+        tensors=tensors,
+        trust_paths=trust_paths,
+        size_limits=dict(size_limits or {}),
+    )
 
 
 def content_hash(tensors: dict[str, torch.Tensor], length: int = 16) -> str:

@@ -1,4 +1,4 @@
-"""Metric computations over clips, files and sets, shared by the evaluate and reconstruct apps and
+"""Metric computations over clips, files and sets, used by the evaluate app (and `make reconstruct`) and
 usable from the validation loops of both stages (pure torch: no Hydra, no Lightning).
 
 Reconstruction: :func:`reconstruction_metrics` on a batch, :func:`reconstruct_files` over files.
@@ -9,9 +9,12 @@ embedding model); :func:`generate_like` makes the generated set with a pipeline 
 Embedding checkpoints (``embedding=<path>``) are TorchScript files (``torch.jit.save``) whose
 ``forward`` takes mono audio ``(B, T)`` float32 in [-1, 1] and returns one embedding per clip
 ``(B, D)`` or per frame ``(B, frames, D)`` (averaged over frames). The audio is resampled to the
-module's integer attribute ``sample_rate`` when it has one, else to ``embedding_rate``. A
-TorchScript file holds code and tensors, never pickled Python objects; export VGGish, CLAP or
-any network this way once and point ``embedding=`` at the file.
+module's integer attribute ``sample_rate`` when it has one, else to ``embedding_rate``. Export
+VGGish, CLAP or any network this way once and point ``embedding=`` at the file.
+
+Loading a TorchScript file runs the code inside it (``torch.jit.load`` is code execution, as
+unpickling is), so :class:`EmbeddingModel` refuses a file unless the caller says it trusts it
+(``trusted=True``; ``trust_embedding=true`` in the evaluate app).
 """
 
 from __future__ import annotations
@@ -101,11 +104,26 @@ def latent_rate(autoencoder) -> float:
 # --------------------------------------------------------------------------------------
 
 
-class EmbeddingModel:
-    """A local TorchScript embedding network; see the module docstring for the format."""
+class UntrustedEmbeddingError(ValueError):
+    """An embedding model the caller has not declared trusted (loading it would run its code)."""
 
-    def __init__(self, path: str | Path, sample_rate: int = 16000, device: str = "cpu"):
+
+class EmbeddingModel:
+    """A local TorchScript embedding network; see the module docstring for the format.
+
+    ``trusted`` must be True: loading the file runs its code with your permissions.
+    """
+
+    def __init__(
+        self, path: str | Path, sample_rate: int = 16000, device: str = "cpu", trusted: bool = False
+    ):
         path = Path(path)
+        if not trusted:
+            raise UntrustedEmbeddingError(
+                f"embedding={path}: loading a TorchScript file runs the code inside it (torch.jit.load is "
+                "code execution). Use only a file you made or trust, and say so: trust_embedding=true in "
+                "the evaluate app, EmbeddingModel(..., trusted=True) in Python"
+            )
         if not path.is_file():
             raise FileNotFoundError(f"embedding={path}: no such file (a TorchScript file is expected)")
         try:

@@ -15,13 +15,14 @@ import math
 import warnings
 from collections.abc import Sequence
 
+import auraloss
 import torch
 import torchaudio.transforms as T
+from torchmetrics.functional.audio import scale_invariant_signal_distortion_ratio
 
 from latentaudio.audio import resample
 
 SI_SDR_CAP_DB = 100.0
-_TINY = 1e-30  # only keeps 0 / 0 away
 # auraloss's default resolutions, given at 44.1 kHz: (n_fft, hop, window).
 STFT_RESOLUTIONS = ((1024, 120, 600), (2048, 240, 1200), (512, 50, 240))
 MEL_WINDOWS = (512, 1024, 2048)
@@ -51,64 +52,57 @@ def _check_pair(estimate: torch.Tensor, reference: torch.Tensor) -> tuple[torch.
 # --------------------------------------------------------------------------------------
 
 
-def si_sdr(estimate: torch.Tensor, reference: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
+def si_sdr(estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """Scale-invariant signal-to-distortion ratio in dB, per item ``(B,)``.
 
-    Both signals are made zero-mean per channel first (Le Roux et al., 2019); channels are
-    averaged. ``eps`` is relative to the reference energy, so the measure does not depend on
-    loudness and reaches ``10 log10(1 / eps)`` = 100 dB for identical audio. Values are
-    clamped to ``[-100, 100]`` dB (``SI_SDR_CAP_DB``); a silent estimate or reference gives
-    -100 dB.
+    torchmetrics' SI-SDR on zero-mean channels (Le Roux et al., 2019), computed in float64
+    and averaged over channels. Values are clamped to ``[-100, 100]`` dB (``SI_SDR_CAP_DB``),
+    so identical audio gives 100 dB; a silent (or constant) estimate gives -100 dB, where
+    torchmetrics' absolute epsilon alone would give 0 dB, as if half the signal were right.
     """
     estimate, reference = _check_pair(estimate, reference)
-    estimate = estimate.double() - estimate.double().mean(dim=-1, keepdim=True)
-    reference = reference.double() - reference.double().mean(dim=-1, keepdim=True)
-    reference_energy = reference.pow(2).sum(-1, keepdim=True)  # (B, C, 1)
-    scale = (estimate * reference).sum(-1, keepdim=True) / (reference_energy + _TINY)
-    target = scale * reference  # (B, C, T)
-    residual = estimate - target
-    ratio = target.pow(2).sum(-1) / (
-        residual.pow(2).sum(-1) + eps * reference_energy[..., 0] + _TINY
-    )  # (B, C)
-    value = (10 * torch.log10(ratio)).clamp(-SI_SDR_CAP_DB, SI_SDR_CAP_DB)
+    estimate, reference = estimate.double(), reference.double()
+    value = scale_invariant_signal_distortion_ratio(estimate, reference, zero_mean=True)  # (B, C)
+    silent = (estimate - estimate.mean(dim=-1, keepdim=True)).abs().amax(dim=-1) == 0
+    value = value.masked_fill(silent, -SI_SDR_CAP_DB).clamp(-SI_SDR_CAP_DB, SI_SDR_CAP_DB)
     return value.mean(dim=-1).float()
 
 
-def _stft_magnitude(audio: torch.Tensor, n_fft: int, hop: int, window: int) -> torch.Tensor:
-    hann = torch.hann_window(window, device=audio.device, dtype=audio.dtype)
-    spec = torch.stft(audio, n_fft, hop, window, hann, center=True, pad_mode="constant", return_complex=True)
-    return spec.abs()  # (B, F, frames)
+@functools.lru_cache(maxsize=8)
+def _mrstft_loss(sample_rate: int | None) -> auraloss.freq.MultiResolutionSTFTLoss:
+    resolutions = STFT_RESOLUTIONS
+    if sample_rate is not None:
+        factor = sample_rate / 44100
+        resolutions = []
+        for n_fft, hop, window in STFT_RESOLUTIONS:
+            n_fft = max(16, 2 ** round(math.log2(n_fft * factor)))
+            resolutions.append(
+                (n_fft, max(1, round(hop * factor)), min(n_fft, max(4, round(window * factor))))
+            )
+    fft_sizes, hops, windows = (list(column) for column in zip(*resolutions))
+    # eps bounds the power, so 1e-16 floors magnitudes at 1e-8 before the log
+    return auraloss.freq.MultiResolutionSTFTLoss(fft_sizes, hops, windows, eps=1e-16)
 
 
 def mrstft_distance(
-    estimate: torch.Tensor, reference: torch.Tensor, sample_rate: int | None = None, eps: float = 1e-8
+    estimate: torch.Tensor, reference: torch.Tensor, sample_rate: int | None = None
 ) -> torch.Tensor:
-    """Multi-resolution STFT distance per item ``(B,)``: spectral convergence plus L1 log magnitude.
+    """Multi-resolution STFT distance per item ``(B,)``: auraloss's spectral convergence plus L1
+    log magnitude, averaged over ``STFT_RESOLUTIONS`` (auraloss's defaults) and channels.
 
-    Averaged over ``STFT_RESOLUTIONS`` (auraloss's defaults) and channels; identical audio
-    gives exactly 0. When ``sample_rate`` is given the window and hop lengths are scaled
-    from 44.1 kHz so each resolution spans the same time at any rate; left ``None``, the
-    sample counts are used as they are (auraloss's behaviour).
+    Identical audio gives exactly 0. When ``sample_rate`` is given the window and hop lengths
+    are scaled from 44.1 kHz so each resolution spans the same time at any rate; left
+    ``None``, the sample counts are used as they are (auraloss's behaviour).
     """
     estimate, reference = _check_pair(estimate, reference)
     batch, channels, samples = reference.shape
-    estimate, reference = estimate.reshape(-1, samples).float(), reference.reshape(-1, samples).float()
-    total = torch.zeros(batch * channels, device=reference.device)
-    for n_fft, hop, window in STFT_RESOLUTIONS:
-        if sample_rate is not None:
-            factor = sample_rate / 44100
-            n_fft = max(16, 2 ** round(math.log2(n_fft * factor)))
-            hop, window = max(1, round(hop * factor)), min(n_fft, max(4, round(window * factor)))
-        est, ref = (
-            _stft_magnitude(estimate, n_fft, hop, window),
-            _stft_magnitude(reference, n_fft, hop, window),
-        )
-        convergence = torch.linalg.vector_norm(ref - est, dim=(1, 2)) / (
-            torch.linalg.vector_norm(ref, dim=(1, 2)) + eps
-        )
-        log_magnitude = (torch.log(ref.clamp_min(eps)) - torch.log(est.clamp_min(eps))).abs().mean(dim=(1, 2))
-        total += convergence + log_magnitude
-    return (total / len(STFT_RESOLUTIONS)).reshape(batch, channels).mean(dim=1)
+    loss = _mrstft_loss(None if sample_rate is None else int(sample_rate))
+    # one call per channel: auraloss's spectral convergence is one norm over its whole input
+    rows = [
+        loss(e[None, None], r[None, None])
+        for e, r in zip(estimate.reshape(-1, samples).float(), reference.reshape(-1, samples).float())
+    ]
+    return torch.stack(rows).reshape(batch, channels).mean(dim=1)
 
 
 @functools.lru_cache(maxsize=32)

@@ -11,7 +11,6 @@ from conftest import write_sine
 from latentaudio import evaluation
 from latentaudio.apps.common import ConfigError
 from latentaudio.apps.evaluate import evaluate
-from latentaudio.apps.reconstruct import reconstruct
 from latentaudio.apps.train_diffusion import train as train_dit
 from latentaudio.apps.train_vae import train as train_vae
 
@@ -74,7 +73,7 @@ def save_tiny_embedding(path, sample_rate: int = 8000) -> None:
 def test_embedding_model_loads_a_local_torchscript_file(tmp_path):
     path = tmp_path / "embedding.pt"
     save_tiny_embedding(path)
-    model = evaluation.EmbeddingModel(path)
+    model = evaluation.EmbeddingModel(path, trusted=True)
     assert model.sample_rate == 8000
     real = tones(4)
     features = model(real, RATE)
@@ -83,7 +82,14 @@ def test_embedding_model_loads_a_local_torchscript_file(tmp_path):
     assert out["fd_embedding"] < 1e-6
     (tmp_path / "not_a_model.pt").write_bytes(b"nonsense")
     with pytest.raises(ValueError, match="not a TorchScript file"):
-        evaluation.EmbeddingModel(tmp_path / "not_a_model.pt")
+        evaluation.EmbeddingModel(tmp_path / "not_a_model.pt", trusted=True)
+
+
+def test_an_embedding_model_is_code_and_needs_an_explicit_trust_flag(tmp_path):
+    save_tiny_embedding(tmp_path / "model.pt")
+    with pytest.raises(evaluation.UntrustedEmbeddingError, match="code execution.*trust_embedding=true"):
+        evaluation.EmbeddingModel(tmp_path / "model.pt")
+    assert evaluation.EmbeddingModel(tmp_path / "model.pt", trusted=True).sample_rate == 8000
 
 
 # ---------------------------------------------------------------------------- the app
@@ -135,12 +141,25 @@ def test_evaluate_a_vae_writes_per_file_metrics_means_and_plots(bundles, tmp_pat
     assert (out / "metric_distributions.png").stat().st_size > 0 and (out / "spectrograms.png").exists()
     assert "mean (4)" in capsys.readouterr().out
 
-    # the reconstruct app shares the per-file code: same numbers for the same files
+    # make reconstruct: the same numbers, the reconstructions written; data.root may be one file
     recon = tmp_path / "recon"
-    shared = reconstruct(
-        compose_app("reconstruct", recon, [f"vae={vae}", f"input={root}", f"output={recon}", "limit=4"])
+    overrides = [
+        "write_reconstructions=true",
+        f"vae={vae}",
+        f"data.root={root}",
+        f"output={recon}",
+        "limit=4",
+    ]
+    shared = evaluate(compose_app("evaluate", recon, overrides + ["plots=false"]))
+    assert shared["files"] == written["files"] and (recon / "reconstructions" / "tone0.wav").exists()
+    single = evaluate(
+        compose_app(
+            "evaluate",
+            recon,
+            overrides[1:2] + [f"data.root={root / 'tone1.wav'}", f"output={recon}", "plots=false"],
+        )
     )
-    assert shared["files"] == written["files"] and (recon / "tone0.wav").exists()
+    assert single["files"] == {"tone1.wav": written["files"]["tone1.wav"]}
 
 
 def test_evaluate_with_a_dit_and_an_embedding_model(bundles, tmp_path):
@@ -149,7 +168,11 @@ def test_evaluate_with_a_dit_and_an_embedding_model(bundles, tmp_path):
     save_tiny_embedding(embedding)
     out = tmp_path / "eval"
     overrides = [f"vae={vae}", f"dit={dit}", f"data.root={root}", f"output={out}", "generation.steps=2"]
-    evaluate(compose_app("evaluate", out, overrides + ["generation.n=4", f"embedding={embedding}"]))
+    with pytest.raises(evaluation.UntrustedEmbeddingError, match="trust_embedding=true"):
+        evaluate(compose_app("evaluate", out, overrides + [f"embedding={embedding}"]))
+    assert not (out / "metrics.json").exists()
+    trusted = [f"embedding={embedding}", "trust_embedding=true"]
+    evaluate(compose_app("evaluate", out, overrides + ["generation.n=4", *trusted]))
     generation = json.loads((out / "metrics.json").read_text())["generation"]
     for name in ("fd_mel_stats", "kd_mel_stats", "fd_mfcc", "kd_mfcc", "fd_embedding", "kd_embedding"):
         assert math.isfinite(generation[name]), name

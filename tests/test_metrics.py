@@ -1,7 +1,9 @@
 import math
 
+import auraloss
 import pytest
 import torch
+from torchmetrics.functional.audio import scale_invariant_signal_distortion_ratio
 
 from latentaudio.metrics import (
     SI_SDR_CAP_DB,
@@ -64,6 +66,22 @@ def test_si_sdr_matches_known_snr(music, snr_db):
     assert torch.allclose(si_sdr(estimate[:, 0], music[:, 0]), si_sdr(estimate, music))
     stereo = si_sdr(estimate.repeat(1, 2, 1), music.repeat(1, 2, 1))
     assert stereo.shape == (3,) and torch.allclose(stereo, si_sdr(estimate, music))
+
+
+def test_the_metrics_are_the_libraries_per_item(music):
+    """SI-SDR is torchmetrics', MR-STFT auraloss's with its default resolutions, item by item
+    (auraloss alone takes one spectral-convergence norm over a whole batch)."""
+    estimate = torch.cat([_with_noise_at_snr(music, 10.0)[:2], 0.5 * music[2:]])  # items differ
+    expected_sisdr = scale_invariant_signal_distortion_ratio(
+        estimate.double(), music.double(), zero_mean=True
+    )
+    # the scaled copy is exact: clamped to 100 dB
+    expected_sisdr = expected_sisdr[:, 0].clamp(-SI_SDR_CAP_DB, SI_SDR_CAP_DB).float()
+    assert torch.allclose(si_sdr(estimate, music), expected_sisdr, atol=1e-5)
+    peer = auraloss.freq.MultiResolutionSTFTLoss(eps=1e-16)  # power floor: magnitudes >= 1e-8
+    expected_mrstft = torch.stack([peer(e[None], r[None]) for e, r in zip(estimate, music)])
+    assert torch.allclose(mrstft_distance(estimate, music), expected_mrstft, rtol=1e-5)
+    assert not torch.allclose(peer(estimate, music), expected_mrstft.mean(), rtol=1e-3)
 
 
 def test_scaling_changes_spectral_distances_but_not_si_sdr(music):

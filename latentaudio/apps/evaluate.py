@@ -1,7 +1,8 @@
-"""Evaluate a VAE bundle (and optionally a DiT bundle) on a folder of audio.
+"""Evaluate a VAE bundle (and optionally a DiT bundle) on a folder of audio, or one file.
 
 make evaluate ARGS="vae=outputs/demo/vae/export data.root=data/demo output=outputs/eval"
-make evaluate ARGS="vae=... dit=outputs/demo/dit/export data.root=data/demo limit=32 embedding=vggish.pt"
+make reconstruct ARGS="vae=outputs/demo/vae/export data.root=data/demo limit=20"  # + the .wav files
+make evaluate ARGS="vae=... dit=outputs/demo/dit/export data.root=data/demo limit=32 embedding=vggish.pt trust_embedding=true"
 
 Writes ``metrics.json`` (per file, means, generation metrics), prints a table and saves
 ``metric_distributions.png`` and ``spectrograms.png`` in ``output``.
@@ -33,8 +34,6 @@ def check_evaluate_config(cfg: DictConfig) -> None:
         raise ConfigError(f"limit={cfg.limit}: evaluate at least one file (null: all)")
     if cfg.dit and cfg.generation.n is not None and cfg.generation.n < 2:
         raise ConfigError(f"generation.n={cfg.generation.n}: distribution metrics need at least 2 clips")
-    if cfg.embedding and not Path(cfg.embedding).is_file():
-        raise ConfigError(f"embedding={cfg.embedding}: no such file (a TorchScript embedding model)")
 
 
 def evaluate(cfg: DictConfig) -> dict:
@@ -45,12 +44,19 @@ def evaluate(cfg: DictConfig) -> dict:
 
     check_evaluate_config(cfg)
     torch.manual_seed(cfg.seed)
+    embedding = (
+        evaluation.EmbeddingModel(cfg.embedding, cfg.embedding_rate, trusted=cfg.trust_embedding)
+        if cfg.embedding
+        else None
+    )
     autoencoder = Autoencoder.from_bundle(cfg.vae, device=cfg.device, chunk_seconds=cfg.chunk_seconds)
     pipeline = Pipeline(autoencoder, load_bundle(cfg.dit, kind="dit"), cfg.device) if cfg.dit else None
-    embedding = evaluation.EmbeddingModel(cfg.embedding, cfg.embedding_rate) if cfg.embedding else None
     output = Path(cfg.output)
     root = Path(cfg.data.root)
-    paths = [f.path for f in scan_audio_folder(root, progress=False).files][: cfg.limit or None]
+    if root.is_file():
+        root, paths = root.parent, [root.name]
+    else:
+        paths = [f.path for f in scan_audio_folder(root, progress=False).files][: cfg.limit or None]
 
     per_file: dict[str, dict[str, float]] = {}
     examples: list[evaluation.FileReconstruction] = []

@@ -8,11 +8,10 @@ from latentaudio.dit.conditioning import (
     TimingConditioner,
 )
 from latentaudio.dit.diffusion import DiffusionObjective, RectifiedFlow, VObjective, make_objective
-from latentaudio.dit.model import DIT_SIZES, DiT
+from latentaudio.dit.model import DiT
 from latentaudio.dit.samplers import VALID_SAMPLERS, classifier_free_guidance, sample
 
 __all__ = [
-    "DIT_SIZES",
     "VALID_SAMPLERS",
     "ByteTextEncoder",
     "Conditioner",

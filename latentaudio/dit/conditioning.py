@@ -239,19 +239,8 @@ class Conditioner(nn.Module):
             unknown = set(cfg_dropout) - set(CONDITION_NAMES)
             if unknown:
                 raise ValueError(f"unknown cfg_dropout keys {sorted(unknown)}; known: {CONDITION_NAMES}")
-        self._spec = dict(
-            global_dim=global_dim,
-            cross_dim=cross_dim,
-            timing=timing,
-            num_labels=num_labels,
-            text=text,
-            text_path=None if text_path is None else str(text_path),
-            cfg_dropout=dict(cfg_dropout) if isinstance(cfg_dropout, dict) else float(cfg_dropout),
-            max_seconds=max_seconds,
-            text_depth=text_depth,
-            text_heads=text_heads,
-            text_max_length=text_max_length,
-        )
+        self.global_dim = global_dim
+        self.cross_dim = cross_dim
         self.dropout = {
             name: float(cfg_dropout.get(name, 0.0) if isinstance(cfg_dropout, dict) else cfg_dropout)
             for name in CONDITION_NAMES
@@ -267,22 +256,14 @@ class Conditioner(nn.Module):
             self.text_proj = nn.Linear(self.text_encoder.dim, cross_dim)
         self.register_buffer("_anchor", torch.zeros(0), persistent=False)  # tells the device
 
-    # ------------------------------------------------------------------ sizes, spec
+    # ------------------------------------------------------------------ sizes
     @property
     def global_cond_dim(self) -> int:
-        return self._spec["global_dim"] if (self.timing is not None or self.label is not None) else 0
+        return self.global_dim if (self.timing is not None or self.label is not None) else 0
 
     @property
     def cross_attn_dim(self) -> int:
-        return self._spec["cross_dim"] if self.text_encoder is not None else 0
-
-    def spec(self) -> dict:
-        """Plain constructor arguments: ``Conditioner(**c.spec())`` rebuilds the same layout."""
-        return dict(self._spec)
-
-    @classmethod
-    def from_spec(cls, spec: dict) -> Conditioner:
-        return cls(**spec)
+        return self.cross_dim if self.text_encoder is not None else 0
 
     # ------------------------------------------------------------------ forward
     def _keep(self, name: str, batch_size: int, force_uncond: bool) -> Tensor:

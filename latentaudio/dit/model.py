@@ -20,15 +20,6 @@ from einops import rearrange
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-# Size registry: the `conf/` model files mirror these (heads divide width, head dim 64 above demo).
-DIT_SIZES: dict[str, dict[str, int]] = {
-    "tiny": dict(width=32, depth=2, heads=2),
-    "demo": dict(width=192, depth=4, heads=4),
-    "small": dict(width=512, depth=8, heads=8),
-    "base": dict(width=768, depth=12, heads=12),
-    "sao": dict(width=1536, depth=24, heads=24),
-}
-
 
 def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
     return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)  # (B, N, D)

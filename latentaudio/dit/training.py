@@ -61,7 +61,6 @@ class DiTTraining(pl.LightningModule):
         self.save_hyperparameters()
         self.automatic_optimization = False
         conditioner_spec = {k: v for k, v in conditioner.items() if k != "_target_"}
-        conditioner_spec["num_labels"] = len(labels or []) if conditioner_spec.get("num_labels") else 0
         self.conditioner_config = {"_target_": CONDITIONER_TARGET, **conditioner_spec}
         conditioner_module = instantiate(self.conditioner_config)
         self.dit_config = {
@@ -72,12 +71,12 @@ class DiTTraining(pl.LightningModule):
         }
         self.aligned = dict(aligned or {}) if (aligned or {}).get("enabled") else {}
         if self.aligned:
-            check_task(self.aligned.get("task", "inpaint"))
+            check_task(self.aligned["task"])
             # masked normalised latents plus the mask, frame by frame
             self.dit_config["aligned_cond_channels"] = latent["latent_dim"] + 1
         fresh = self.aligned.get("fresh_per_step")
         self.pair_pool = (
-            PairPool(self.aligned.get("pool_size", 256), fresh)
+            PairPool(self.aligned["pool_size"], fresh)
             if self.aligned.get("task") == "enhance" and fresh
             else None
         )
@@ -140,12 +139,10 @@ class DiTTraining(pl.LightningModule):
             return None
         a = self.aligned
         size, frames = x0.shape[0], x0.shape[-1]
-        if a.get("task", "inpaint") == "inpaint":
-            keep = random_keep_masks(
-                size, frames, generator, a.get("drop", 0.1), a.get("prefix", 0.3), a.get("max_spans", 3)
-            )
+        if a["task"] == "inpaint":
+            keep = random_keep_masks(size, frames, generator, a["drop"], a["prefix"], a["max_spans"])
             return aligned_input(x0, keep.to(x0))
-        keep = (torch.rand(size, generator=generator) >= a.get("drop", 0.1)).float().view(-1, 1, 1)
+        keep = (torch.rand(size, generator=generator) >= a["drop"]).float().view(-1, 1, 1)
         degraded = batch.get("degraded")  # made by the pair pool in training
         if degraded is None:
             degraded = self.degraded_latents(batch["latents"], generator)
@@ -162,9 +159,9 @@ class DiTTraining(pl.LightningModule):
         clean = vae.decode(latents)  # (B, C, S)
         noisy = add_noise_at_snr(
             clean,
-            tuple(self.aligned.get("snr_db", (0.0, 20.0))),
+            tuple(self.aligned["snr_db"]),
             generator,
-            self.aligned.get("clip_probability", 0.0),
+            self.aligned["clip_probability"],
         )
         # clone: tensors made under inference_mode cannot enter autograd
         return vae.encode(noisy, vae.sample_rate)[..., : latents.shape[-1]].clone()

@@ -112,9 +112,8 @@ class SnakeBeta(nn.Module):
     """x + 1/beta * sin^2(alpha * x), with per-channel alpha and beta stored as logs.
 
     ``compiled``: evaluate `snake_beta` through torch.compile, which fuses the forward and the
-    backward into a pass each: about 3x faster than eager for the activation alone, 15% off a
-    CPU training step of the demo-size VAE, after 10-25 s of compiling (measured in
-    experiments/throughput/vae_network.md). Off by default: a short run does not earn it back.
+    backward into a pass each. Off by default: the compile time is paid before the first step,
+    and a short run does not earn it back (figures: experiments/throughput/vae_network.md).
     """
 
     def __init__(self, channels: int, compiled: bool = False):

@@ -108,7 +108,8 @@ class VAETraining(pl.LightningModule):
         gen_loss = w["stft_weight"] * stft_loss + w["kl_weight"] * out.kl
         terms = {"train/stft": stft_loss, "train/kl": out.kl}
         if w.get("waveform_weight", 0.0) > 0:
-            # a time-domain L1 term pins the phase that spectral losses leave free
+            # a time-domain L1 term pins the phase that spectral losses leave free, which small
+            # models otherwise find late
             waveform_loss = (out.reconstruction - audio).abs().mean()
             gen_loss = gen_loss + w["waveform_weight"] * waveform_loss
             terms["train/waveform"] = waveform_loss

@@ -87,9 +87,6 @@ def test_conditioner_outputs_feed_the_dit(kwargs, global_dim, cross_dim):
         assert cond["cross_cond"] is None and cond["cross_mask"] is None
     dit = DiT(8, 32, 1, 2, global_cond_dim=global_dim, cross_attn_dim=cross_dim)
     assert dit(torch.randn(3, 8, 5), torch.rand(3), **cond).shape == (3, 8, 5)
-    rebuilt = Conditioner.from_spec(conditioner.spec())
-    assert rebuilt.spec() == conditioner.spec()
-    assert rebuilt.state_dict().keys() == conditioner.state_dict().keys()
 
 
 def test_full_dropout_equals_force_uncond_and_zero_dropout_differs():

@@ -69,3 +69,30 @@ def test_a_malicious_dit_config_cannot_run_code(dit_bundle, tmp_path):
     with pytest.raises(BundleError, match="unreadable"):
         load_bundle(dit, kind="dit")
     assert not marker.exists()
+
+
+def test_a_dit_bundle_cannot_point_the_pipeline_at_a_local_folder_or_ask_for_absurd_sizes(tmp_path):
+    from latentaudio.dit.conditioning import Conditioner
+    from latentaudio.dit.model import DiT
+
+    vae = tmp_path / "vae"
+    digest = tiny_vae_bundle(vae)
+    conditioner = {"_target_": "latentaudio.dit.conditioning.Conditioner", "global_dim": 8, "num_labels": 2}
+    dit = {"_target_": "latentaudio.dit.model.DiT", "latent_dim": 3, "width": 8, "depth": 1, "heads": 2}
+    dit["global_cond_dim"] = 8  # the conditioner's global_dim, as training sets it
+    components = {
+        "dit": DiT(**{k: v for k, v in dit.items() if k != "_target_"}),
+        "conditioner": Conditioner(8, num_labels=2),
+    }
+    directory = tmp_path / "dit"
+    save_bundle(directory, "dit", components, {"dit": dit, "conditioner": conditioner}, {"vae_hash": digest})
+    attacks = {
+        "conditioner.text_path": {
+            "conditioner": {**conditioner, "text": "t5", "cross_dim": 8, "text_path": "/"}
+        },
+        "dit.depth": {"conditioner": conditioner, "dit": {**dit, "depth": 10**8}},
+    }
+    for key, attack in attacks.items():
+        (directory / "config.yaml").write_text(yaml.safe_dump({"dit": dit, **attack}))
+        with pytest.raises(BundleError, match=rf"{key}="):
+            Pipeline.from_bundles(vae, directory)
