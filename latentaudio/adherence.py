@@ -362,10 +362,11 @@ class RealClips:
 def judge_split(paths: Sequence[str], fraction: float = 0.25, seed: int = 1) -> tuple[list[int], list[int]]:
     """Indices of the clips the label judge trains on and of those it is scored on (its ceiling):
     a hash split of the paths, so the judge is the same whatever subset of a folder is used."""
-    from latentaudio.data.dataset import split_of
+    from latentaudio.data.split import split
 
-    held = [i for i, p in enumerate(paths) if split_of(p, fraction, seed) == "val"]
-    chosen = set(held)
+    _, held_paths = split(paths, fraction, seed)
+    chosen = set(held_paths)
+    held = [i for i, p in enumerate(paths) if p in chosen]
     return [i for i in range(len(paths)) if i not in chosen], held
 
 
