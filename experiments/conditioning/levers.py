@@ -1,0 +1,117 @@
+"""Issue 13's lever study: train the demo DiT with one change at a time, measure its adherence.
+
+    .venv/bin/python experiments/conditioning/levers.py vae=outputs/demo/vae/export only=baseline,cfg_dropout_0.2
+
+Each lever trains `experiment=demo_dit` plus its overrides into outputs/levers/<name>, then runs
+`make evaluate` on the demo data with `dit=` and appends one row to
+experiments/conditioning/runs.jsonl (the table in results.md is written from it).
+A lever whose run folder already has an export is only evaluated again.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNS = ROOT / "experiments" / "conditioning" / "runs.jsonl"
+
+# name: (train_diffusion overrides, evaluate overrides)
+LEVERS: dict[str, tuple[list[str], list[str]]] = {
+    "baseline": ([], []),
+    "no_ema_warmup": (["ema.warmup=false"], []),
+    "cfg_1": ([], ["generation.cfg_scale=1"]),
+    "cfg_6": ([], ["generation.cfg_scale=6"]),
+    "text_bytes": (["experiment=demo_dit_text"], []),
+    "logit_normal": (["objective.time_sampling=logit_normal"], []),
+    "lr_1e-3": (["optim.lr=1e-3"], []),
+    "steps_4000": (["trainer.max_steps=4000"], []),
+    "rectified_flow": (["objective.name=rectified_flow"], []),
+}
+
+
+def parse(argv: list[str]) -> dict[str, str]:
+    out = {}
+    for item in argv:
+        key, _, value = item.partition("=")
+        out[key] = value
+    return out
+
+
+def train(name: str, overrides: list[str], vae: str) -> float | None:
+    run_dir = ROOT / "outputs" / "levers" / name
+    if (run_dir / "export" / "meta.json").exists():
+        return None
+    experiment = [o for o in overrides if o.startswith("experiment=")] or ["experiment=demo_dit"]
+    rest = [o for o in overrides if not o.startswith("experiment=")]
+    command = [sys.executable, "-m", "latentaudio.apps.train_diffusion", *experiment, f"vae={vae}"]
+    command += [f"hydra.run.dir={run_dir}", "ckpt_path=last", "logger=csv", *rest]
+    start = time.perf_counter()
+    subprocess.run(command, cwd=ROOT, check=True)
+    return time.perf_counter() - start
+
+
+def evaluate(name: str, dit_name: str, overrides: list[str], vae: str) -> dict:
+    out = ROOT / "outputs" / "levers" / name / "eval"
+    command = [sys.executable, "-m", "latentaudio.apps.evaluate", f"vae={vae}"]
+    command += [f"dit={ROOT / 'outputs' / 'levers' / dit_name / 'export'}", "data.root=data/demo"]
+    command += [f"output={out}", f"hydra.run.dir={out}", "limit=64", "generation.n=64", *overrides]
+    subprocess.run(command, cwd=ROOT, check=True)
+    return json.loads((out / "metrics.json").read_text())
+
+
+def summary_row(name: str, overrides: tuple[list[str], list[str]], wall: float | None, metrics: dict) -> dict:
+    adherence = metrics.get("adherence") or {}
+    labels = adherence.get("labels") or {}
+    distances = (adherence.get("per_label_distances") or {}).get("generated") or {}
+    captions = adherence.get("captions") or {}
+    row = {
+        "name": name,
+        "train_overrides": overrides[0],
+        "evaluate_overrides": overrides[1],
+        "train_seconds": wall,
+        "label_accuracy": labels.get("accuracy"),
+        "label_ceiling": labels.get("ceiling"),
+        "per_label": labels.get("per_label"),
+        "fd_same_over_other": (
+            sum(v["fd_same"] / v["fd_other"] for v in distances.values()) / len(distances) if distances else None
+        ),
+        "fd_mfcc": (metrics.get("floors") or {}).get("generated", {}).get("fd_mfcc"),
+        "fd_mfcc_real_floor": (metrics.get("floors") or {}).get("real", {}).get("fd_mfcc"),
+        "fd_mfcc_vae_floor": (metrics.get("floors") or {}).get("reconstructed", {}).get("fd_mfcc"),
+        "timing_error_s": (adherence.get("timing") or {}).get("generated", {}).get("mean_abs_error_s"),
+    }
+    if captions:
+        row.update(
+            {
+                "tempo_exact": captions["generated"].get("tempo_exact"),
+                "tempo_ceiling": captions["real"].get("tempo_exact"),
+                "key_accuracy": captions["generated"].get("key_accuracy"),
+                "key_ceiling": captions["real"].get("key_accuracy"),
+                "label_accuracy_from_text": captions.get("label_accuracy"),
+            }
+        )
+    return row
+
+
+def main(argv: list[str]) -> None:
+    args = parse(argv)
+    vae = args.get("vae", "outputs/demo/vae/export")
+    names = args["only"].split(",") if args.get("only") else list(LEVERS)
+    for name in names:
+        train_overrides, evaluate_overrides = LEVERS[name]
+        # a lever with evaluate overrides only reuses the baseline's DiT
+        dit_name = name if train_overrides or not evaluate_overrides else "baseline"
+        wall = train(dit_name, train_overrides, vae)
+        metrics = evaluate(name, dit_name, evaluate_overrides, vae)
+        row = summary_row(name, LEVERS[name], wall, metrics)
+        with open(RUNS, "a") as handle:
+            handle.write(json.dumps(row) + "\n")
+        print(json.dumps(row, indent=1))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
