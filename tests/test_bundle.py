@@ -4,7 +4,15 @@ import pytest
 import torch
 import yaml
 
-from latentaudio.bundle import BundleError, content_hash, instantiate, load_bundle, save_bundle
+from latentaudio.bundle import (
+    BundleError,
+    VAEMismatchError,
+    check_same_vae,
+    content_hash,
+    instantiate,
+    load_bundle,
+    save_bundle,
+)
 
 VAE_CONFIG = {
     "_target_": "latentaudio.vae.model.AudioVAE",
@@ -70,3 +78,15 @@ def test_damaged_or_wrong_folders_are_refused_with_a_fix(tmp_path):
         load_bundle(tmp_path / "export")
     meta = json.loads((tmp_path / "export" / "meta.json").read_text())
     assert meta["kind"] == "vae" and meta["format"] == 1
+
+
+def test_one_vae_check_names_both_hashes_and_the_fix():
+    check_same_vae("abc", "abc", "the latents in data/x")  # the same VAE passes
+    with pytest.raises(VAEMismatchError) as caught:
+        check_same_vae("abc", "def", "the latents in data/x")
+    message = str(caught.value)
+    assert "the latents in data/x" in message and "abc" in message and "def" in message
+    assert "use the VAE bundle whose hash is abc" in message
+    assert isinstance(caught.value, BundleError)
+    with pytest.raises(VAEMismatchError, match="resume with vae=<bundle abc>"):
+        check_same_vae("abc", "def", "last.ckpt", fix="resume with vae=<bundle abc>")
