@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 
 import hydra
-import pytorch_lightning as pl
 from omegaconf import DictConfig
 
 from latentaudio.apps.common import (
@@ -28,6 +27,7 @@ from latentaudio.apps.common import (
 from latentaudio.bundle import Bundle, load_bundle
 from latentaudio.data.latents import LatentFolderError, read_manifest
 from latentaudio.data.scan import check_data_root
+from latentaudio.training.seeding import seed_run
 
 
 def load_vae_bundle(cfg: DictConfig) -> Bundle:
@@ -128,7 +128,7 @@ def train(cfg: DictConfig) -> float | None:
 
     bundle = check_diffusion_config(cfg)
     save_resolved_config(cfg)
-    pl.seed_everything(cfg.seed, workers=True)
+    seed_run(cfg.seed)  # the same initial weights on every rank; SeedEachRank varies the draws
     d = cfg.data
     datamodule = LatentDataModule(
         latents=resolve_latents(cfg, bundle),
