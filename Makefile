@@ -83,7 +83,7 @@ throughput: $(STAMP) ## Measure training throughput of both demo stages (fp32/bf
 	$(PY) experiments/throughput/run.py $(ARGS)
 
 stress: $(STAMP) ## Train a tiny VAE on broken files, SIGKILL and resume it twice, report what survived (~1 min)
-	$(PY) -m latentaudio.apps.stress $(ARGS)
+	PYTHONPATH=tests$${PYTHONPATH:+:$$PYTHONPATH} $(PY) -m harness.stress $(ARGS)
 
 clean: ## Remove the virtual environment, caches, outputs and demo data
 	rm -rf $(VENV) outputs data/demo .pytest_cache .ruff_cache experiments/benchmarks/.venv-peer

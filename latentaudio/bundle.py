@@ -18,8 +18,6 @@ import importlib
 import json
 import math
 import os
-import shutil
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +26,7 @@ import yaml
 from safetensors.torch import load_file, save_file
 
 import latentaudio
+from latentaudio.files import atomic_write
 
 BUNDLE_FORMAT = 1
 WEIGHTS = "model.safetensors"
@@ -46,6 +45,24 @@ ALLOWED_TARGETS = frozenset(
 
 class BundleError(ValueError):
     """A folder that is not a usable bundle; the message says which and what to do."""
+
+
+class VAEMismatchError(BundleError):
+    """Latents, a DiT or a checkpoint used with a VAE other than the one whose latents they hold."""
+
+
+def check_same_vae(expected_hash: str | None, actual_hash: str, what: str, fix: str | None = None) -> None:
+    """Refuse ``what`` (made with the VAE ``expected_hash``) beside the VAE ``actual_hash``.
+
+    ``what`` names the thing in a message ("the latents in data/x"); ``fix`` replaces the
+    generic advice when the caller knows a better one.
+    """
+    if expected_hash == actual_hash:
+        return
+    fix = fix or (
+        f"use the VAE bundle whose hash is {expected_hash}, or make {what} again with VAE {actual_hash}"
+    )
+    raise VAEMismatchError(f"{what} belongs to VAE {expected_hash}, but the VAE here is {actual_hash}: {fix}")
 
 
 @dataclass
@@ -231,9 +248,8 @@ def save_bundle(
         for name, module in components.items()
         for key, value in module.state_dict().items()
     }
-    staging = directory.parent / f".{directory.name}.tmp-{uuid.uuid4().hex[:8]}"
-    staging.mkdir(parents=True)
-    try:
+    with atomic_write(directory) as staging:
+        staging.mkdir()
         save_file(tensors, str(staging / WEIGHTS), metadata={"kind": kind})
         weights_hash = content_hash(tensors)
         (staging / CONFIG).write_text(yaml.safe_dump(_plain(configs), sort_keys=False))
@@ -245,12 +261,6 @@ def save_bundle(
             "hash": weights_hash,
         }
         (staging / META).write_text(json.dumps(full_meta, indent=2))
-        for name in (WEIGHTS, CONFIG, META):
-            _fsync(staging / name)
-        _replace_directory(staging, directory)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return weights_hash
 
 
@@ -334,23 +344,3 @@ def _plain(value):
     if isinstance(value, torch.Tensor):
         return value.tolist()
     return value
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def _replace_directory(staging: Path, target: Path) -> None:
-    if target.exists():
-        retired = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-        os.replace(target, retired)
-        os.replace(staging, target)
-        shutil.rmtree(retired, ignore_errors=True)
-    else:
-        os.replace(staging, target)
-    descriptor = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

@@ -11,7 +11,9 @@ from latentaudio.bundle import (
     ALLOWED_TARGETS,
     ARGUMENTS,
     BundleError,
+    VAEMismatchError,
     check_arguments,
+    check_same_vae,
     check_shapes,
     content_hash,
     instantiate,
@@ -199,3 +201,15 @@ def test_an_argument_the_class_does_not_take_is_refused(tmp_path):
     edit_config(dit, "dit", weights_path="/etc/passwd")
     with pytest.raises(BundleError, match="dit.weights_path is not an argument"):
         load_bundle(dit).build("dit")
+
+
+def test_one_vae_check_names_both_hashes_and_the_fix():
+    check_same_vae("abc", "abc", "the latents in data/x")  # the same VAE passes
+    with pytest.raises(VAEMismatchError) as caught:
+        check_same_vae("abc", "def", "the latents in data/x")
+    message = str(caught.value)
+    assert "the latents in data/x" in message and "abc" in message and "def" in message
+    assert "use the VAE bundle whose hash is abc" in message
+    assert isinstance(caught.value, BundleError)
+    with pytest.raises(VAEMismatchError, match="resume with vae=<bundle abc>"):
+        check_same_vae("abc", "def", "last.ckpt", fix="resume with vae=<bundle abc>")

@@ -39,7 +39,13 @@ def test_evaluate_reports_adherence_with_ceilings(tmp_path, capsys):
         compose_app(
             "train_vae",
             vae_run,
-            ["model/vae=tiny", f"data.root={root}", "data.sample_length=2048", "debug=fast", "trainer.max_steps=2"],
+            [
+                "model/vae=tiny",
+                f"data.root={root}",
+                "data.sample_length=2048",
+                "debug=fast",
+                "trainer.max_steps=2",
+            ],
         )
     )
     dit_overrides = [

@@ -13,8 +13,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from latentaudio.training.callbacks import FinalCheckpoint
-from latentaudio.training.checkpoint import AtomicCheckpointIO
+from latentaudio.training.checkpoint import AtomicCheckpointIO, loads_weights_only
 from latentaudio.training.guard import SaveBeforeFault
+from latentaudio.training.seeding import SeedEachRank
 from latentaudio.training.speed import COMPILE_MODES
 from latentaudio.training.sweep import write_final_metrics
 
@@ -100,13 +101,31 @@ def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
     return callbacks
 
 
+def build_checkpoint_io(cfg: DictConfig) -> AtomicCheckpointIO:
+    """``checkpoint_io=`` (optional): a subclass of AtomicCheckpointIO, e.g. one that injects faults."""
+    node = cfg.get("checkpoint_io")
+    checkpoint_io = hydra.utils.instantiate(node) if node else AtomicCheckpointIO()
+    if not isinstance(checkpoint_io, AtomicCheckpointIO):
+        raise ConfigError(
+            f"checkpoint_io._target_={node._target_} is not a latentaudio.training.checkpoint.AtomicCheckpointIO: "
+            "subclass it, so that saves stay atomic and resumes weights-only"
+        )
+    return checkpoint_io
+
+
 def build_trainer(cfg: DictConfig, callbacks: list, loggers: list) -> pl.Trainer:
-    return hydra.utils.instantiate(
+    trainer = hydra.utils.instantiate(
         cfg.trainer,
-        callbacks=[*callbacks, SaveBeforeFault(), FinalCheckpoint()],
+        callbacks=[*callbacks, SeedEachRank(cfg.seed), SaveBeforeFault(), FinalCheckpoint()],
         logger=loggers if loggers else False,
-        plugins=[AtomicCheckpointIO()],
+        plugins=[build_checkpoint_io(cfg)],
     )
+    if not loads_weights_only(trainer.strategy):
+        raise ConfigError(
+            f"trainer.strategy={type(trainer.strategy).__name__} reads checkpoints with its own unpickling "
+            "loader: use trainer=ddp, trainer=fsdp (latentaudio's SafeFSDPStrategy) or a single device"
+        )
+    return trainer
 
 
 def resolve_ckpt_path(cfg: DictConfig) -> str | None:

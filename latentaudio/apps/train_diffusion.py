@@ -8,7 +8,6 @@ latentaudio-train-diffusion vae=<bundle> latents=/path/to/latent/shards
 from __future__ import annotations
 
 import hydra
-import pytorch_lightning as pl
 from omegaconf import DictConfig
 
 from latentaudio.apps.common import (
@@ -20,10 +19,11 @@ from latentaudio.apps.common import (
     resolve_ckpt_path,
     save_resolved_config,
 )
-from latentaudio.bundle import Bundle, load_bundle
+from latentaudio.bundle import Bundle, check_same_vae, load_bundle
 from latentaudio.data.encode import encode_cached
 from latentaudio.data.scan import check_data_root
 from latentaudio.data.shards import read_manifest
+from latentaudio.training.seeding import seed_run
 
 
 def load_vae_bundle(cfg: DictConfig) -> Bundle:
@@ -89,17 +89,44 @@ def resolve_latents(cfg: DictConfig, bundle: Bundle) -> str:
     return str(folder)
 
 
-def check_checkpoint_vae(ckpt_path: str, bundle: Bundle) -> None:
-    """A DiT checkpoint resumes only with the VAE whose latents it was learning."""
+def check_checkpoint_matches(ckpt_path: str, bundle: Bundle, statistics: dict) -> None:
+    """A DiT checkpoint resumes only with the VAE and the latent statistics it was trained with.
+
+    Its ``latent_mean``/``latent_std`` buffers, not this run's statistics, would normalise the
+    resumed training, and the export must describe what the network learnt.
+    """
     import torch
 
     checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
     trained_for = checkpoint.get("hyper_parameters", {}).get("latent", {}).get("vae_hash")
-    if trained_for and trained_for != bundle.hash:
-        raise ConfigError(
-            f"{ckpt_path} was trained on the latents of VAE {trained_for}, but vae= is VAE {bundle.hash}: "
-            "resume with the VAE it was trained with, or start a new run folder"
+    if trained_for:
+        check_same_vae(
+            trained_for,
+            bundle.hash,
+            f"the checkpoint {ckpt_path}",
+            fix=f"resume with vae= the VAE bundle {trained_for} it was trained with, or start a new run folder",
         )
+    state = checkpoint.get("state_dict", {})
+    if "latent_mean" not in state:
+        return
+    trained = {"mean": state["latent_mean"].flatten(), "std": state["latent_std"].flatten()}
+    now = {name: torch.tensor(statistics[name], dtype=torch.float32).flatten() for name in trained}
+    if all(
+        trained[name].shape == now[name].shape
+        and torch.allclose(trained[name], now[name], rtol=1e-5, atol=1e-7)
+        for name in trained
+    ):
+        return
+
+    def shown(values: torch.Tensor) -> list[float]:
+        return [float(f"{v:.4g}") for v in values.tolist()]
+
+    raise ConfigError(
+        f"the checkpoint {ckpt_path} was trained on latents with mean {shown(trained['mean'])} and std "
+        f"{shown(trained['std'])}, but this run's latents have mean {shown(now['mean'])} and std "
+        f"{shown(now['std'])}: resume on the latents it was trained on (the same data.root= or latents=), "
+        "or start a new run folder (another hydra.run.dir, without ckpt_path)"
+    )
 
 
 def train(cfg: DictConfig) -> float | None:
@@ -109,7 +136,7 @@ def train(cfg: DictConfig) -> float | None:
 
     bundle = check_diffusion_config(cfg)
     save_resolved_config(cfg)
-    pl.seed_everything(cfg.seed, workers=True)
+    seed_run(cfg.seed)  # the same initial weights on every rank; SeedEachRank varies the draws
     d = cfg.data
     datamodule = LatentDataModule(
         latents=resolve_latents(cfg, bundle),
@@ -124,6 +151,9 @@ def train(cfg: DictConfig) -> float | None:
         prefetch_factor=d.prefetch_factor,
         drop_last=d.drop_last,
     )
+    ckpt_path = resolve_ckpt_path(cfg)
+    if ckpt_path:
+        check_checkpoint_matches(ckpt_path, bundle, datamodule.statistics)
     c = cfg.conditioning
     labels = datamodule.labels if c.labels else []
     module = DiTTraining(
@@ -160,9 +190,6 @@ def train(cfg: DictConfig) -> float | None:
         compile=cfg.compile,
         compile_mode=cfg.compile_mode,
     )
-    ckpt_path = resolve_ckpt_path(cfg)
-    if ckpt_path:
-        check_checkpoint_vae(ckpt_path, bundle)
     return fit(cfg, module, datamodule, "val/loss", ckpt_path)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 
 import hydra
-import pytorch_lightning as pl
 from omegaconf import DictConfig
 
 from latentaudio.apps.common import (
@@ -22,6 +21,7 @@ from latentaudio.apps.common import (
     save_resolved_config,
 )
 from latentaudio.data.scan import check_data_root
+from latentaudio.training.seeding import seed_run
 
 
 def check_vae_config(cfg: DictConfig) -> None:
@@ -54,7 +54,7 @@ def train(cfg: DictConfig) -> float | None:
 
     check_vae_config(cfg)
     save_resolved_config(cfg)
-    pl.seed_everything(cfg.seed, workers=True)
+    seed_run(cfg.seed)  # the same initial weights on every rank; SeedEachRank varies the draws
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.setup("fit")
     module = VAETraining(

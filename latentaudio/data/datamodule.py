@@ -8,12 +8,13 @@ import logging
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
+from latentaudio.bundle import check_same_vae
 from latentaudio.data.dataset import AudioCropDataset, check_normalize
 from latentaudio.data.latent_dataset import LatentDataset, check_crop_frames
 from latentaudio.data.metadata import label_vocabulary, load_metadata
 from latentaudio.data.resumable import ResumableLoader
 from latentaudio.data.scan import ScanResult, scan_audio_folder
-from latentaudio.data.shards import check_latents_vae, manifest_files, read_manifest
+from latentaudio.data.shards import ENCODE_AGAIN, manifest_files, read_manifest
 from latentaudio.data.split import check_val_fraction, split
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,9 @@ class LatentDataModule(pl.LightningDataModule):
         check_latent_data(crop_frames, val_fraction)
         self.manifest = read_manifest(latents)
         if expected_vae_hash is not None:
-            check_latents_vae(expected_vae_hash, self.manifest["vae_hash"], f"the latents in {latents}")
+            check_same_vae(
+                self.manifest["vae_hash"], expected_vae_hash, f"the latents in {latents}", ENCODE_AGAIN
+            )
         self.labels: list[str] = list(self.manifest.get("labels") or [])
         self.train_set: LatentDataset | None = None
         self.val_set: LatentDataset | None = None

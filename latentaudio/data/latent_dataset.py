@@ -8,7 +8,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from latentaudio.data.shards import check_latents_vae, read_manifest, read_shard
+from latentaudio.bundle import check_same_vae
+from latentaudio.data.shards import ENCODE_AGAIN, read_manifest, read_shard
 
 
 class LatentDataset(Dataset):
@@ -34,7 +35,9 @@ class LatentDataset(Dataset):
         self.directory = Path(directory).expanduser()
         manifest = read_manifest(self.directory)
         if expected_vae_hash is not None:
-            check_latents_vae(expected_vae_hash, manifest["vae_hash"], f"the latents in {self.directory}")
+            check_same_vae(
+                manifest["vae_hash"], expected_vae_hash, f"the latents in {self.directory}", ENCODE_AGAIN
+            )
         self.manifest = manifest
         self.vae_hash: str = manifest["vae_hash"]
         self.sample_rate: int = manifest["sample_rate"]

@@ -19,6 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from latentaudio.audio import AUDIO_EXTENSIONS, AudioDecodeError, audio_info, is_audio_file, open_sound_file
+from latentaudio.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +188,5 @@ def _read_cache(path: Path | None) -> dict:
 def _write_cache(path: Path | None, entries: dict) -> None:
     if path is None:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(f".tmp{os.getpid()}")
-    temporary.write_text(json.dumps({"version": CACHE_VERSION, "files": entries}))
-    os.replace(temporary, path)
+    with atomic_write(path) as temporary:
+        temporary.write_text(json.dumps({"version": CACHE_VERSION, "files": entries}))

@@ -34,8 +34,10 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from latentaudio.bundle import check_same_vae
 from latentaudio.data.scan import printable
 from latentaudio.data.statistics import merge_statistics, shard_statistics
+from latentaudio.files import TEMPORARY, atomic_write, stale_temporaries
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +55,10 @@ class LatentMismatchError(ValueError):
     """Latents made by another VAE than the one in use; the message names both hashes."""
 
 
-def check_latents_vae(expected: str, actual: str, what: str) -> None:
-    """Refuse latents (``what``) made by VAE ``actual`` when this run uses VAE ``expected``."""
-    if actual != expected:
-        raise LatentMismatchError(
-            f"{what} were made by VAE {actual}, but this run uses VAE {expected}: encode the audio "
-            "with this VAE into another output folder (make encode-dataset), or use the VAE bundle "
-            "that made them"
-        )
+ENCODE_AGAIN = (
+    "encode the audio with this VAE into another output folder (make encode-dataset), or use the VAE "
+    "bundle that made them"
+)
 
 
 # ----------------------------------------------------------------------------- writing
@@ -72,7 +70,7 @@ def start_or_resume(
     """The manifest to extend, marked unfinished: the folder's own (after checks) or a fresh one."""
     if (output_dir / MANIFEST).exists():
         manifest = _load_manifest(output_dir)
-        check_latents_vae(vae_hash, manifest["vae_hash"], f"the latents in {output_dir}")
+        check_same_vae(manifest["vae_hash"], vae_hash, f"the latents in {output_dir}", ENCODE_AGAIN)
         found = (manifest["sample_rate"], manifest["hop"], manifest["latent_dim"], manifest["channels"])
         if found != (sample_rate, hop, latent_dim, channels):
             raise LatentMismatchError(
@@ -137,35 +135,30 @@ def finish(output_dir: Path, manifest: dict) -> None:
 
 
 def write_shard(path: Path, latents: torch.Tensor, offsets: torch.Tensor, clips: list[dict]) -> None:
-    temporary = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    save_file(
-        {"latents": latents, "offsets": offsets},
-        str(temporary),
-        metadata={"format": FORMAT, "clips": json.dumps(clips)},
-    )
-    _replace(temporary, path)
+    with atomic_write(path) as temporary:
+        save_file(
+            {"latents": latents, "offsets": offsets},
+            str(temporary),
+            metadata={"format": FORMAT, "clips": json.dumps(clips)},
+        )
 
 
 def _discard_unfinished(output_dir: Path, finished: set[str]) -> None:
     """Remove temporaries and shards the manifest does not list (a run killed mid-shard)."""
-    for candidate in output_dir.glob("shard-*.safetensors*"):
+    for candidate in output_dir.glob("shard-*.safetensors"):
         if candidate.name not in finished:
             log.info("discarding unfinished %s", printable(candidate))
             candidate.unlink()
-    for candidate in output_dir.glob(f".{MANIFEST}.tmp*"):
+    for candidate in [
+        *output_dir.glob(f".shard-*.safetensors{TEMPORARY}*"),
+        *stale_temporaries(output_dir / MANIFEST),
+    ]:
         candidate.unlink()
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
-    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    temporary.write_text(json.dumps(data, indent=1))
-    _replace(temporary, path)
-
-
-def _replace(temporary: Path, path: Path) -> None:
-    with open(temporary, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    with atomic_write(path) as temporary:
+        temporary.write_text(json.dumps(data, indent=1))
 
 
 # ----------------------------------------------------------------------------- reading

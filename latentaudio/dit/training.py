@@ -16,7 +16,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
-from latentaudio.bundle import instantiate, save_bundle
+from latentaudio.bundle import check_same_vae, instantiate, save_bundle
 from latentaudio.dit.aligned import (
     PairPool,
     add_noise_at_snr,
@@ -288,7 +288,17 @@ class DiTTraining(pl.LightningModule):
         if self._vae is None:
             from latentaudio.autoencoder import Autoencoder
 
-            self._vae = [Autoencoder.from_bundle(self.hparams.latent["vae_path"], device=self.device)]
+            latent = self.hparams.latent
+            path = latent["vae_path"]
+            autoencoder = Autoencoder.from_bundle(path, device=self.device)
+            check_same_vae(
+                latent.get("vae_hash"),
+                autoencoder.hash,
+                "the DiT being trained",
+                fix=f"{path} (latent.vae_path) was overwritten since training began, e.g. by a later export "
+                f"of its VAE run: pass vae= a copy of VAE {latent.get('vae_hash')} in a folder no run writes to",
+            )
+            self._vae = [autoencoder]
         return self._vae[0]
 
     # ------------------------------------------------------------------ export
@@ -305,7 +315,11 @@ class DiTTraining(pl.LightningModule):
                 "sample_rate": latent["sample_rate"],
                 "hop": latent["hop"],
                 "latent_dim": latent["latent_dim"],
-                "latent_statistics": {"mean": latent["mean"], "std": latent["std"]},
+                # the buffers the network was trained with: a resume loads them from its checkpoint
+                "latent_statistics": {
+                    "mean": self.latent_mean.flatten().tolist(),
+                    "std": self.latent_std.flatten().tolist(),
+                },
                 "crop_frames": latent["crop_frames"],
                 "train_seconds": latent["crop_frames"] * latent["hop"] / latent["sample_rate"],
                 "objective": dict(self.hparams.objective),

@@ -1,6 +1,7 @@
 """Stage two end to end on tiny models: VAE bundle -> cached latents -> DiT bundle -> generated audio."""
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import soundfile as sf
@@ -8,11 +9,13 @@ import torch
 from apps_helpers import compose_app
 from conftest import write_sine
 
+from latentaudio.apps.common import ConfigError
 from latentaudio.apps.generate import generate
-from latentaudio.apps.train_diffusion import resolve_latents, train
+from latentaudio.apps.train_diffusion import check_checkpoint_matches, resolve_latents, train
 from latentaudio.apps.train_vae import train as train_vae
-from latentaudio.bundle import instantiate, load_bundle, save_bundle
+from latentaudio.bundle import VAEMismatchError, instantiate, load_bundle, save_bundle
 from latentaudio.data.shards import LatentMismatchError
+from latentaudio.dit.training import DiTTraining
 from latentaudio.pipeline import BundleMismatchError, Pipeline
 
 
@@ -159,3 +162,98 @@ def test_accumulated_batches_train_and_export(vae_bundle, tmp_path):
     assert checkpoint["loops"]["fit_loop"]["epoch_loop.batch_progress"]["total"]["processed"] == 4
     assert checkpoint["optimizer_states"][0]["state"][0]["step"] == 2
     assert load_bundle(run / "export", kind="dit").meta["step"] == 2
+
+
+def test_a_resume_on_latents_with_other_statistics_is_refused(vae_bundle, tmp_path, monkeypatch):
+    from latentaudio.data.datamodule import LatentDataModule
+
+    root, vae = vae_bundle
+    run = tmp_path / "dit"
+    train(compose_app("train_diffusion", run, dit_overrides(root, vae, steps=1)))
+    trained = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]["latent_mean"]
+
+    measured = LatentDataModule.statistics.fget
+    shifted = property(lambda self: {**measured(self), "mean": [m + 0.5 for m in measured(self)["mean"]]})
+    monkeypatch.setattr(LatentDataModule, "statistics", shifted)
+    resumed = compose_app("train_diffusion", run, dit_overrides(root, vae, steps=2) + ["ckpt_path=last"])
+    with pytest.raises(ConfigError, match="trained on latents with mean") as caught:
+        train(resumed)
+    message = str(caught.value)
+    assert (
+        f"{trained.flatten()[0].item():.4g}" in message
+        and f"{trained.flatten()[0].item() + 0.5:.4g}" in message
+    )
+    assert "start a new run folder" in message
+
+
+def test_the_resume_check_names_the_vae_and_the_statistics(tmp_path):
+    checkpoint = tmp_path / "last.ckpt"
+    mean, std = torch.tensor([[[0.25], [-1.0]]]), torch.tensor([[[2.0], [0.5]]])  # (1, D, 1) buffers
+    torch.save(
+        {
+            "hyper_parameters": {"latent": {"vae_hash": "aaaa"}},
+            "state_dict": {"latent_mean": mean, "latent_std": std},
+        },
+        checkpoint,
+    )
+    same = {"mean": [0.25, -1.0], "std": [2.0, 0.5]}
+    check_checkpoint_matches(str(checkpoint), SimpleNamespace(hash="aaaa"), same)  # the same: resumes
+    with pytest.raises(VAEMismatchError, match="aaaa.*bbbb.*resume with vae="):
+        check_checkpoint_matches(str(checkpoint), SimpleNamespace(hash="bbbb"), same)
+    with pytest.raises(ConfigError, match=r"std \[2.0, 0.5\].*std \[2.0, 0.6\]"):
+        check_checkpoint_matches(str(checkpoint), SimpleNamespace(hash="aaaa"), {**same, "std": [2.0, 0.6]})
+
+
+TINY_VAE = {"channels": 1, "base_channels": 4, "channel_mults": [1], "strides": [2], "latent_dim": 2}
+
+
+def tiny_vae_bundle(directory, seed: int) -> str:
+    torch.manual_seed(seed)
+    config = {"_target_": "latentaudio.vae.model.AudioVAE", **TINY_VAE}
+    meta = {"sample_rate": 16000, "channels": 1, "hop": 2, "latent_dim": 2}
+    return save_bundle(directory, "vae", {"vae": instantiate(config)}, {"vae": config}, meta)
+
+
+def tiny_dit_module(vae_path, vae_hash: str) -> DiTTraining:
+    torch.manual_seed(0)
+    return DiTTraining(
+        dit={"_target_": "latentaudio.dit.model.DiT", "width": 16, "depth": 1, "heads": 2},
+        conditioner={"global_dim": 16, "timing": True, "num_labels": 0, "cfg_dropout": 0.0},
+        objective={"name": "v"},
+        optim={"lr": 1e-3, "betas": [0.9, 0.99], "weight_decay": 0.0, "warmup_steps": 0},
+        latent={
+            "vae_hash": vae_hash,
+            "vae_path": str(vae_path),
+            "sample_rate": 16000,
+            "hop": 2,
+            "latent_dim": 2,
+            "mean": [0.0, 0.0],
+            "std": [1.0, 1.0],
+            "crop_frames": 8,
+        },
+    )
+
+
+def test_export_writes_the_statistics_the_network_was_trained_with(tmp_path):
+    module = tiny_dit_module(tmp_path / "vae", "aaaa")
+    state = module.state_dict()
+    # a resume: the checkpoint's buffers replace the statistics this run measured
+    state["latent_mean"], state["latent_std"] = (
+        torch.tensor([[[0.5], [-0.25]]]),
+        torch.tensor([[[2.0], [4.0]]]),
+    )
+    module.load_state_dict(state)
+    module.export(tmp_path / "export")
+    exported = load_bundle(tmp_path / "export", kind="dit").meta["latent_statistics"]
+    assert exported == {"mean": [0.5, -0.25], "std": [2.0, 4.0]}
+
+
+def test_the_vae_for_samples_must_be_the_one_the_latents_came_from(tmp_path):
+    folder = tmp_path / "vae"
+    trained_with = tiny_vae_bundle(folder, seed=0)
+    assert tiny_dit_module(folder, trained_with).vae().hash == trained_with
+    rewritten = tiny_vae_bundle(folder, seed=1)  # a later export of the VAE run into the same folder
+    with pytest.raises(VAEMismatchError) as caught:
+        tiny_dit_module(folder, trained_with).vae()
+    message = str(caught.value)
+    assert trained_with in message and rewritten in message and "latent.vae_path" in message

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from latentaudio.data.badfiles import BadCorpus, write_bad_corpus
+from harness.badfiles import BadCorpus, write_bad_corpus
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Bad audio never stops training: the corpus from ``latentaudio.data.badfiles`` end to end."""
+"""Bad audio never stops training: the corpus from ``harness.badfiles`` end to end."""
 
 import logging
 

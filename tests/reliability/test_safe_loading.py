@@ -1,14 +1,24 @@
-"""Nothing is unpickled, and a crafted bundle cannot run code (the metadata escape test is in tests/data)."""
+"""Nothing is unpickled: a crafted bundle or checkpoint cannot run code (the metadata escape test is in tests/data)."""
 
 import ast
+import os
+import pickle
 from pathlib import Path
 
+import hydra
 import pytest
+import pytorch_lightning as pl
+import torch
 import yaml
+from apps_helpers import compose_app
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+from pytorch_lightning.strategies import DDPStrategy, FSDPStrategy
 
 import latentaudio
+from latentaudio.apps.common import ConfigError, build_trainer
 from latentaudio.bundle import BundleError, load_bundle, save_bundle
 from latentaudio.pipeline import Pipeline
+from latentaudio.training.checkpoint import AtomicCheckpointIO, SafeFSDPStrategy, loads_weights_only
 
 from .helpers import tiny_vae_bundle
 
@@ -96,3 +106,52 @@ def test_a_dit_bundle_cannot_point_the_pipeline_at_a_local_folder_or_ask_for_abs
         (directory / "config.yaml").write_text(yaml.safe_dump({"dit": dit, **attack}))
         with pytest.raises(BundleError, match=rf"{key}="):
             Pipeline.from_bundles(vae, directory)
+
+
+class RunsCode:
+    """Pickles to a call of ``os.system``: what a crafted checkpoint would carry."""
+
+    def __init__(self, command: str):
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
+
+
+def crafted_checkpoint(path: Path, marker: Path) -> Path:
+    torch.save({"state_dict": {}, "global_step": 1, "payload": RunsCode(f"touch {marker}")}, path)
+    return path
+
+
+def test_an_fsdp_resume_from_a_crafted_checkpoint_runs_nothing(tmp_path):
+    """The strategy trainer=fsdp builds loads the checkpoint itself (not through the CheckpointIO)."""
+    strategy = hydra.utils.instantiate(
+        compose_app("train_diffusion", tmp_path, ["trainer=fsdp"]).trainer.strategy
+    )
+    strategy.model = torch.nn.Linear(1, 1)  # what the strategy holds once fit has set it up
+    strategy._lightning_module = pl.LightningModule()
+    marker = tmp_path / "pwned"
+    checkpoint = crafted_checkpoint(tmp_path / "last.ckpt", marker)
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        strategy.load_checkpoint(checkpoint)
+    assert not marker.exists()
+
+
+def test_every_resume_path_loads_weights_only(tmp_path):
+    marker = tmp_path / "pwned"
+    checkpoint = crafted_checkpoint(tmp_path / "last.ckpt", marker)
+    with pytest.raises(pickle.UnpicklingError):  # single device and DDP: even when asked for a full unpickle
+        AtomicCheckpointIO().load_checkpoint(checkpoint, weights_only=False)
+    assert not marker.exists()
+    assert loads_weights_only(SafeFSDPStrategy())
+    assert loads_weights_only(DDPStrategy(checkpoint_io=AtomicCheckpointIO()))
+    assert not loads_weights_only(FSDPStrategy())  # Lightning's own loader unpickles fully
+    assert not loads_weights_only(DDPStrategy(checkpoint_io=TorchCheckpointIO()))
+
+    cfg = compose_app(
+        "train_vae",
+        tmp_path,
+        ["+checkpoint_io._target_=" + TorchCheckpointIO.__module__ + ".TorchCheckpointIO"],
+    )
+    with pytest.raises(ConfigError, match="subclass it"):
+        build_trainer(cfg, [], [])

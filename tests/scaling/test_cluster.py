@@ -63,15 +63,15 @@ def test_submitit_slurm_renders_one_task_per_gpu_and_the_trainer_nodes(tmp_path)
 
 def test_ddp_and_fsdp_trainer_configs_build_their_strategies():
     import hydra
-    from pytorch_lightning.strategies import FSDPStrategy
 
     from latentaudio.dit.model import DiTBlock
+    from latentaudio.training.checkpoint import SafeFSDPStrategy, loads_weights_only
 
     ddp = compose_with_hydra("train_vae", ["trainer=ddp"]).trainer
     assert ddp.strategy == "ddp_find_unused_parameters_true" and ddp.precision == "bf16-mixed"
     fsdp = compose_with_hydra("train_diffusion", ["trainer=fsdp", "model/dit=sao"]).trainer
     strategy = hydra.utils.instantiate(fsdp.strategy)
-    assert isinstance(strategy, FSDPStrategy)
+    assert isinstance(strategy, SafeFSDPStrategy) and loads_weights_only(strategy)
     assert fsdp.strategy.auto_wrap_policy is not None
     assert hydra.utils.instantiate(fsdp.strategy.auto_wrap_policy) == {DiTBlock}
 

@@ -1,12 +1,14 @@
 """Break a short training run the way users do, and report what survived.
 
-make stress                    # or: python -m latentaudio.apps.stress [--keep DIR] [--steps N]
+make stress                    # or: PYTHONPATH=tests python -m harness.stress [--keep DIR] [--steps N]
 
-Writes good audio mixed with broken and odd files (``latentaudio.data.badfiles``) to a
-temporary folder, trains the tiny VAE on it in a subprocess, kills it with SIGKILL once
-between checkpoints and once in the middle of writing a checkpoint, resumes it each time
-with ``ckpt_path=last``, and prints: the files skipped, the steps lost per kill (at most
-one checkpoint interval) and whether every checkpoint and the bundle still load.
+Writes good audio mixed with broken and odd files (``harness.badfiles``) to a temporary
+folder, trains the tiny VAE on it in a subprocess, kills it with SIGKILL once between
+checkpoints and once in the middle of writing a checkpoint, resumes it each time with
+``ckpt_path=last``, and prints: the files skipped, the steps lost per kill (at most one
+checkpoint interval) and whether every checkpoint and the bundle still load. The kill
+mid-write goes through the trainer's own seam: ``checkpoint_io=`` names
+``StallingCheckpointIO``, which stalls between writing a checkpoint and renaming it.
 """
 
 from __future__ import annotations
@@ -20,14 +22,26 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 
+from harness.badfiles import write_bad_corpus
 from latentaudio.bundle import BundleError, load_bundle
-from latentaudio.data.badfiles import write_bad_corpus
+from latentaudio.training.checkpoint import AtomicCheckpointIO
 
 SLOW_SAVE_MARKER = "stress: checkpoint temp file written, sleeping before the rename"
+# the folder that holds the ``harness`` package, for the training child to import it from
+HARNESS_ROOT = Path(__file__).resolve().parents[1]
+
+
+class StallingCheckpointIO(AtomicCheckpointIO):
+    """Saves that replace an existing checkpoint stall, once the data is written, until killed."""
+
+    def write(self, checkpoint: dict, temporary: Path, path: Path) -> None:
+        super().write(checkpoint, temporary, path)
+        if path.exists():
+            print(f"{SLOW_SAVE_MARKER}: {path.name} at step {checkpoint['global_step']}", flush=True)
+            time.sleep(3600)
 
 
 def training_command(run: Path, root: Path, cache: Path, steps: int, every: int, resume: bool) -> list[str]:
@@ -55,11 +69,16 @@ def training_command(run: Path, root: Path, cache: Path, steps: int, every: int,
 
 def launch(overrides: list[str], slow_save: bool = False, log_path: Path | None = None) -> subprocess.Popen:
     """Start train-vae in a child process (optionally one whose checkpoint saves stall mid-write)."""
+    command = [sys.executable, "-m", "latentaudio.apps.train_vae", *overrides]
     if slow_save:
-        command = [sys.executable, "-m", "latentaudio.apps.stress", "--slow-save-child", *overrides]
-    else:
-        command = [sys.executable, "-m", "latentaudio.apps.train_vae", *overrides]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+        command.append("+checkpoint_io._target_=harness.stress.StallingCheckpointIO")
+    path = os.pathsep.join(p for p in (str(HARNESS_ROOT), os.environ.get("PYTHONPATH")) if p)
+    env = {
+        **os.environ,
+        "PYTHONPATH": path,
+        "PYTHONUNBUFFERED": "1",
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+    }
     output = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - the child owns it
     return subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env)
 
@@ -221,32 +240,7 @@ def print_report(report: dict, steps: int, every: int) -> bool:
     return healthy
 
 
-def _slow_save_child(overrides: list[str]) -> None:
-    """Run train-vae with checkpoint saves that stall after the temp file is written (until killed)."""
-    import runpy
-
-    from latentaudio.training import checkpoint
-
-    real_replace = os.replace
-
-    def stalling_replace(source, target):
-        if str(target).endswith(".ckpt") and checkpoint_step(Path(target)) is not None:
-            print(
-                f"{SLOW_SAVE_MARKER}: {Path(target).name} at step {checkpoint_step(Path(source))}", flush=True
-            )
-            time.sleep(3600)
-        real_replace(source, target)
-
-    checkpoint.os = SimpleNamespace(**{**vars(os), "replace": stalling_replace})
-    sys.argv = ["train_vae", *overrides]
-    runpy.run_module("latentaudio.apps.train_vae", run_name="__main__")
-
-
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--slow-save-child"]:
-        _slow_save_child(argv[1:])
-        return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it (default: a temp folder)")
     parser.add_argument("--steps", type=int, default=24)

@@ -1,6 +1,6 @@
 """A folder of good audio mixed with the broken and odd files users really have.
 
-The reliability tests and ``python -m latentaudio.apps.stress`` both write it, so every
+The reliability tests and `make stress` (``harness.stress``) both write it, so every
 file is made on the spot with numpy and soundfile (no binaries in the repository):
 
 - unusable, each must be skipped with one warning: a truncated wav, a zero-length file,

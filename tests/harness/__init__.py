@@ -1,0 +1,1 @@
+"""Test harnesses shared by the reliability tests and `make stress`: broken audio, crashes mid-save."""
