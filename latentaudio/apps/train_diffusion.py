@@ -28,6 +28,7 @@ from latentaudio.apps.common import (
 from latentaudio.bundle import Bundle, load_bundle
 from latentaudio.data.latents import LatentFolderError, read_manifest
 from latentaudio.data.scan import check_data_root
+from latentaudio.dit.samplers import resolve_sampling
 
 
 def load_vae_bundle(cfg: DictConfig) -> Bundle:
@@ -54,6 +55,10 @@ def check_diffusion_config(cfg: DictConfig) -> Bundle:
         raise ConfigError(
             f"dit.width={cfg.dit.width} must split into dit.heads={cfg.dit.heads} heads of an even size"
         )
+    try:
+        resolve_sampling(cfg.objective.name, plain(cfg.sampling))
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
     if cfg.conditioning.text not in (None, "bytes", "t5"):
         raise ConfigError(f"conditioning.text={cfg.conditioning.text}: choose null, bytes or t5")
     aligned = cfg.get("aligned") or {}
@@ -172,7 +177,7 @@ def train(cfg: DictConfig) -> float | None:
         labels=labels,
         ema=plain(cfg.ema),
         guard=plain(cfg.guard),
-        sampling=plain(cfg.sampling),
+        sampling=resolve_sampling(cfg.objective.name, plain(cfg.sampling)),
         media=plain(cfg.media),
         max_steps=cfg.trainer.max_steps,
         aligned=plain(cfg.aligned) if cfg.get("aligned") else None,
