@@ -61,7 +61,7 @@ encode-dataset: $(STAMP) ## Encode an audio folder to latent shards (ARGS="vae=.
 train-diffusion: $(STAMP) ## Train the stage-two DiT (ARGS="experiment=demo_dit vae=...")
 	$(PY) -m latentaudio.apps.train_diffusion $(ARGS)
 
-generate: $(STAMP) ## Generate or edit audio (ARGS="vae=... dit=... mode=generate|vary|inpaint|continue|enhance ...")
+generate: $(STAMP) ## Generate or edit audio (ARGS="vae=... dit=... mode=generate|vary|inpaint|extend|enhance ...")
 	$(PY) -m latentaudio.apps.generate $(ARGS)
 
 demo-enhance: $(STAMP) ## Train the demo enhancement DiT on the demo VAE's latents (outputs/demo/dit_enhance, about 12 min)

@@ -8,6 +8,10 @@ pipe.vary(clip, rate, strength=0.5)                              # audio to audi
 pipe.inpaint(clip, rate, ranges=[(1.0, 1.5), (3.0, 3.2)])        # regenerate these seconds, keep the rest
 pipe.extend(clip, rate, seconds=8)                               # continue the clip by 8 s
 pipe.enhance(noisy, rate, strength=0.3)                          # denoise (trained path if the DiT has one)
+pipe.generate(prompt="warm pad", negative="distorted")           # steer away from a caption
+
+Each editing mode turns the input's latents into an ``Edit`` (``latentaudio.editing``) and
+hands it to one routine, ``Pipeline._edit``, that samples and decodes.
 
 Everything runs a training window at a time; longer clips are made of overlapping windows
 crossfaded in latent space.
@@ -18,19 +22,20 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
+from latentaudio import editing
 from latentaudio.autoencoder import Autoencoder
 from latentaudio.bundle import Bundle, BundleError, load_bundle
 from latentaudio.dit.aligned import aligned_input, crossfade_ramp, nothing_known
 from latentaudio.dit.denoiser import Denoiser
-from latentaudio.dit.diffusion import make_objective
-from latentaudio.dit.samplers import check_sampler, sample
-from latentaudio.dit.training import default_sampler, objective_args
-from latentaudio.editing import EditingModes
+from latentaudio.dit.diffusion import make_objective, objective_args
+from latentaudio.dit.samplers import VALID_SAMPLERS, check_sampler, replace_known, resolve_sampling, sample
 
 
 class BundleMismatchError(BundleError):
@@ -64,7 +69,7 @@ def _reports_out_of_memory(stage: str):
     return wrap
 
 
-class Pipeline(EditingModes):
+class Pipeline:
     def __init__(self, autoencoder: Autoencoder, dit_bundle: Bundle, device: str | torch.device = "cpu"):
         meta = dit_bundle.meta
         if meta["vae_hash"] != autoencoder.hash:
@@ -85,8 +90,7 @@ class Pipeline(EditingModes):
         self.latent_mean = torch.tensor(stats["mean"], device=self.device).view(shape)
         self.latent_std = torch.tensor(stats["std"], device=self.device).view(shape)
         self.labels: list[str] = list(meta.get("labels") or [])
-        self.defaults: dict = {"sampler": default_sampler(self.objective.name), "steps": 50, "cfg_scale": 3.0}
-        self.defaults.update(meta.get("sampling") or {})
+        self.defaults: dict = {"steps": 50, "cfg_scale": 3.0, **self._stored_sampling(meta)}
         self.train_seconds: float = meta["train_seconds"]
         # long clips go a training window at a time, overlapping by a quarter window
         self.window_frames: int = int(meta.get("crop_frames") or self.frames_for(self.train_seconds))
@@ -94,6 +98,20 @@ class Pipeline(EditingModes):
         self.has_aligned = self.denoiser.dit.aligned_cond_channels > 0
         aligned = meta.get("aligned") or {}
         self.aligned_task: str | None = aligned.get("task") if self.has_aligned else None
+
+    def _stored_sampling(self, meta: dict) -> dict:
+        """The bundle's sampling defaults, resolved; a stored sampler that does not fit the
+        objective (bundles exported before the config check) gives way to the objective's default."""
+        stored = {k: v for k, v in (meta.get("sampling") or {}).items() if v is not None}
+        sampler = stored.get("sampler")
+        if sampler is not None and sampler not in VALID_SAMPLERS[self.objective.name]:
+            warnings.warn(
+                f"{self.bundle.path}/meta.json: sampling.sampler={sampler} does not work with the "
+                f"{self.objective.name} objective; using its default instead",
+                stacklevel=3,
+            )
+            stored.pop("sampler")
+        return resolve_sampling(self.objective.name, stored)
 
     @classmethod
     def from_bundles(
@@ -120,6 +138,18 @@ class Pipeline(EditingModes):
             "label": torch.full((n,), self.label_index(label), dtype=torch.long, device=self.device),
         }
         return batch
+
+    def negative_conditions(self, n: int, negative: str | None) -> dict | None:
+        """The conditions that replace the prompt's in guidance's negative branch: the caption only,
+        so timing and label guide both branches alike."""
+        if negative is None:
+            return None
+        if self.denoiser.conditioner.text_encoder is None:
+            raise ValueError(
+                f"negative={negative!r} needs a DiT trained with text conditioning "
+                f"(conditioning.text=bytes or t5); {self.bundle.path} has none"
+            )
+        return {"caption": [negative] * n}
 
     def label_index(self, label: str | int | None) -> int:
         if label is None or label == "":
@@ -158,15 +188,17 @@ class Pipeline(EditingModes):
         aligned_cond: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         description: str = "sampling",
+        negative: dict | None = None,
     ) -> torch.Tensor:
         """Normalised latents (n, latent_dim, frames) from noise (or from ``init`` noised to ``t_start``).
 
         ``known`` (n, latent_dim, frames) with ``keep`` (n or 1, 1, frames) in [0, 1]: after every
-        step the state becomes ``keep * noisy(known, t_next) + (1 - keep) * x`` (RePaint-style),
-        so where ``keep`` is 1 the result equals ``known`` exactly. A DiT with aligned
+        step the known latents are put back (``replace_known``: RePaint-style, crossfaded where
+        ``keep`` is fractional), so where ``keep`` is 1 the result equals ``known`` exactly. A DiT with aligned
         conditioning also gets the known frames as input (``aligned_cond``, built from
         ``known``/``keep`` unless given). ``generator`` (seeded from ``seed`` if absent) draws all
-        noise, so one seed gives the same output bit for bit.
+        noise, so one seed gives the same output bit for bit. ``negative``: conditions that replace
+        those of ``batch`` in the guidance's negative branch (see ``Denoiser.guided``).
         """
         sampler = sampler or self.defaults["sampler"]
         steps = int(steps or self.defaults["steps"])
@@ -183,7 +215,9 @@ class Pipeline(EditingModes):
             aligned_cond = aligned_input(known, keep) if known is not None else nothing_known(noise)
         bar = tqdm(total=steps, desc=f"{description} ({sampler})", unit="step", disable=not progress)
         x0 = sample(
-            lambda x, t: self.denoiser.guided(x, t, batch, cfg_scale, cfg_rescale, aligned_cond=aligned_cond),
+            lambda x, t: self.denoiser.guided(
+                x, t, batch, cfg_scale, cfg_rescale, negative=negative, aligned_cond=aligned_cond
+            ),
             noise,
             self.objective,
             sampler,
@@ -198,13 +232,11 @@ class Pipeline(EditingModes):
         return x0
 
     def _repaint(self, known, keep, generator, then=None):
-        def replace_known(x: torch.Tensor, t_next: float) -> torch.Tensor:
-            noise = torch.randn(x.shape, generator=generator).to(x)
-            t = torch.full((x.shape[0],), t_next, device=x.device)
-            x = keep * self.objective.noisy(known, noise, t) + (1.0 - keep) * x
+        def on_step(x: torch.Tensor, t_next: float) -> torch.Tensor:
+            x = replace_known(self.objective, x, known, keep, t_next, generator)
             return x if then is None else then(x, t_next)
 
-        return replace_known
+        return on_step
 
     def sample_windows(
         self,
@@ -213,6 +245,7 @@ class Pipeline(EditingModes):
         seconds_total: float,
         prompt: str | None = None,
         label: str | int | None = None,
+        negative: str | None = None,
         known: torch.Tensor | None = None,
         keep: torch.Tensor | None = None,
         init: torch.Tensor | None = None,
@@ -231,6 +264,7 @@ class Pipeline(EditingModes):
         known are skipped.
         """
         generator = self.generator(seed)
+        negative_batch = self.negative_conditions(n, negative)
         dim = self.autoencoder.latent_dim
         canvas = torch.zeros(n, dim, frames, device=self.device) if known is None else known.clone()
         fixed = torch.zeros(n, 1, frames, device=self.device) if keep is None else keep.expand(n, 1, frames)
@@ -260,6 +294,7 @@ class Pipeline(EditingModes):
                 generator=generator,
                 progress=progress,
                 description=f"window {index + 1}/{len(starts)}" if len(starts) > 1 else "sampling",
+                negative=negative_batch,
                 **settings,
             )
             made[a:b] = True
@@ -290,7 +325,10 @@ class Pipeline(EditingModes):
 
     def encode(self, audio: torch.Tensor, sample_rate: int) -> torch.Tensor:
         """Normalised latents of ``audio`` (any rate and channel count)."""
-        return (self.autoencoder.encode(audio, sample_rate) - self.latent_mean) / self.latent_std
+        # the floor of DiTTraining.normalize: a silent channel must not divide by zero
+        return (self.autoencoder.encode(audio, sample_rate) - self.latent_mean) / self.latent_std.clamp_min(
+            1e-6
+        )
 
     # ------------------------------------------------------------------ modes
     def generate(
@@ -299,6 +337,7 @@ class Pipeline(EditingModes):
         n: int = 1,
         prompt: str | None = None,
         label: str | int | None = None,
+        negative: str | None = None,
         sampler: str | None = None,
         steps: int | None = None,
         cfg_scale: float | None = None,
@@ -309,10 +348,124 @@ class Pipeline(EditingModes):
         """``n`` clips of ``seconds`` (default: the training window) as (n, channels, samples).
 
         Longer than the training window: overlapping windows, crossfaded in latent space.
+        ``negative``: a caption to steer away from (guidance then contrasts the two captions
+        under the same timing and label); it needs ``cfg_scale`` != 1 and a text-conditioned DiT.
         """
         seconds = float(seconds or self.train_seconds)
         settings = dict(sampler=sampler, steps=steps, cfg_scale=cfg_scale, cfg_rescale=cfg_rescale)
         x0 = self.sample_windows(
-            self.frames_for(seconds), n, seconds, prompt, label, seed=seed, progress=progress, **settings
+            self.frames_for(seconds),
+            n,
+            seconds,
+            prompt,
+            label,
+            negative=negative,
+            seed=seed,
+            progress=progress,
+            **settings,
         )
         return self.decode(x0, length=round(seconds * self.sample_rate))
+
+    # The editing modes take audio ``(C, T)`` or ``(B, C, T)`` at any rate and return
+    # (B * n, channels, samples) at the model's rate. ``options``: n, prompt, label, negative,
+    # seed, progress, sampler, steps, cfg_scale, cfg_rescale, as for ``generate``.
+
+    def vary(self, audio: torch.Tensor, sample_rate: int, strength: float = 0.5, **options) -> torch.Tensor:
+        """Audio to audio: the input's latents noised to t = ``strength`` (0: unchanged, 1: new)
+        and sampled back (``steps`` spread over [strength, 0]); the input's duration."""
+        if not 0.0 < strength <= 1.0:
+            raise ValueError(f"strength={strength}: it must be in (0, 1] (0 keeps the input, 1 ignores it)")
+        return self._edit(audio, sample_rate, lambda x, length: editing.vary(x, length, strength), **options)
+
+    def inpaint(
+        self, audio: torch.Tensor, sample_rate: int, ranges: list[tuple[float, float]], **options
+    ) -> torch.Tensor:
+        """Regenerate the time ``ranges`` [(start_s, end_s), ...] of a clip and keep the rest.
+
+        Every latent frame that touches a range is regenerated; the others come back equal to
+        the latents of the input (so the kept audio is the VAE reconstruction, up to the
+        decoder's receptive field at the boundaries).
+        """
+
+        def edit(latents: torch.Tensor, length: int) -> editing.Edit:
+            keep = self.keep_mask(ranges, latents.shape[-1], length / self.sample_rate)
+            return editing.inpaint(latents, length, keep)
+
+        return self._edit(audio, sample_rate, edit, **options)
+
+    def keep_mask(self, ranges: list[tuple[float, float]], frames: int, seconds: float) -> torch.Tensor:
+        """(1, 1, frames): 0 on every frame that overlaps one of ``ranges`` (seconds), 1 elsewhere."""
+        frame_seconds = self.autoencoder.hop / self.sample_rate
+        return editing.keep_mask(ranges, frames, seconds, frame_seconds).to(self.device)
+
+    def extend(self, audio: torch.Tensor, sample_rate: int, seconds: float, **options) -> torch.Tensor:
+        """Continue a clip by ``seconds``: its latents are the known prefix, new frames follow.
+
+        The clip is first cut to a whole number of latent frames (under one hop less), so the
+        result starts with the reconstruction of that cut clip and runs ``seconds`` longer.
+        """
+        if seconds <= 0:
+            raise ValueError(f"seconds={seconds}: the length to add must be positive")
+        hop, added_frames = self.autoencoder.hop, self.frames_for(seconds)
+        added_samples = round(seconds * self.sample_rate)
+
+        def edit(latents: torch.Tensor, length: int) -> editing.Edit:
+            return editing.extend(latents, length, hop, added_frames, added_samples)
+
+        return self._edit(audio, sample_rate, edit, **options)
+
+    def enhance(
+        self, audio: torch.Tensor, sample_rate: int, strength: float = 0.3, **options
+    ) -> torch.Tensor:
+        """Clean up a degraded clip (noise, clipping).
+
+        A DiT trained with ``aligned.task=enhance`` generates from noise with the degraded
+        clip's latents as its aligned input (``strength`` is then unused). Any other model
+        falls back to ``vary`` (SDEdit): the clip is noised to t = ``strength`` and denoised,
+        which keeps its structure and pulls the details back towards what the model learned.
+        """
+        if self.aligned_task != "enhance":
+            return self.vary(audio, sample_rate, strength, **options)
+        return self._edit(audio, sample_rate, editing.enhance, **options)
+
+    def _edit(
+        self,
+        audio: torch.Tensor,
+        sample_rate: int,
+        make_edit: Callable[[torch.Tensor, int], editing.Edit],
+        n: int = 1,
+        prompt: str | None = None,
+        label: str | int | None = None,
+        negative: str | None = None,
+        seed: int = 0,
+        progress: bool = False,
+        **settings,
+    ) -> torch.Tensor:
+        """The one editing routine: the input at the model's rate (``n`` copies of each clip), its
+        normalised latents, the mode's ``make_edit(latents, samples)``, sampling, decoding."""
+        prepared = self.autoencoder.prepare(audio, sample_rate)
+        if prepared.shape[-1] < self.autoencoder.hop:
+            raise ValueError(
+                f"the input has {prepared.shape[-1]} samples at {self.sample_rate} Hz; "
+                f"it needs at least one latent frame ({self.autoencoder.hop} samples)"
+            )
+        prepared = prepared.repeat_interleave(n, dim=0)
+        latents = self.encode(prepared, self.sample_rate)
+        edit = make_edit(latents, prepared.shape[-1])
+        x0 = self.sample_windows(
+            edit.frames,
+            latents.shape[0],
+            edit.length / self.sample_rate,
+            prompt,
+            label,
+            negative=negative,
+            known=edit.known,
+            keep=None if edit.keep is None else edit.keep.to(self.device),
+            init=edit.init,
+            t_start=edit.t_start,
+            aligned_cond=edit.aligned_cond,
+            seed=seed,
+            progress=progress,
+            **settings,
+        )
+        return self.decode(x0, length=edit.length)

@@ -1,9 +1,10 @@
 """Generate or edit audio with trained bundles; writes each clip, its spectrogram and the settings used.
 
 make generate ARGS="vae=<vae bundle> dit=<dit bundle> seconds=4 n=2 seed=0 output=outputs/clips"
+make generate ARGS="vae=... dit=... prompt='warm pad' negative='distorted' cfg_scale=4"
 make generate ARGS="vae=... dit=... mode=vary input=take.wav strength=0.5"
 make generate ARGS="vae=... dit=... mode=inpaint input=take.wav start=[1.0,3.0] end=[1.5,3.2]"
-make generate ARGS="vae=... dit=... mode=continue input=take.wav seconds=8"
+make generate ARGS="vae=... dit=... mode=extend input=take.wav seconds=8"
 make generate ARGS="vae=... dit=... mode=enhance input=noisy.wav strength=0.3"
 """
 
@@ -19,7 +20,7 @@ from latentaudio.apps.common import CONFIG_PATH, ConfigError, log
 from latentaudio.audio import audio_info, read_audio, write_audio
 from latentaudio.training.media import spectrogram_image
 
-MODES = ("generate", "vary", "inpaint", "continue", "enhance")
+MODES = ("generate", "vary", "inpaint", "extend", "enhance")
 EDITING_MODES = MODES[1:]
 
 
@@ -68,8 +69,8 @@ def check_generate_config(cfg: DictConfig) -> None:
         seconds = audio_info(cfg.input).seconds
         if cfg.mode == "inpaint":
             inpaint_ranges(cfg, seconds)
-    if cfg.mode == "continue" and cfg.seconds is None:
-        raise ConfigError("mode=continue needs seconds=<length to add>")
+    if cfg.mode == "extend" and cfg.seconds is None:
+        raise ConfigError("mode=extend needs seconds=<length to add>")
     if cfg.mode in ("vary", "enhance") and cfg.strength is not None and not 0 < cfg.strength <= 1:
         raise ConfigError(f"strength={cfg.strength}: must be in (0, 1]")
 
@@ -80,6 +81,7 @@ def run_mode(pipeline, cfg: DictConfig):
         n=cfg.n,
         prompt=cfg.prompt,
         label=cfg.label,
+        negative=cfg.negative,
         sampler=cfg.sampler,
         steps=cfg.steps,
         cfg_scale=cfg.cfg_scale,

@@ -23,6 +23,7 @@ from latentaudio.bundle import Bundle, check_same_vae, load_bundle
 from latentaudio.data.encode import encode_cached
 from latentaudio.data.scan import check_data_root
 from latentaudio.data.shards import read_manifest
+from latentaudio.dit.samplers import resolve_sampling
 from latentaudio.training.seeding import seed_run
 
 
@@ -50,6 +51,10 @@ def check_diffusion_config(cfg: DictConfig) -> Bundle:
         raise ConfigError(
             f"dit.width={cfg.dit.width} must split into dit.heads={cfg.dit.heads} heads of an even size"
         )
+    try:
+        resolve_sampling(cfg.objective.name, plain(cfg.sampling))
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
     if cfg.conditioning.text not in (None, "bytes", "t5"):
         raise ConfigError(f"conditioning.text={cfg.conditioning.text}: choose null, bytes or t5")
     aligned = cfg.get("aligned") or {}
@@ -183,7 +188,7 @@ def train(cfg: DictConfig) -> float | None:
         labels=labels,
         ema=plain(cfg.ema),
         guard=plain(cfg.guard),
-        sampling=plain(cfg.sampling),
+        sampling=resolve_sampling(cfg.objective.name, plain(cfg.sampling)),
         media=plain(cfg.media),
         max_steps=cfg.trainer.max_steps,
         aligned=plain(cfg.aligned) if cfg.get("aligned") else None,

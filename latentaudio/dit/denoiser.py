@@ -42,15 +42,18 @@ class Denoiser(nn.Module):
     ) -> Tensor:
         """Classifier-free guidance in one forward pass of twice the batch.
 
-        ``negative`` (optional) is a batch of conditions to steer away from instead of the
-        unconditional (null) one.
+        Without ``negative`` the second half is unconditional (every condition null). With it,
+        the second half takes ``batch`` with the keys of ``negative`` replaced (a negative
+        caption: ``{"caption": [...]}``), so the conditions it does not name (timing, label)
+        are the same in both halves and guidance steers only by what differs.
         """
         if cfg_scale == 1.0:
             return self(x, t, batch, aligned_cond=aligned_cond)
         cond = self.conditioner(batch)
-        uncond = (
-            self.conditioner(negative) if negative is not None else self.conditioner(batch, force_uncond=True)
-        )
+        if negative is None:
+            uncond = self.conditioner(batch, force_uncond=True)
+        else:
+            uncond = self.conditioner({**batch, **negative})
         both = _concat_conditions(cond, uncond)
         aligned = None if aligned_cond is None else torch.cat([aligned_cond, aligned_cond])
         out = self.dit(torch.cat([x, x]), torch.cat([t, t]), aligned_cond=aligned, **both)  # (2B, D, T)

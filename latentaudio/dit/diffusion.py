@@ -192,6 +192,11 @@ class RectifiedFlow(DiffusionObjective):
 OBJECTIVES: dict[str, type[DiffusionObjective]] = {"v": VObjective, "rectified_flow": RectifiedFlow}
 
 
+def objective_args(objective: dict) -> dict:
+    """The objective's constructor arguments from its config (``weighting`` belongs to the loss)."""
+    return {k: v for k, v in objective.items() if k != "weighting"}
+
+
 def make_objective(name: str, **kwargs) -> DiffusionObjective:
     """``make_objective("v" | "rectified_flow", time_sampling=..., logit_mean=..., ...)``."""
     if name not in OBJECTIVES:

@@ -10,6 +10,10 @@ v objective (x_t = cos(phi) x0 + sin(phi) eps, phi = pi t / 2):
   dpmpp_2m_sde  its SDE variant (eta = 1); draws fresh noise from ``generator``.
 rectified flow (x_t = (1 - t) x0 + t eps):
   euler, heun   the ODE dx/dt = model output.
+
+Heun's last step into t = 0 is an Euler step (Karras et al. 2022, Algorithm 1): a network is
+barely trained at t = 0 (logit-normal times never reach it, min-SNR weighting gives it no
+weight), so its output there is not used.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ VALID_SAMPLERS: dict[str, tuple[str, ...]] = {
     "v": ("ddim", "euler", "heun", "dpmpp_2m", "dpmpp_2m_sde"),
     "rectified_flow": ("euler", "heun"),
 }
+DEFAULT_SAMPLERS: dict[str, str] = {"v": "dpmpp_2m", "rectified_flow": "heun"}
 
 
 def check_sampler(objective: DiffusionObjective, sampler: str) -> None:
@@ -36,6 +41,28 @@ def check_sampler(objective: DiffusionObjective, sampler: str) -> None:
         raise ValueError(
             f"sampler {sampler!r} does not work with the {objective.name!r} objective; valid: {', '.join(valid)}"
         )
+
+
+def default_sampler(objective_name: str) -> str:
+    return DEFAULT_SAMPLERS[objective_name]
+
+
+def resolve_sampling(objective_name: str, sampling: dict | None) -> dict:
+    """``sampling`` (the ``sampling.*`` config keys) with ``sampler`` null or absent replaced by the
+    objective's default; a sampler that does not fit the objective is refused, naming both keys."""
+    if objective_name not in VALID_SAMPLERS:
+        raise ValueError(f"objective.name={objective_name}: choose one of {', '.join(VALID_SAMPLERS)}")
+    resolved = dict(sampling or {})
+    sampler = resolved.get("sampler") or default_sampler(objective_name)
+    valid = VALID_SAMPLERS[objective_name]
+    if sampler not in valid:
+        raise ValueError(
+            f"sampling.sampler={sampler} does not work with objective.name={objective_name}: use one of "
+            f"{', '.join(valid)}, or sampling.sampler=null for the objective's default "
+            f"({default_sampler(objective_name)})"
+        )
+    resolved["sampler"] = sampler
+    return resolved
 
 
 def classifier_free_guidance(
@@ -54,6 +81,39 @@ def classifier_free_guidance(
     std_cond = cond_out.std(dim=dims, keepdim=True)
     std_guided = guided.std(dim=dims, keepdim=True).clamp(min=1e-8)
     return rescale * guided * (std_cond / std_guided) + (1.0 - rescale) * guided
+
+
+def replace_known(
+    objective: DiffusionObjective,
+    x: Tensor,
+    known: Tensor,
+    keep: Tensor,
+    t: float,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """RePaint-style replacement: the state ``x`` at time ``t`` with ``known`` clean latents put back.
+
+    ``keep`` (B or 1, 1, T) in [0, 1]: 1 replaces ``x`` by ``known`` noised to ``t`` with fresh
+    noise, 0 leaves ``x``, and a fraction w crossfades the two. Both sides carry independent
+    noise of std sigma(t), so the crossfade alone would carry sigma sqrt(w^2 + (1 - w)^2), less
+    than the sampler expects at ``t``; fresh noise of std sigma sqrt(2 w (1 - w)) tops it up, so
+    the state is the crossfade of the clean parts at the right noise level. Where ``keep`` is
+    hard (0 or 1) nothing is added and no extra noise is drawn.
+    """
+    t_batch = torch.full((x.shape[0],), t)
+    x = keep * objective.noisy(known, _randn_like(x, generator), t_batch) + (1.0 - keep) * x
+    crossfade = keep * (1.0 - keep)
+    if bool((crossfade > 0).any()):
+        sigma = float(objective.sigma(torch.tensor(t, dtype=torch.float64)))
+        x = x + sigma * torch.sqrt(2.0 * crossfade) * _randn_like(x, generator)
+    return x
+
+
+def _randn_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
+    """Standard noise like ``x``, drawn where the generator lives (a CPU generator cannot draw on
+    a GPU) and moved to ``x``'s device, so a seed gives the same numbers on every device."""
+    device = x.device if generator is None else generator.device
+    return torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype).to(x.device)
 
 
 def _angle(t: float) -> float:
@@ -123,7 +183,7 @@ def sample(
         elif sampler == "heun":
             d = velocity(x, t)
             x_pred = x + time_scale(t_next - t) * d
-            x = x + time_scale(t_next - t) * 0.5 * (d + velocity(x_pred, t_next))
+            x = x_pred if t_next == 0.0 else x + time_scale(t_next - t) * 0.5 * (d + velocity(x_pred, t_next))
         elif sampler == "ddim":
             out, x0 = model_x0(x, t)
             eps = objective.eps_from(x, out, torch.full((batch,), t))
@@ -161,6 +221,5 @@ def _dpmpp_step(sampler, model_x0, x, t, t_next, old_denoised, h_last, generator
         if old_denoised is not None and h_last is not None:
             r = h_last / h
             x = x + alpha_next * 0.5 * (1.0 - exp_neg_2h) * (1 / r) * (denoised - old_denoised)
-        z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        x = x + sigma_next * math.sqrt(1.0 - exp_neg_2h) * z
+        x = x + sigma_next * math.sqrt(1.0 - exp_neg_2h) * _randn_like(x, generator)
     return x, denoised, h

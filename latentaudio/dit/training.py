@@ -26,8 +26,8 @@ from latentaudio.dit.aligned import (
     random_keep_masks,
 )
 from latentaudio.dit.denoiser import Denoiser
-from latentaudio.dit.diffusion import make_objective
-from latentaudio.dit.samplers import sample
+from latentaudio.dit.diffusion import make_objective, objective_args
+from latentaudio.dit.samplers import default_sampler, sample
 from latentaudio.training.ema import EMA
 from latentaudio.training.guard import NonFiniteGuard
 from latentaudio.training.media import log_audio_examples
@@ -337,12 +337,3 @@ class DiTTraining(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.guard.load_state_dict(checkpoint.get("nonfinite_guard", {}))
-
-
-def objective_args(objective: dict) -> dict:
-    """The objective's constructor arguments from its config (``weighting`` belongs to the loss)."""
-    return {k: v for k, v in objective.items() if k != "weighting"}
-
-
-def default_sampler(objective_name: str) -> str:
-    return "dpmpp_2m" if objective_name == "v" else "heun"

@@ -2,7 +2,14 @@ import pytest
 import torch
 
 from latentaudio.dit.diffusion import make_objective
-from latentaudio.dit.samplers import VALID_SAMPLERS, classifier_free_guidance, sample
+from latentaudio.dit.samplers import (
+    VALID_SAMPLERS,
+    classifier_free_guidance,
+    default_sampler,
+    replace_known,
+    resolve_sampling,
+    sample,
+)
 
 # Toy data: x0 ~ N(MU, STD^2) independently per channel, so the exact denoiser is known.
 MU = torch.tensor([1.5, -0.5, 0.0]).reshape(1, 3, 1)
@@ -134,3 +141,102 @@ def test_classifier_free_guidance():
     torch.testing.assert_close(rescaled.std(dim=(1, 2)), cond.std(dim=(1, 2)))
     half = classifier_free_guidance(cond, uncond, 5.0, rescale=0.5)
     torch.testing.assert_close(half, 0.5 * (guided + rescaled))
+
+
+def exact_noise_to_data(z: torch.Tensor) -> torch.Tensor:
+    """Where the probability-flow ODE of the toy data takes the noise ``z`` at t = 1 (both objectives)."""
+    return MU + STD * z
+
+
+@pytest.mark.parametrize("objective_name", ["v", "rectified_flow"])
+def test_heun_never_uses_the_model_at_t_zero(objective_name):
+    # A network is barely trained at t = 0 (logit-normal times never reach it, min-SNR weighting
+    # gives it no weight); model that by an oracle that is exact except at t = 0 exactly.
+    objective = make_objective(objective_name)
+    exact, times = exact_model(objective), []
+
+    def untrained_at_zero(x_t, t):
+        times.extend(t.unique().tolist())
+        return exact(x_t, t) + 100.0 * (t == 0).float().reshape(-1, 1, 1)
+
+    z = noise()
+    x0 = sample(untrained_at_zero, z, objective, "heun", 10)
+    assert 0.0 not in times
+    torch.testing.assert_close(x0, sample(exact, z, objective, "heun", 10))
+    error = (x0 - exact_noise_to_data(z)).pow(2).mean().sqrt()
+    assert error < 0.02, f"RMS error {error:.4f} against the exact ODE solution"
+
+
+def strict_randn(*args, generator=None, device=None, **kwargs):
+    """torch.randn as CUDA enforces it: a generator draws only on its own device."""
+    if generator is not None and torch.device(device or "cpu") != generator.device:
+        raise RuntimeError(f"a {generator.device} generator cannot draw on {device}")
+    return TORCH_RANDN(*args, generator=generator, device=device, **kwargs)
+
+
+TORCH_RANDN = torch.randn
+
+
+def test_sde_sampler_draws_with_a_cpu_generator_for_a_tensor_on_another_device(monkeypatch):
+    monkeypatch.setattr(torch, "randn", strict_randn)
+    x = torch.randn(2, 3, 4, device="meta")
+    out = sample(
+        lambda x_t, t: 0.1 * x_t, x, make_objective("v"), "dpmpp_2m_sde", 4, generator=torch.Generator()
+    )
+    assert out.device.type == "meta" and out.shape == x.shape
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_sde_sampler_on_cuda_with_a_cpu_generator_matches_the_cpu():
+    objective = make_objective("v")
+    z = noise()
+
+    def run(device):
+        model = exact_model(objective)
+        model_fn = lambda x_t, t: model(x_t.cpu(), t.cpu()).to(device)  # noqa: E731
+        generator = torch.Generator().manual_seed(1)
+        return sample(model_fn, z.to(device), objective, "dpmpp_2m_sde", 8, generator=generator)
+
+    on_cuda = run("cuda")
+    assert on_cuda.device.type == "cuda"
+    torch.testing.assert_close(on_cuda.cpu(), run("cpu"), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("objective_name", ["v", "rectified_flow"])
+def test_replacing_known_latents_keeps_the_noise_level_across_a_crossfade(objective_name):
+    objective = make_objective(objective_name)
+    t, frames = 0.6, 11
+    sigma = float(objective.sigma(torch.tensor(t)))
+    generator = torch.Generator().manual_seed(0)
+    zeros = torch.zeros(NUM_SAMPLES * 4, 3, frames)
+    x = objective.noisy(zeros, torch.randn(zeros.shape, generator=generator), torch.full((len(zeros),), t))
+    keep = torch.linspace(0.0, 1.0, frames).view(1, 1, frames)  # a crossfade from x to known
+    out = replace_known(objective, x, zeros, keep, t, generator)
+    std = out.std(dim=(0, 1))  # (frames,): 12000 values each, about 0.7% sampling error
+    torch.testing.assert_close(std, torch.full((frames,), sigma), rtol=0.03, atol=0)
+    # the ends stay exact: keep 0 leaves x, keep 1 is the known latents noised afresh
+    assert torch.equal(out[..., 0], x[..., 0])
+    hard = replace_known(objective, x, zeros, (keep > 0.5).float(), t, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(
+        hard[..., -1], sigma * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))[..., -1]
+    )
+
+
+@pytest.mark.parametrize("objective_name", ["v", "rectified_flow"])
+def test_sampling_defaults_follow_the_objective(objective_name):
+    default = {"v": "dpmpp_2m", "rectified_flow": "heun"}[objective_name]
+    for given in (None, {}, {"sampler": None, "steps": 20}):
+        resolved = resolve_sampling(objective_name, given)
+        assert resolved["sampler"] == default == default_sampler(objective_name)
+        assert resolved.get("steps") == (given or {}).get("steps")
+    assert resolve_sampling(objective_name, {"sampler": "euler"})["sampler"] == "euler"
+
+
+def test_a_sampler_that_does_not_fit_the_objective_is_refused_naming_both_keys():
+    with pytest.raises(
+        ValueError, match=r"sampling.sampler=dpmpp_2m .* objective.name=rectified_flow.*euler, heun"
+    ):
+        resolve_sampling("rectified_flow", {"sampler": "dpmpp_2m"})
+    with pytest.raises(ValueError, match="objective.name=flow"):
+        resolve_sampling("flow", None)

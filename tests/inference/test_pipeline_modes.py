@@ -230,7 +230,7 @@ def test_bad_inputs_are_refused_with_clear_messages(pipe, clip):
         pipe.vary(audio[..., :4], rate, **FAST)
 
 
-@pytest.mark.parametrize("mode", ["vary", "inpaint", "continue", "enhance"])
+@pytest.mark.parametrize("mode", ["vary", "inpaint", "extend", "enhance"])
 def test_generate_app_runs_every_editing_mode(bundles, tmp_path, mode):
     vae, dits = bundles
     source = write_sine(
@@ -239,7 +239,7 @@ def test_generate_app_runs_every_editing_mode(bundles, tmp_path, mode):
     extra = {
         "vary": ["strength=0.6"],
         "inpaint": ["start=[0.05,0.2]", "end=[0.1,0.22]"],
-        "continue": ["seconds=0.25"],
+        "extend": ["seconds=0.25"],
         "enhance": ["strength=0.3"],
     }[mode]
     out = tmp_path / "out"
@@ -261,7 +261,7 @@ def test_generate_app_runs_every_editing_mode(bundles, tmp_path, mode):
     info = sf.info(str(paths[0]))
     assert info.samplerate == RATE and info.channels == 1
     samples = round(CLIP_SECONDS * RATE)
-    expected = samples if mode != "continue" else (samples // HOP) * HOP + 4000
+    expected = samples if mode != "extend" else (samples // HOP) * HOP + 4000
     assert info.frames == expected
     assert (out / "clip00.png").exists() and (out / "input.wav").exists() and (out / "settings.json").exists()
 
@@ -275,7 +275,7 @@ def test_generate_app_refuses_bad_editing_settings(bundles, tmp_path):
         "no such file": ["mode=vary", f"input={tmp_path / 'missing.wav'}"],
         "ends after the input": ["mode=inpaint", f"input={source}", "start=0.2", "end=0.9"],
         "same length": ["mode=inpaint", f"input={source}", "start=[0.1,0.2]", "end=0.3"],
-        "seconds=<length to add>": ["mode=continue", f"input={source}"],
+        "seconds=<length to add>": ["mode=extend", f"input={source}"],
         "strength": ["mode=vary", f"input={source}", "strength=1.5"],
         "choose one of": ["mode=remix"],
     }
