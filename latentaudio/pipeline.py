@@ -31,15 +31,11 @@ from tqdm import tqdm
 
 from latentaudio import editing
 from latentaudio.autoencoder import Autoencoder
-from latentaudio.bundle import Bundle, BundleError, load_bundle
+from latentaudio.bundle import Bundle, check_same_vae, load_bundle
 from latentaudio.dit.aligned import aligned_input, crossfade_ramp, nothing_known
 from latentaudio.dit.denoiser import Denoiser
 from latentaudio.dit.diffusion import make_objective, objective_args
 from latentaudio.dit.samplers import VALID_SAMPLERS, check_sampler, replace_known, resolve_sampling, sample
-
-
-class BundleMismatchError(BundleError):
-    """A DiT and a VAE that were not trained together."""
 
 
 class SamplingOutOfMemoryError(RuntimeError):
@@ -72,12 +68,12 @@ def _reports_out_of_memory(stage: str):
 class Pipeline:
     def __init__(self, autoencoder: Autoencoder, dit_bundle: Bundle, device: str | torch.device = "cpu"):
         meta = dit_bundle.meta
-        if meta["vae_hash"] != autoencoder.hash:
-            raise BundleMismatchError(
-                f"the DiT bundle {dit_bundle.path} was trained on the latents of VAE {meta['vae_hash']}, "
-                f"but the VAE bundle {autoencoder.bundle.path} has hash {autoencoder.hash}: pass the VAE "
-                "bundle the DiT was trained with"
-            )
+        check_same_vae(
+            meta["vae_hash"],
+            autoencoder.hash,
+            f"the DiT bundle {dit_bundle.path}",
+            f"pass the VAE bundle the DiT was trained with, not {autoencoder.bundle.path}",
+        )
         self.autoencoder = autoencoder
         self.bundle = dit_bundle
         self.device = torch.device(device)

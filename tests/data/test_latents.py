@@ -11,11 +11,12 @@ from safetensors.torch import load_file
 import latentaudio.data.encode as encode_module
 import latentaudio.data.shards as shards_module
 from latentaudio.audio import read_audio
+from latentaudio.bundle import VAEMismatchError
 from latentaudio.data.encode import encode_folder
 from latentaudio.data.latent_dataset import LatentDataset
 from latentaudio.data.metadata import load_metadata
 from latentaudio.data.scan import AudioFile, scan_audio_folder
-from latentaudio.data.shards import LatentFolderError, LatentMismatchError, manifest_files, read_manifest
+from latentaudio.data.shards import LatentFolderError, manifest_files, read_manifest
 from latentaudio.data.split import split
 from latentaudio.vae.model import AudioVAE
 
@@ -153,7 +154,7 @@ def test_resume_after_a_kill_encodes_each_file_once_and_matches_an_uninterrupted
     assert [s["name"] for s in killed["shards"]] == ["shard-00000.safetensors"]
     with pytest.raises(LatentFolderError, match="unfinished"):
         read_manifest(output)
-    (output / "shard-00002.safetensors.tmp99999").write_bytes(b"half a shard")  # a kill mid-write
+    (output / ".shard-00002.safetensors.tmp-99999").write_bytes(b"half a shard")  # a kill mid-write
 
     monkeypatch.setattr(shards_module, "write_shard", real_write_shard)
     reads.clear()
@@ -215,9 +216,9 @@ def test_statistics_are_exact_over_all_frames(vae, audio_root, tmp_path):
 
 def test_another_vae_is_refused_with_both_hashes(vae, audio_root, tmp_path):
     encode(vae, audio_root, tmp_path / "latents")
-    with pytest.raises(LatentMismatchError, match=f"{HASH}.*fedcba9876543210"):
+    with pytest.raises(VAEMismatchError, match=f"{HASH}.*fedcba9876543210"):
         LatentDataset(tmp_path / "latents", crop_frames=16, expected_vae_hash="fedcba9876543210")
-    with pytest.raises(LatentMismatchError, match=f"{HASH}.*fedcba9876543210.*another output folder"):
+    with pytest.raises(VAEMismatchError, match=f"{HASH}.*fedcba9876543210.*another output folder"):
         encode(vae, audio_root, tmp_path / "latents", vae_hash="fedcba9876543210")
     LatentDataset(tmp_path / "latents", crop_frames=16, expected_vae_hash=HASH)
 

@@ -14,9 +14,8 @@ from latentaudio.apps.generate import generate
 from latentaudio.apps.train_diffusion import check_checkpoint_matches, resolve_latents, train
 from latentaudio.apps.train_vae import train as train_vae
 from latentaudio.bundle import VAEMismatchError, instantiate, load_bundle, save_bundle
-from latentaudio.data.shards import LatentMismatchError
 from latentaudio.dit.training import DiTTraining
-from latentaudio.pipeline import BundleMismatchError, Pipeline
+from latentaudio.pipeline import Pipeline
 
 
 @pytest.fixture(scope="module")
@@ -68,13 +67,13 @@ def test_train_diffusion_from_a_folder_then_generate(vae_bundle, tmp_path):
     state = checkpoint["state_dict"]
     raw_keys = [k for k in state if k.startswith("denoiser.")]
     differing = [
-        k for k in raw_keys if not torch.equal(state[k], state["ema.average." + k[len("denoiser.") :]])
+        k for k in raw_keys if not torch.equal(state[k], state["ema.averaged.module." + k[len("denoiser.") :]])
     ]
     assert differing, "EMA weights should differ from the raw weights after training"
     bundle = load_bundle(tmp_path / "dit" / "export", kind="dit")
     for key in raw_keys:
         exported = bundle.tensors[key[len("denoiser.") :]]
-        assert torch.equal(exported, state["ema.average." + key[len("denoiser.") :]])
+        assert torch.equal(exported, state["ema.averaged.module." + key[len("denoiser.") :]])
     assert bundle.meta["labels"] == ["high", "low"] and bundle.meta["vae_hash"] == load_bundle(vae).hash
 
     out = tmp_path / "generated"
@@ -112,7 +111,7 @@ def test_another_vae_is_refused_naming_both_hashes(vae_bundle, tmp_path):
     other_vae = instantiate(original.config["vae"])
     other = tmp_path / "other_vae"
     other_hash = save_bundle(other, "vae", {"vae": other_vae}, {"vae": original.config["vae"]}, original.meta)
-    with pytest.raises(BundleMismatchError) as caught:
+    with pytest.raises(VAEMismatchError) as caught:
         Pipeline.from_bundles(other, tmp_path / "dit" / "export")
     assert original.hash in str(caught.value) and other_hash in str(caught.value)
 
@@ -120,7 +119,7 @@ def test_another_vae_is_refused_naming_both_hashes(vae_bundle, tmp_path):
         compose_app("train_diffusion", tmp_path / "x", dit_overrides(root, vae)), original
     )
     cfg = compose_app("train_diffusion", tmp_path / "dit3", dit_overrides(root, other) + [f"latents={cache}"])
-    with pytest.raises(LatentMismatchError) as caught:
+    with pytest.raises(VAEMismatchError) as caught:
         train(cfg)
     assert original.hash in str(caught.value) and other_hash in str(caught.value)
 

@@ -14,11 +14,9 @@ from latentaudio.apps.common import CONFIG_PATH, ConfigError
 from latentaudio.apps.generate import generate
 from latentaudio.apps.train_diffusion import train as train_diffusion
 from latentaudio.apps.train_vae import train as train_vae
-from latentaudio.bundle import BundleError, load_bundle, save_bundle
+from latentaudio.bundle import BundleError, VAEMismatchError, load_bundle, save_bundle
 from latentaudio.data.encode import encode_with_vae
 from latentaudio.data.scan import DataFolderError
-from latentaudio.data.shards import LatentMismatchError
-from latentaudio.pipeline import BundleMismatchError
 
 from .helpers import tiny_vae_bundle, vae_overrides
 
@@ -92,7 +90,7 @@ def test_bad_diffusion_settings_fail_before_the_model(tmp_path, no_models):
     cfg = compose_app(
         "train_diffusion", run, dit_overrides(tmp_path / "vae_b", f"latents={tmp_path / 'latents_a'}")
     )
-    fails_fast(lambda: train_diffusion(cfg), LatentMismatchError, hash_a, hash_b, "make encode-dataset")
+    fails_fast(lambda: train_diffusion(cfg), VAEMismatchError, hash_a, hash_b, "make encode-dataset")
 
     # vae= something that is not a bundle: a checkpoints folder, a .ckpt file, nothing
     (run / "checkpoints").mkdir(parents=True)
@@ -116,7 +114,7 @@ def test_a_dit_bundle_of_another_vae_is_refused_before_it_is_built(tmp_path, mon
     cfg = compose_app(
         "generate", tmp_path / "out", [f"vae={tmp_path / 'vae_b'}", f"dit={tmp_path / 'dit'}", "n=1"]
     )
-    message = fails_fast(lambda: generate(cfg), BundleMismatchError, hash_a, hash_b)
+    message = fails_fast(lambda: generate(cfg), VAEMismatchError, hash_a, hash_b)
     assert "pass the VAE bundle the DiT was trained with" in message
 
 
