@@ -68,7 +68,7 @@ CHILD = textwrap.dedent(
     from harness.stress import StallingCheckpointIO
     from latentaudio.bundle import save_bundle
     from latentaudio.files import atomic_write
-from latentaudio.training.checkpoint import AtomicCheckpointIO
+    from latentaudio.training.checkpoint import AtomicCheckpointIO
     from latentaudio.vae.model import AudioVAE
 
     folder = sys.argv[1]
