@@ -68,19 +68,19 @@ demo-enhance: $(STAMP) ## Train the demo enhancement DiT on the demo VAE's laten
 	$(PY) -m latentaudio.apps.train_diffusion experiment=demo_dit_enhance vae=$(DEMO)/vae/export hydra.run.dir=$(DEMO)/dit_enhance ckpt_path=last
 
 realtime-factor: $(STAMP) ## Time every sampler on the demo bundles; writes experiments/inference/results.md
-	$(PY) experiments/inference/realtime_factor.py vae=$(DEMO)/vae/export dit=$(DEMO)/dit/export $(ARGS)
+	$(PY) -m experiments.inference.realtime_factor vae=$(DEMO)/vae/export dit=$(DEMO)/dit/export $(ARGS)
 
 evaluate: $(STAMP) ## Metrics of bundles on audio, + generation metrics with dit= (ARGS="vae=... data.root=..."; embedding= runs that file's code, so it needs trust_embedding=true)
 	$(PY) -m latentaudio.apps.evaluate $(ARGS)
 
 bench: $(STAMP) ## Print throughput and metric figures of the demo-size models, to compare before/after a change
-	$(PY) experiments/bench.py $(ARGS)
+	$(PY) -m experiments.bench $(ARGS)
 
 bench-peer: $(STAMP) ## Benchmark against stable-audio-tools (installs it in experiments/benchmarks/.venv-peer; 3-5 min)
-	$(PY) experiments/benchmarks/peer.py $(ARGS)
+	$(PY) -m experiments.benchmarks.peer $(ARGS)
 
 throughput: $(STAMP) ## Measure training throughput of both demo stages (fp32/bf16, eager/compile)
-	$(PY) experiments/throughput/run.py $(ARGS)
+	$(PY) -m experiments.throughput.run $(ARGS)
 
 stress: $(STAMP) ## Train a tiny VAE on broken files, SIGKILL and resume it twice, report what survived (~1 min)
 	PYTHONPATH=tests$${PYTHONPATH:+:$$PYTHONPATH} $(PY) -m harness.stress $(ARGS)

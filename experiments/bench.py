@@ -3,15 +3,15 @@
 Prints one ``name value unit`` line per figure, in a fixed order, so two runs compare with
 ``diff`` or a spreadsheet: run it before and after a change, on the same machine and load.
 
-    .venv/bin/python experiments/bench.py            # about 2 minutes on 2 idle cores
-    .venv/bin/python experiments/bench.py --quick    # fewer steps, for a smoke check
+    .venv/bin/python -m experiments.bench            # about 2 minutes on 2 idle cores
+    .venv/bin/python -m experiments.bench --quick    # fewer steps, for a smoke check
 
 Figures: VAE training-step throughput (fp32 and bf16 autocast), DiT training-step throughput
 and its model-FLOPs utilisation against this machine's fp32 matmul peak, sampling realtime
 factor of an untrained demo DiT + VAE at fixed steps, and the reconstruction metrics of a tiny
-VAE after a short fixed-seed training on tones. The training steps are
-experiments/throughput/steps.py's (conf/train_vae.yaml's loss and optimiser at a constant LR),
-the same code the throughput and peer benchmarks run.
+VAE after a short fixed-seed training on tones. The training steps are the
+LightningModules' own, built by experiments/throughput/steps.py from the demo experiments, the
+same code the throughput and peer benchmarks run.
 """
 
 from __future__ import annotations
@@ -21,18 +21,19 @@ import math
 import time
 
 import torch
-from throughput.steps import demo_denoiser, dit_training, vae_training  # experiments/throughput/steps.py
 
+from experiments.common import model_size
+from experiments.throughput.steps import dit_training, vae_training
 from latentaudio.dit.diffusion import make_objective
 from latentaudio.dit.samplers import sample
 from latentaudio.evaluation import reconstruction_metrics
 from latentaudio.vae.model import AudioVAE
 
 RATE = 16000
-DEMO_VAE = dict(channels=1, base_channels=32, channel_mults=(1, 2, 4, 8), strides=(2, 4, 4, 8), latent_dim=16)
-TINY_VAE = dict(channels=1, base_channels=8, channel_mults=(1, 2), strides=(2, 4), latent_dim=4)
-DEMO_DIT = dict(width=192, depth=4, heads=4)
-FP32_PEAK_FLOPS = 150e9  # this machine's measured fp32 matmul peak (docs: DESIGN.md, "What we measure")
+DEMO_VAE = model_size("vae", "demo")
+TINY_VAE = model_size("vae", "tiny")
+DEMO_DIT = model_size("dit", "demo")
+FP32_PEAK_FLOPS = 150e9  # this machine's measured fp32 matmul peak (experiments/demo/results.md)
 CPU = torch.device("cpu")
 
 
@@ -56,27 +57,27 @@ def bench_vae(steps: int) -> None:
     audio = 0.1 * torch.randn(4, 1, 8192)
     seconds_of_audio = audio.shape[0] * audio.shape[-1] / RATE
     for name, bf16 in (("fp32", False), ("bf16", True)):
-        # conf/train_vae.yaml's loss and optimiser at a constant LR, no discriminator
-        _, step = vae_training(DEMO_VAE, RATE, CPU, bf16=bf16, adversarial=False)
+        # the demo recipe's loss and optimiser, no discriminator
+        _, step = vae_training(DEMO_VAE, CPU, bf16=bf16, adversarial=False, sample_rate=RATE)
         elapsed = seconds_per_call(lambda step=step: step(audio), steps)
         report(f"vae_demo_train_{name}", seconds_of_audio / elapsed, "audio_s/s")
 
 
 def bench_dit(steps: int) -> None:
-    denoiser, _, step = dit_training(DEMO_DIT, 16, CPU, ema_decay=0.0)
+    module, step = dit_training(DEMO_DIT, 16, CPU, overrides=["ema.decay=0"])
     batch, frames = 16, 128
     x0 = torch.randn(batch, 16, frames)
     conditions = timing_batch(batch, frames * 256 / RATE)
     elapsed = seconds_per_call(lambda: step(x0, conditions), steps)
     report("dit_demo_train_fp32", batch * frames * 256 / RATE / elapsed, "audio_s/s")
-    flops = 3 * batch * denoiser.dit.flops(frames)  # forward + backward
+    flops = 3 * batch * module.denoiser.dit.flops(frames)  # forward + backward
     report("dit_demo_train_mfu_fp32", 100 * flops / elapsed / FP32_PEAK_FLOPS, "%")
 
 
 @torch.inference_mode()
 def bench_sampling(steps: int) -> None:
     torch.manual_seed(0)
-    denoiser, vae = demo_denoiser(DEMO_DIT, 16).eval(), AudioVAE(**DEMO_VAE).eval()
+    denoiser, vae = dit_training(DEMO_DIT, 16, CPU)[0].denoiser.eval(), AudioVAE(**DEMO_VAE).eval()
     objective = make_objective("v")
     clips, frames = 2, 128
     conditions = timing_batch(clips, frames * 256 / RATE)
@@ -95,7 +96,8 @@ def bench_tiny_training(steps: int) -> None:
     torch.manual_seed(0)
     t = torch.arange(4096) / RATE
     tones = torch.stack([0.5 * torch.sin(2 * math.pi * f * t) for f in (220.0, 330.0, 440.0, 660.0)])[:, None]
-    vae, step = vae_training(TINY_VAE, RATE, CPU, adversarial=False)
+    module, step = vae_training(TINY_VAE, CPU, adversarial=False, sample_rate=RATE)
+    vae = module.vae
     start = time.perf_counter()
     for _ in range(steps):
         loss = float(step(tones))

@@ -1,7 +1,7 @@
 """latentaudio against Stability AI's stable-audio-tools, at equal sizes, on this machine, in one run.
 
-    .venv/bin/python experiments/benchmarks/peer.py            # writes experiments/benchmarks/results.md
-    .venv/bin/python experiments/benchmarks/peer.py --rounds 5 --steps 3
+    .venv/bin/python -m experiments.benchmarks.peer            # writes experiments/benchmarks/results.md
+    .venv/bin/python -m experiments.benchmarks.peer --rounds 5 --steps 3
 
 The first run makes ``experiments/benchmarks/.venv-peer`` (git-ignored): a venv that sees our
 ``.venv`` (so both sides use the same torch 2.11.0) and gets ``stable-audio-tools`` installed
@@ -125,14 +125,8 @@ def ensure_peer_venv() -> None:
 
 
 def our_steps():
-    """experiments/throughput/steps.py, where our training steps live for every script in experiments/.
-
-    This folder is no package, so steps.py's folder goes on the path (at the end: it shadows nothing).
-    """
-    folder = str(HERE.parent / "throughput")
-    if folder not in sys.path:
-        sys.path.append(folder)
-    import steps
+    """experiments/throughput/steps.py: the LightningModules' own training steps."""
+    from experiments.throughput import steps
 
     return steps
 
@@ -141,10 +135,10 @@ def ours_vae():
     """Our VAE at ``VAE_SIZE`` and its step (fp32, no discriminator, conf/train_vae.yaml's loss)."""
     import torch
 
-    vae, step = our_steps().vae_training(
-        dict(channels=1, **VAE_SIZE), RATE, torch.device("cpu"), bf16=False, adversarial=False
+    module, step = our_steps().vae_training(
+        dict(channels=1, **VAE_SIZE), torch.device("cpu"), bf16=False, adversarial=False, sample_rate=RATE
     )
-    return vae, lambda audio: float(step(audio))
+    return module.vae, lambda audio: float(step(audio))
 
 
 def peer_autoencoder(size: dict = VAE_SIZE):
@@ -226,9 +220,10 @@ def ours_dit():
     from latentaudio.dit.samplers import sample
 
     # no EMA: the peer's side leaves it out too
-    denoiser, objective, train_step = our_steps().dit_training(
-        DIT_SIZE, LATENT, torch.device("cpu"), ema_decay=0.0
+    module, train_step = our_steps().dit_training(
+        DIT_SIZE, LATENT, torch.device("cpu"), overrides=["ema.decay=0"]
     )
+    denoiser, objective = module.denoiser, module.objective
 
     def conditions(batch):
         return {
@@ -413,7 +408,7 @@ def write_results(measured: dict, rounds: int, steps: int, path: Path) -> str:
     lines = [
         "# latentaudio vs stable-audio-tools (measured)",
         "",
-        "Regenerate: `.venv/bin/python experiments/benchmarks/peer.py` (installs the peer into",
+        "Regenerate: `.venv/bin/python -m experiments.benchmarks.peer` (installs the peer into",
         "`experiments/benchmarks/.venv-peer` on first use, then measures; about 3 to 5 minutes).",
         "",
         f"- machine: {machine()}",
@@ -483,7 +478,7 @@ def main() -> None:
     args = parser.parse_args()
     if Path(sys.prefix).resolve() != PEER_VENV.resolve():
         ensure_peer_venv()
-        os.execv(str(PEER_PYTHON), [str(PEER_PYTHON), __file__, *sys.argv[1:]])
+        os.execv(str(PEER_PYTHON), [str(PEER_PYTHON), "-m", "experiments.benchmarks.peer", *sys.argv[1:]])
     measured = measure(args.rounds, args.steps)
     print(write_results(measured, args.rounds, args.steps, args.output))
 

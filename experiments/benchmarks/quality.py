@@ -1,8 +1,8 @@
 """Quality at equal budget: our demo VAE against the peer's Oobleck VAE at the same size, same data,
 same wall-clock training time on this machine, compared by held-out reconstruction metrics.
 
-    .venv/bin/python experiments/benchmarks/quality.py --budget 600    # 10 min each side, on a quiet machine
-    .venv/bin/python experiments/benchmarks/quality.py --budget 20 --output /tmp/quality_smoke.md  # smoke test
+    .venv/bin/python -m experiments.benchmarks.quality --budget 600    # 10 min each side, on a quiet machine
+    .venv/bin/python -m experiments.benchmarks.quality --budget 20 --output /tmp/quality_smoke.md  # smoke test
 
 Data: the procedural demo dataset in data/demo (written first if missing), split as our training
 runs split it (``held_out_files`` with the demo's ``data.val_fraction`` and ``data.split_seed``):
@@ -33,8 +33,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import peer  # this folder's peer.py (the script's own directory is on sys.path)
-from sao_recipe import sao_training
+from experiments.benchmarks import peer
+from experiments.benchmarks.sao_recipe import sao_training
 
 DATA = peer.REPO / "data" / "demo"
 METRICS = ("mrstft", "mel", "sisdr")
@@ -121,14 +121,14 @@ def our_side(recipe: dict, schedule: str, budget: float, stream) -> Side:
     steps = peer.our_steps()
     plan = {"total": recipe["trainer"]["max_steps"]}
     bf16 = recipe["trainer"]["precision"].startswith("bf16")
-    vae, step = steps.vae_training(
+    module, step = steps.vae_training(
         recipe["vae"],
-        recipe["data"]["sample_rate"],
         torch.device("cpu"),
         bf16=bf16,
         recipe=recipe,
         total_steps=lambda: plan["total"],
     )
+    vae = module.vae
     o, w, d = recipe["optim"], recipe["loss"], recipe["discriminator"]
 
     def describe() -> str:
@@ -268,7 +268,10 @@ def main() -> None:
         if not DATA.exists():
             subprocess.run([sys.executable, "-m", "latentaudio.apps.demo_data"], cwd=peer.REPO, check=True)
         peer.ensure_peer_venv()
-        os.execv(str(peer.PEER_PYTHON), [str(peer.PEER_PYTHON), __file__, *sys.argv[1:]])
+        os.execv(
+            str(peer.PEER_PYTHON),
+            [str(peer.PEER_PYTHON), "-m", "experiments.benchmarks.quality", *sys.argv[1:]],
+        )
 
     import torch
 

@@ -16,7 +16,7 @@ steps, and the EMA weights it exports (beta up to 0.9999), which lag a short run
 
 from __future__ import annotations
 
-import peer
+from experiments.benchmarks import peer
 
 KL_WEIGHT = 1e-4
 LR, DISC_LR, BETAS, WEIGHT_DECAY = 1.5e-4, 3e-4, (0.8, 0.99), 1e-3

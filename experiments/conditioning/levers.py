@@ -77,7 +77,9 @@ def summary_row(name: str, overrides: tuple[list[str], list[str]], wall: float |
         "label_ceiling": labels.get("ceiling"),
         "per_label": labels.get("per_label"),
         "fd_same_over_other": (
-            sum(v["fd_same"] / v["fd_other"] for v in distances.values()) / len(distances) if distances else None
+            sum(v["fd_same"] / v["fd_other"] for v in distances.values()) / len(distances)
+            if distances
+            else None
         ),
         "fd_mfcc": (metrics.get("floors") or {}).get("generated", {}).get("fd_mfcc"),
         "fd_mfcc_real_floor": (metrics.get("floors") or {}).get("real", {}).get("fd_mfcc"),

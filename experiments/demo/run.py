@@ -1,6 +1,6 @@
 """Run the demo chain (data, VAE, DiT, generation) as `make demo` does and record what it reaches.
 
-    .venv/bin/python experiments/demo/run.py            # writes experiments/demo/results.md
+    .venv/bin/python -m experiments.demo.run            # writes experiments/demo/results.md
 
 Held-out metrics of the trained VAE are compared with the same network untrained (same seed),
 on the same validation crops. Throughput counts the whole fit (validation included).
@@ -23,7 +23,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
-PEAK_GFLOPS = {"fp32": 150.0, "bf16": 410.0}  # this machine's 2-core matmul peak (DESIGN.md)
+PEAK_GFLOPS = {"fp32": 150.0, "bf16": 410.0}  # this machine's 2-core matmul peak (results.md)
 
 
 def run(args: list[str]) -> float:
@@ -131,7 +131,7 @@ def main() -> None:
         "# The demo chain: what `make demo` trains and reaches",
         "",
         f"Recorded {datetime.date.today()} on {platform.machine()} with {os.cpu_count()} CPU cores, "
-        f"torch {torch.__version__}; command: `.venv/bin/python experiments/demo/run.py`.",
+        f"torch {torch.__version__}; command: `.venv/bin/python -m experiments.demo.run`.",
         "Wall times include process start-up, data loading and validation.",
         "",
         "## Stage one: demo VAE (`experiment=demo_vae`)",

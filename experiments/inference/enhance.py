@@ -1,7 +1,7 @@
 """Enhancement on held-out demo clips: the trained aligned path against the SDEdit fallback and the input.
 
-    .venv/bin/python experiments/inference/enhance.py     # the bundles of `make demo` and `make demo-enhance`
-    .venv/bin/python experiments/inference/enhance.py vae=... dit=... dit_enhance=... data=... snrs=0,5,10,20
+    .venv/bin/python -m experiments.inference.enhance     # the bundles of `make demo` and `make demo-enhance`
+    .venv/bin/python -m experiments.inference.enhance vae=... dit=... dit_enhance=... data=... snrs=0,5,10,20
 
 The clips are the demo files that both training runs held out (the hash split of
 ``data.val_fraction`` 0.05, seed 0), cut to the DiT's training window. Two references:
@@ -151,7 +151,7 @@ def main(argv: list[str]) -> None:
     lines = [
         "# Enhancement on held-out demo clips",
         "",
-        f"Regenerate: `.venv/bin/python experiments/inference/enhance.py` ({time.strftime('%Y-%m-%d')}, "
+        f"Regenerate: `.venv/bin/python -m experiments.inference.enhance` ({time.strftime('%Y-%m-%d')}, "
         f"{seconds:.0f} s). {len(clips)} held-out files x {trained.train_seconds:.2f} s, white noise at each SNR "
         f"(one seed per clip). Bundles: VAE `{trained.autoencoder.hash}`, enhancement DiT `{trained.bundle.hash}` "
         f"(step {trained.bundle.meta.get('step')}), fallback DiT `{fallback.bundle.hash}` (SDEdit strength "

@@ -1,7 +1,7 @@
 """The listening set: a few generated, varied, inpainted, continued and enhanced clips of the demo model.
 
-    python experiments/inference/listening_set.py                      # the bundles of `make demo`
-    python experiments/inference/listening_set.py vae=... dit=... output=...
+    python -m experiments.inference.listening_set                      # the bundles of `make demo`
+    python -m experiments.inference.listening_set vae=... dit=... output=...
 
 Writes WAV files and spectrogram PNGs to ``outputs/listening_set`` (not committed) and a
 `listening_set.md` beside this script listing what each clip is and the settings used, so the
@@ -87,7 +87,7 @@ def main(argv: list[str]) -> None:
     lines = [
         "# Listening set of the demo model",
         "",
-        f"Regenerate: `.venv/bin/python experiments/inference/listening_set.py` ({time.strftime('%Y-%m-%d')}); "
+        f"Regenerate: `.venv/bin/python -m experiments.inference.listening_set` ({time.strftime('%Y-%m-%d')}); "
         f"files in `{args['output']}/` (not committed). Bundles: VAE `{pipe.autoencoder.hash}`, DiT `{pipe.bundle.hash}`; "
         f"sampler and steps: the DiT bundle's defaults {pipe.defaults}.",
         "",

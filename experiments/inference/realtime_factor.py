@@ -1,7 +1,7 @@
 """Realtime factor of every sampler at a few step counts: seconds of audio per second of wall time.
 
-    python experiments/inference/realtime_factor.py vae=outputs/demo/vae/export dit=outputs/demo/dit/export
-    python experiments/inference/realtime_factor.py vae=... dit=... seconds=10 steps=8,30,100 runs=3 device=cpu
+    python -m experiments.inference.realtime_factor vae=outputs/demo/vae/export dit=outputs/demo/dit/export
+    python -m experiments.inference.realtime_factor vae=... dit=... seconds=10 steps=8,30,100 runs=3 device=cpu
 
 Each cell is the median of ``runs`` timed runs (after one untimed warm-up per sampler) of
 ``Pipeline.generate`` in one process: sampling plus VAE decoding, batch 1, the bundle's
@@ -82,7 +82,7 @@ def main(argv: list[str]) -> Path:
             )
         rows.append(f"| {sampler} | " + " | ".join(cells) + " |")
     dit_meta = pipe.bundle.meta
-    command = "python experiments/inference/realtime_factor.py " + " ".join(shlex.quote(a) for a in argv)
+    command = "python -m experiments.inference.realtime_factor " + " ".join(shlex.quote(a) for a in argv)
     device = (
         torch.cuda.get_device_name() if args["device"].startswith("cuda") else platform.processor() or "cpu"
     )

@@ -1,7 +1,7 @@
 """Training-step throughput of both stages at GPU sizes: fp32 vs bf16 autocast, eager vs torch.compile.
 
-    PYTHONPATH=. python experiments/throughput/gpu.py --out results_gpu.json
-    PYTHONPATH=. python experiments/throughput/gpu.py --tiny        # a CPU smoke test of this script
+    python -m experiments.throughput.gpu --out results_gpu.json
+    python -m experiments.throughput.gpu --tiny        # a CPU smoke test of this script
 
 Each variant also runs on a fixed batch (fixed noise and noise levels for the DiT), so its loss
 must stay finite and fall: that is the check that bf16 training is numerically sane. A time
@@ -17,32 +17,13 @@ import time
 from pathlib import Path
 
 import torch
-from steps import dit_variant, markdown_table, summarize, time_interleaved, vae_variant
 
-SAO_VAE = dict(
-    channels=2,
-    base_channels=128,
-    channel_mults=[1, 2, 4, 8, 16],
-    strides=[2, 4, 4, 8, 8],
-    latent_dim=64,
-    dilations=[1, 3, 9],
-    use_snake=True,
-)
-TINY_VAE = dict(
-    channels=2,
-    base_channels=8,
-    channel_mults=[1, 2],
-    strides=[2, 4],
-    latent_dim=4,
-    dilations=[1],
-    use_snake=True,
-)
-DIT_SIZES = {
-    "base": dict(width=768, depth=12, heads=12),
-    "sao": dict(width=1536, depth=24, heads=24),
-    "tiny": dict(width=32, depth=2, heads=2),
-}
-BF16_PEAK = 790e12  # measured bf16 matmul peak of an H100/H200 here (KINDS.md)
+from experiments.common import markdown_table, model_size, summarize, time_interleaved
+from experiments.throughput.steps import dit_variant, vae_variant
+
+SAO_VAE = model_size("vae", "sao")
+TINY_VAE = {**model_size("vae", "tiny"), "channels": 2}  # stereo, as the SAO VAE it stands in for
+BF16_PEAK = 790e12  # measured bf16 matmul peak of an H100/H200 (results.md here)
 
 
 def stages(tiny: bool) -> list[dict]:
@@ -50,16 +31,21 @@ def stages(tiny: bool) -> list[dict]:
     if tiny:
         vae = dict(vae_config=TINY_VAE, batch_size=2, sample_length=4096, sample_rate=44100)
         base = dict(
-            size=DIT_SIZES["tiny"], latent_dim=8, batch_size=2, frames=32, hop=2048, sample_rate=44100
+            size=model_size("dit", "tiny"), latent_dim=8, batch_size=2, frames=32, hop=2048, sample_rate=44100
         )
         sao = base
     else:
         # 1.49 s stereo crops at 44.1 kHz (32 latent frames); 47.5 s of latents (1024 frames) for the DiT
         vae = dict(vae_config=SAO_VAE, batch_size=4, sample_length=65536, sample_rate=44100)
         base = dict(
-            size=DIT_SIZES["base"], latent_dim=64, batch_size=16, frames=1024, hop=2048, sample_rate=44100
+            size=model_size("dit", "base"),
+            latent_dim=64,
+            batch_size=16,
+            frames=1024,
+            hop=2048,
+            sample_rate=44100,
         )
-        sao = dict(base, size=DIT_SIZES["sao"], batch_size=8)
+        sao = dict(base, size=model_size("dit", "sao"), batch_size=8)
     precision = [("fp32", False, False), ("bf16", True, False), ("bf16+compile", True, True)]
     return [
         dict(name="dit-base", kind="dit", args=base, variants=precision),
@@ -80,7 +66,7 @@ def main() -> None:
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32 in the table
     report = {
-        "command": "PYTHONPATH=. python experiments/throughput/gpu.py" + (" --tiny" if args.tiny else ""),
+        "command": "python -m experiments.throughput.gpu" + (" --tiny" if args.tiny else ""),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
         "torch": torch.__version__,
         "warmup": args.warmup,

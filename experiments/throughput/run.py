@@ -1,11 +1,11 @@
 """Training-step throughput of both stages' demo configs on this machine's CPU.
 
-    .venv/bin/python experiments/throughput/run.py            # writes results_cpu.json beside this file
+    .venv/bin/python -m experiments.throughput.run            # writes results_cpu.json beside this file
 
 Variants: fp32 vs bf16 autocast, eager vs torch.compile, run in turn (A, B, C, D, A, ...) so that
 load from other processes falls on all of them alike; the figures are medians of the timed steps
-after warm-up (torch.compile's first calls fall in the warm-up). The steps are plain torch copies
-of the LightningModules' training steps (steps.py), without Lightning's loop.
+after warm-up (torch.compile's first calls fall in the warm-up). The steps are the
+LightningModules' own training steps (steps.py), without Lightning's loop.
 """
 
 from __future__ import annotations
@@ -18,22 +18,17 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
-from steps import dit_variant, markdown_table, summarize, time_interleaved, vae_variant
 
-# the demo VAE exactly as conf/model/vae/demo.yaml defines it (conf/experiment/demo_vae.yaml's batch)
-DEMO_VAE = {
-    k: v
-    for k, v in yaml.safe_load(
-        (Path(__file__).resolve().parents[2] / "conf/model/vae/demo.yaml").read_text()
-    ).items()
-    if k != "_target_"
-}
+from experiments.common import markdown_table, model_size, summarize, time_interleaved
+from experiments.throughput.steps import dit_variant, vae_variant
+
+DEMO_VAE = model_size("vae", "demo")
+# conf/experiment/demo_vae.yaml's batch
 VAE_BATCH = dict(vae_config=DEMO_VAE, batch_size=8, sample_length=8192, sample_rate=16000)
 # conf/model/dit/demo.yaml and conf/experiment/demo_dit.yaml, on the demo VAE's latents
 DIT_BATCH = dict(
-    size=dict(width=192, depth=4, heads=4),
-    latent_dim=16,
+    size=model_size("dit", "demo"),
+    latent_dim=DEMO_VAE["latent_dim"],
     batch_size=16,
     frames=128,
     hop=256,
@@ -76,7 +71,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = torch.device("cpu")
     report = {
-        "command": "python experiments/throughput/run.py",
+        "command": "python -m experiments.throughput.run",
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} threads",
         "torch": torch.__version__,
         "stages": {},

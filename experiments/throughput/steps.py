@@ -1,85 +1,96 @@
-"""One training step of each stage, in plain torch, and an interleaved timer.
+"""The LightningModules' own training steps, driven one batch at a time for timing.
 
-The steps mirror the LightningModules' ``training_step`` (``latentaudio.vae.training`` and
-``latentaudio.dit.training``) without Lightning: forward, loss, backward, gradient clipping,
-AdamW, the LR schedule, and for the DiT the EMA update. The throughput scripts here, ``bench.py``
-and ``benchmarks/`` all build our steps from this file, so there is one copy of them. Only modules
-that import no soundfile, Lightning or Hydra are used, so this runs on a bare GPU machine too
-(auraloss and PyYAML are the extra packages needed).
+``VAETraining`` and ``DiTTraining`` are built from the composed demo experiments
+(``conf/experiment/demo_vae.yaml``, ``demo_dit.yaml``: loss, optimiser, schedule, clipping, EMA
+and guard), and ``Standalone`` calls their ``training_step`` outside a Trainer. There is no copy
+of a step here: what is timed is what ``make train-vae`` / ``make train-diffusion`` runs, minus
+Lightning's loop, callbacks and logger.
 """
 
 from __future__ import annotations
 
-import copy
-import math
-import statistics
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
-import yaml
 
-from latentaudio.dit.conditioning import Conditioner
-from latentaudio.dit.denoiser import Denoiser
-from latentaudio.dit.diffusion import make_objective
-from latentaudio.dit.model import DiT
+from experiments.common import Variant, compose
+from latentaudio.dit.training import DiTTraining
 from latentaudio.training.schedules import warmup_decay_lambda
-from latentaudio.vae import losses
-from latentaudio.vae.discriminator import MultiScaleSTFTDiscriminator
-from latentaudio.vae.model import AudioVAE
+from latentaudio.vae.training import VAETraining
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
+VAE_SECTIONS = ("vae", "data", "loss", "discriminator", "optim", "ema", "guard", "trainer")
+DIT_SECTIONS = ("dit", "conditioning", "objective", "optim", "ema", "guard", "trainer")
 
 
-def vae_recipe() -> dict:
-    """conf/train_vae.yaml's ``loss``, ``discriminator`` and ``optim`` sections, as plain values.
+def vae_recipe(overrides: list[str] = ()) -> dict:
+    """The demo VAE experiment's config sections (``experiment=demo_vae`` plus ``overrides``)."""
+    return compose("train_vae", ["experiment=demo_vae", *overrides], VAE_SECTIONS)
 
-    Literal values, so plain YAML reads them; an experiment's recipe (composed by Hydra, as
-    ``benchmarks/quality.py`` does) has the same three keys and can be passed instead.
+
+def dit_recipe(overrides: list[str] = ()) -> dict:
+    """The demo DiT experiment's config sections (``experiment=demo_dit`` plus ``overrides``)."""
+    return compose("train_diffusion", ["experiment=demo_dit", *overrides], DIT_SECTIONS)
+
+
+class _Optimizer:
+    """An optimizer as Lightning shows it to a manually optimised module: ``.optimizer`` is the raw one."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, driver: Standalone):
+        self.optimizer = optimizer
+        self.driver = driver
+
+    def step(self) -> None:
+        self.optimizer.step()
+        self.driver.global_step += 1  # Lightning counts every step taken through its wrapper
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.optimizer.zero_grad(set_to_none=set_to_none)
+
+
+class Standalone:
+    """Runs a LightningModule's own ``training_step`` outside a Trainer, one batch per ``step``.
+
+    The module gets what its manual optimisation asks of a Trainer: the optimizers and schedulers
+    of its ``configure_optimizers``, ``global_step``, backward, and logging (the last values are
+    kept in ``logged``). bf16: the whole step under autocast, as Lightning's ``bf16-mixed``
+    precision runs a manually optimised ``training_step``.
     """
-    config = yaml.safe_load((CONF / "train_vae.yaml").read_text())
-    return {key: config[key] for key in ("loss", "discriminator", "optim")}
 
+    def __init__(self, module: VAETraining | DiTTraining, device: torch.device, bf16: bool = False):
+        self.module = module.to(device).train()
+        self.device, self.bf16 = device, bf16
+        self.global_step = 0
+        self.logged: dict[str, torch.Tensor | float] = {}
+        optimizers, self.schedulers = module.configure_optimizers()
+        self.optimizers = [_Optimizer(optimizer, self) for optimizer in optimizers]
+        module.trainer = self  # global_step
+        module.optimizers = lambda: self.optimizers[0] if len(self.optimizers) == 1 else self.optimizers
+        module.lr_schedulers = lambda: self.schedulers[0] if len(self.schedulers) == 1 else self.schedulers
+        module.manual_backward = lambda loss: loss.backward()
+        module.log = lambda name, value, **_: self.logged.__setitem__(name, value)
+        module.log_dict = lambda values, **_: self.logged.update(values)
 
-@dataclass
-class Variant:
-    """One configuration to time: a step function and what one step processes."""
+    def step(self, batch: dict) -> dict:
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            self.module.training_step(batch, self.global_step)
+        return self.logged
 
-    name: str
-    step: Callable[[], torch.Tensor]
-    audio_seconds_per_step: float
-    latent_frames_per_step: int
-    flops_per_step: float = 0.0
-    times: list[float] = field(default_factory=list)
-    losses: list[float] = field(default_factory=list)
-    peak_bytes: int = 0
-
-
-def _autocast(device: torch.device, bf16: bool):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
-
-
-def _schedules(optimizers, optim: dict, total_steps: Callable[[], int] | None) -> list:
-    """``optim``'s warm-up and decay over ``total_steps()`` (asked at each step); constant LR without it."""
-
-    def factor(step: int) -> float:
-        if total_steps is None:
-            return 1.0
-        return warmup_decay_lambda(
-            optim["warmup_steps"], total_steps(), optim["decay"], optim["min_lr_ratio"]
-        )(step)
-
-    return [torch.optim.lr_scheduler.LambdaLR(optimizer, factor) for optimizer in optimizers]
+    def schedule_over(self, total_steps: Callable[[], int]) -> None:
+        """Stretch the schedules' decay to ``total_steps()``, asked at every step (a time budget)."""
+        o = self.module.hparams.optim
+        for scheduler in self.schedulers:
+            scheduler.lr_lambdas = [
+                lambda step: warmup_decay_lambda(
+                    o["warmup_steps"], total_steps(), o["decay"], o["min_lr_ratio"]
+                )(step)
+            ]
 
 
 # ------------------------------------------------------------------------------ the VAE
 
 
 def vae_training(
-    vae_config: dict,
-    sample_rate: int,
+    vae_config: dict | None,
     device: torch.device,
     bf16: bool = False,
     compile: bool = False,
@@ -87,88 +98,37 @@ def vae_training(
     adversarial: bool | None = None,
     total_steps: Callable[[], int] | None = None,
     seed: int = 0,
-) -> tuple[AudioVAE, Callable[[torch.Tensor], torch.Tensor]]:
-    """Our VAE and its training step ``step(audio (B, C, T)) -> MR-STFT loss``, as ``VAETraining`` runs it.
+    sample_rate: int | None = None,
+) -> tuple[VAETraining, Callable[[torch.Tensor], torch.Tensor]]:
+    """``VAETraining`` and its training step ``step(audio (B, C, T)) -> MR-STFT loss``.
 
-    ``recipe``: the ``loss``, ``discriminator`` and ``optim`` sections (default: ``vae_recipe()``).
-    ``adversarial``: None lets the discriminator join at ``loss.adversarial_start_step``; True or
-    False holds one phase throughout (the throughput runs time each). ``total_steps``: the LR
-    schedule's length, asked at every step so a caller can size it to a time budget; None keeps
-    the LR constant (short timing runs on a fixed batch, whose loss must fall from the start).
-    Leaves out the non-finite guard and the latent statistics, which change neither the result
-    of a finite run nor its speed measurably.
+    ``vae_config``: the network's size over the recipe's (None: the recipe's). ``recipe``: the
+    sections of ``vae_recipe()`` (default: the demo's). ``adversarial``: None lets the critic join
+    at ``loss.adversarial_start_step``; True or False holds one phase throughout (the throughput
+    runs time each). ``total_steps``: the LR schedule's length, asked at every step so a caller can
+    size it to a time budget; None keeps the recipe's ``trainer.max_steps``. ``sample_rate``: the
+    audio's rate over the recipe's ``data.sample_rate``.
     """
     recipe = recipe or vae_recipe()
-    weights, optim, critic = recipe["loss"], recipe["optim"], recipe["discriminator"]
-    if critic["kind"] != "stft":
-        raise ValueError(f"discriminator.kind={critic['kind']!r}: these steps build the stft one only")
+    loss = dict(recipe["loss"])
+    if adversarial is not None:
+        loss["adversarial_start_step"] = 0 if adversarial else float("inf")
     torch.manual_seed(seed)
-    channels = vae_config["channels"]
-    vae = AudioVAE(**vae_config).to(device)
-    reconstruction_loss = losses.SpectralReconstructionLoss(
-        sample_rate,
-        channels,
-        weights["fft_sizes"],
-        weights["hop_sizes"],
-        weights["win_lengths"],
-        weights["perceptual_weighting"],
-        weights["stereo_sum_diff"],
-    ).to(device)
-    disc = MultiScaleSTFTDiscriminator(channels, critic["filters"], tuple(critic["n_ffts"])).to(device)
-    betas, decay = tuple(optim["betas"]), optim["weight_decay"]
-    opt_gen = torch.optim.AdamW(vae.parameters(), lr=optim["lr"], betas=betas, weight_decay=decay)
-    opt_disc = torch.optim.AdamW(disc.parameters(), lr=optim["disc_lr"], betas=betas, weight_decay=decay)
-    sched_gen, sched_disc = _schedules((opt_gen, opt_disc), optim, total_steps)
-    clip = optim["grad_clip"] if optim["grad_clip"] > 0 else float("inf")
-    kind = weights["adversarial_kind"]
-    has_critic_weight = weights["adversarial_weight"] > 0 or weights["feature_matching_weight"] > 0
-    forward_vae = torch.compile(vae) if compile else vae
-    forward_disc = torch.compile(disc) if compile else disc
-    steps_done = 0
-
-    def step(audio: torch.Tensor) -> torch.Tensor:
-        nonlocal steps_done
-        if adversarial is None:
-            critic_on = has_critic_weight and steps_done >= weights["adversarial_start_step"]
-        else:
-            critic_on = adversarial
-        with _autocast(device, bf16):
-            out = forward_vae(audio)
-            stft_loss, _ = reconstruction_loss(out.reconstruction, audio)
-            gen_loss = weights["stft_weight"] * stft_loss + weights["kl_weight"] * out.kl
-            if weights["waveform_weight"] > 0:
-                waveform_loss = (out.reconstruction - audio).abs().mean()
-                gen_loss = gen_loss + weights["waveform_weight"] * waveform_loss
-            if critic_on:
-                real = forward_disc(audio)
-                fake = forward_disc(out.reconstruction.detach())
-                disc_loss = losses.discriminator_loss(real, fake, kind=kind)
-        if critic_on:
-            opt_disc.zero_grad(set_to_none=True)
-            disc_loss.backward()
-            torch.nn.utils.clip_grad_norm_(disc.parameters(), clip)
-            opt_disc.step()
-            sched_disc.step()  # counts the critic's own steps, as VAETraining's does
-            # the generator's loss needs no critic gradients: only the input's (VAETraining freezes it too)
-            disc.requires_grad_(False)
-            with _autocast(device, bf16):
-                fake = forward_disc(out.reconstruction)
-                real = [(logits.detach(), [f.detach() for f in feats]) for logits, feats in real]
-                gen_loss = (
-                    gen_loss
-                    + weights["adversarial_weight"] * losses.generator_adversarial_loss(fake, kind=kind)
-                    + weights["feature_matching_weight"] * losses.feature_matching_loss(real, fake)
-                )
-            disc.requires_grad_(True)
-        opt_gen.zero_grad(set_to_none=True)
-        gen_loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), clip)
-        opt_gen.step()
-        sched_gen.step()
-        steps_done += 1
-        return stft_loss.detach()
-
-    return vae, step
+    module = VAETraining(
+        vae={**recipe["vae"], **(vae_config or {})},
+        sample_rate=sample_rate or recipe["data"]["sample_rate"],
+        loss=loss,
+        discriminator=recipe["discriminator"],
+        optim=recipe["optim"],
+        ema=recipe["ema"],
+        guard=recipe["guard"],
+        max_steps=recipe["trainer"]["max_steps"],
+        compile=compile,
+    )
+    driver = Standalone(module, device, bf16)
+    if total_steps is not None:
+        driver.schedule_over(total_steps)
+    return module, lambda audio: driver.step({"audio": audio})["train/stft"]
 
 
 def vae_variant(
@@ -176,79 +136,79 @@ def vae_variant(
     vae_config: dict,
     batch_size: int,
     sample_length: int,
-    sample_rate: int,
     device: torch.device,
     bf16: bool,
     compile: bool,
     adversarial: bool,
     recipe: dict | None = None,
     seed: int = 0,
+    sample_rate: int | None = None,
 ) -> Variant:
     """The VAE step on a fixed batch; ``adversarial``: the phase after ``loss.adversarial_start_step``."""
-    vae, step = vae_training(vae_config, sample_rate, device, bf16, compile, recipe, adversarial, seed=seed)
+    module, step = vae_training(
+        vae_config, device, bf16, compile, recipe, adversarial, seed=seed, sample_rate=sample_rate
+    )
+    channels, sample_rate = module.hparams.vae["channels"], module.sample_rate
     generator = torch.Generator().manual_seed(seed)
-    audio = (0.3 * torch.randn(batch_size, vae_config["channels"], sample_length, generator=generator)).to(
-        device
-    )  # (B, C, T): a fixed batch, so the loss must fall
+    audio = (0.3 * torch.randn(batch_size, channels, sample_length, generator=generator)).to(device)
+    # (B, C, T): a fixed batch, so the loss must fall
     return Variant(
         name=name,
         step=lambda: step(audio),
         audio_seconds_per_step=batch_size * sample_length / sample_rate,
-        latent_frames_per_step=batch_size * (sample_length // vae.hop),
+        latent_frames_per_step=batch_size * (sample_length // module.hop),
     )
 
 
 # ------------------------------------------------------------------------------ the DiT
 
 
-def demo_denoiser(size: dict, latent_dim: int, num_labels: int = 5) -> Denoiser:
-    """A DiT of ``size`` behind timing and label conditioning, as the demo configs build it."""
-    conditioner = Conditioner(global_dim=size["width"], timing=True, num_labels=num_labels, cfg_dropout=0.1)
-    dit = DiT(latent_dim=latent_dim, global_cond_dim=conditioner.global_cond_dim, **size)
-    return Denoiser(dit, conditioner)
-
-
 def dit_training(
-    size: dict,
+    size: dict | None,
     latent_dim: int,
     device: torch.device,
     bf16: bool = False,
     compile: bool = False,
     num_labels: int = 5,
-    ema_decay: float = 0.999,
+    overrides: list[str] = (),
     seed: int = 0,
-):
-    """Our denoiser, its objective and its training step ``step(x0 (B, D, T), conditions, t, noise) -> loss``.
+) -> tuple[DiTTraining, Callable]:
+    """``DiTTraining`` (timing and ``num_labels`` labels, as the demo) and its step.
 
-    v objective, AdamW, clipping at 1.0 and (``ema_decay`` > 0) the EMA update, as ``DiTTraining``
-    runs them with conf/train_diffusion.yaml. ``t`` and ``noise`` are drawn per call, as in
-    training, unless given (a fixed batch, whose loss must fall).
+    ``step(x0 (B, D, T), conditions, t=None, noise=None) -> loss``: ``t`` and ``noise`` are drawn
+    per call, as in training, unless given (a fixed batch, whose loss must fall). ``size``: the
+    DiT's size over the recipe's; ``overrides``: Hydra overrides of ``experiment=demo_dit``.
     """
+    recipe = dit_recipe(list(overrides))
+    c = recipe["conditioning"]
     torch.manual_seed(seed)
-    denoiser = demo_denoiser(size, latent_dim, num_labels).to(device)
-    average = copy.deepcopy(denoiser).requires_grad_(False) if ema_decay > 0 else None
-    objective = make_objective("v")
-    optimizer = torch.optim.AdamW(denoiser.parameters(), lr=3e-4, betas=(0.9, 0.99), weight_decay=1e-3)
-    # the transformer is compiled; the conditioner's dropout draws stay eager
-    if compile:
-        denoiser.dit = torch.compile(denoiser.dit)
+    module = DiTTraining(
+        dit={**recipe["dit"], **(size or {})},
+        conditioner={
+            "global_dim": (size or recipe["dit"]).get("width", c["global_dim"]),
+            "cross_dim": c["cross_dim"],
+            "timing": c["timing"],
+            "num_labels": num_labels if c["labels"] else 0,
+            "text": c["text"],
+            "cfg_dropout": c["cfg_dropout"],
+            "max_seconds": c["max_seconds"],
+        },
+        objective=recipe["objective"],
+        optim=recipe["optim"],
+        latent={"latent_dim": latent_dim, "mean": [0.0] * latent_dim, "std": [1.0] * latent_dim},
+        ema=recipe["ema"],
+        guard=recipe["guard"],
+        max_steps=recipe["trainer"]["max_steps"],
+        compile=compile,
+    )
+    driver = Standalone(module, device, bf16)
+    drawn = module.training_noise
 
     def step(x0: torch.Tensor, conditions: dict, t=None, noise=None) -> torch.Tensor:
-        t = objective.sample_time(x0.shape[0], device=x0.device) if t is None else t
-        noise = torch.randn_like(x0) if noise is None else noise
-        with _autocast(device, bf16):
-            out = denoiser(objective.noisy(x0, noise, t), t, conditions)
-            loss, _ = objective.loss(out, objective.target(x0, noise, t), t)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(denoiser.parameters(), 1.0)
-        optimizer.step()
-        if average is not None:
-            with torch.no_grad():
-                torch._foreach_lerp_(list(average.parameters()), list(denoiser.parameters()), 1.0 - ema_decay)
-        return loss.detach()
+        module.training_noise = drawn if t is None else (lambda latents: (t, noise))
+        return driver.step({"latents": x0, **conditions})["train/loss"]
 
-    return denoiser, objective, step
+    return module, step
 
 
 def dit_variant(
@@ -263,11 +223,10 @@ def dit_variant(
     bf16: bool,
     compile: bool,
     num_labels: int = 5,
-    ema_decay: float = 0.999,
     seed: int = 0,
 ) -> Variant:
-    """The DiT step with timing and label conditioning on a fixed batch, v objective, EMA."""
-    denoiser, _, step = dit_training(size, latent_dim, device, bf16, compile, num_labels, ema_decay, seed)
+    """The DiT step with timing and label conditioning on a fixed batch and fixed noise."""
+    module, step = dit_training(size, latent_dim, device, bf16, compile, num_labels, seed=seed)
     generator = torch.Generator().manual_seed(seed)
     x0 = torch.randn(batch_size, latent_dim, frames, generator=generator).to(device)  # (B, D, T)
     noise = torch.randn(x0.shape, generator=generator).to(device)
@@ -282,63 +241,5 @@ def dit_variant(
         step=lambda: step(x0, batch, t, noise),
         audio_seconds_per_step=batch_size * frames * hop / sample_rate,
         latent_frames_per_step=batch_size * frames,
-        flops_per_step=3.0 * batch_size * denoiser.dit.flops(frames),  # forward + backward
+        flops_per_step=3.0 * batch_size * module.denoiser.dit.flops(frames),  # forward + backward
     )
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def time_interleaved(variants: list[Variant], warmup: int, steps: int, device: torch.device) -> None:
-    """Run the variants in turn (A, B, A, B, ...), so load from other processes hits all alike.
-
-    Warm-up steps (torch.compile's first calls among them) are not timed. Every step's loss is kept.
-    """
-    for index in range(warmup + steps):
-        for variant in variants:
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(device)
-                before = torch.cuda.memory_allocated(device)
-            _sync(device)
-            start = time.perf_counter()
-            loss = variant.step()
-            _sync(device)
-            elapsed = time.perf_counter() - start
-            variant.losses.append(float(loss))
-            if device.type == "cuda":
-                variant.peak_bytes = max(variant.peak_bytes, torch.cuda.max_memory_allocated(device) - before)
-            if index >= warmup:
-                variant.times.append(elapsed)
-
-
-def summarize(variant: Variant, peak_flops: float | None = None) -> dict:
-    """Medians of the timed steps, and whether the loss behaved on the fixed batch."""
-    median = statistics.median(variant.times)
-
-    def sig(value: float) -> float:
-        return float(f"{value:.3g}")
-
-    row = {
-        "variant": variant.name,
-        "step_ms": sig(1000 * median),
-        "audio_s_per_s": sig(variant.audio_seconds_per_step / median),
-        "latent_frames_per_s": sig(variant.latent_frames_per_step / median),
-        "first_loss": round(variant.losses[0], 4),
-        "last_loss": round(variant.losses[-1], 4),
-        "loss_finite": all(math.isfinite(v) for v in variant.losses),
-        "loss_fell": variant.losses[-1] < variant.losses[0],
-    }
-    if variant.peak_bytes:
-        row["step_peak_gib"] = sig(variant.peak_bytes / 2**30)
-    if variant.flops_per_step and peak_flops:
-        row["mfu"] = sig(variant.flops_per_step / median / peak_flops)
-    return row
-
-
-def markdown_table(rows: list[dict]) -> str:
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(row.get(c, "")) for c in columns) + " |" for row in rows]
-    return "\n".join(lines)

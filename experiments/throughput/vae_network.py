@@ -1,9 +1,9 @@
 """Our VAE network against the peer's Oobleck at equal size: forward + loss + backward, on the CPU.
 
-    .venv/bin/python experiments/throughput/vae_network.py                     # ours vs peer, 7 rounds
+    .venv/bin/python -m experiments.throughput.vae_network                     # ours vs peer, 7 rounds
     git show HEAD:latentaudio/vae/model.py > /tmp/model_before.py
-    .venv/bin/python experiments/throughput/vae_network.py --before /tmp/model_before.py --profile
-    .venv/bin/python experiments/throughput/vae_network.py --compile-snake      # adds ours + compiled snake
+    .venv/bin/python -m experiments.throughput.vae_network --before /tmp/model_before.py --profile
+    .venv/bin/python -m experiments.throughput.vae_network --compile-snake      # adds ours + compiled snake
 
 Both networks get the same input (batch 8 x 8192 samples at 16 kHz mono, fp32) and the same loss
 (our conf/train_vae.yaml MR-STFT + 1e-4 KL; ``--loss sum`` sums the outputs instead), so only the
@@ -31,11 +31,9 @@ import sys
 import time
 from pathlib import Path
 
+from experiments.benchmarks import peer
+
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = str(HERE.parent / "benchmarks")
-if BENCHMARKS not in sys.path:
-    sys.path.append(BENCHMARKS)  # experiments/ is no package; at the end, it shadows nothing
-import peer  # noqa: E402
 
 BATCH, SAMPLES = peer.VAE_BATCH, peer.VAE_SAMPLES
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytorch_lightning as pl
 import torch
 
 from latentaudio.bundle import check_same_vae, instantiate, save_bundle
@@ -29,17 +28,17 @@ from latentaudio.dit.denoiser import Denoiser
 from latentaudio.dit.diffusion import make_objective, objective_args
 from latentaudio.dit.samplers import default_sampler, sample
 from latentaudio.training.ema import EMA
-from latentaudio.training.guard import NonFiniteGuard
 from latentaudio.training.media import log_audio_examples
 from latentaudio.training.schedules import warmup_decay
-from latentaudio.training.speed import GradientAccumulation, compile_in_place
+from latentaudio.training.speed import compile_in_place
+from latentaudio.training.step import GuardedTraining
 
 # validation noise levels: the loss is reported separately at each, on fixed noise
 NOISE_LEVELS = {"low": 0.15, "mid": 0.5, "high": 0.85}
 CONDITIONER_TARGET = "latentaudio.dit.conditioning.Conditioner"
 
 
-class DiTTraining(pl.LightningModule):
+class DiTTraining(GuardedTraining):
     def __init__(
         self,
         dit: dict,
@@ -57,9 +56,8 @@ class DiTTraining(pl.LightningModule):
         compile: bool = False,
         compile_mode: str | None = None,
     ):
-        super().__init__()
+        super().__init__(optim.get("accumulate_grad_batches", 1), (guard or {}).get("max_bad_steps", 20))
         self.save_hyperparameters()
-        self.automatic_optimization = False
         conditioner_spec = {k: v for k, v in conditioner.items() if k != "_target_"}
         self.conditioner_config = {"_target_": CONDITIONER_TARGET, **conditioner_spec}
         conditioner_module = instantiate(self.conditioner_config)
@@ -84,12 +82,10 @@ class DiTTraining(pl.LightningModule):
         self.objective = make_objective(**objective_args(objective))
         ema_decay = (ema or {}).get("decay", 0.0)
         self.ema = EMA(self.denoiser, ema_decay, (ema or {}).get("warmup", True)) if ema_decay > 0 else None
-        self.guard = NonFiniteGuard((guard or {}).get("max_bad_steps", 20))
         shape = (1, latent["latent_dim"], 1)
         self.register_buffer("latent_mean", torch.tensor(latent["mean"], dtype=torch.float32).view(shape))
         self.register_buffer("latent_std", torch.tensor(latent["std"], dtype=torch.float32).view(shape))
         self._vae = None  # loaded on first use for media; a list keeps it out of the state dict
-        self.accumulation = GradientAccumulation(optim.get("accumulate_grad_batches", 1))
         if compile:
             # the transformer only, after the EMA copy; the conditioner's dropout draws stay eager
             compile_in_place([self.denoiser.dit], compile_mode)
@@ -191,27 +187,12 @@ class DiTTraining(pl.LightningModule):
 
     def _optimizer_step(self, loss: torch.Tensor, size: int) -> None:
         """The last micro-batch of a group: back-propagate it, then step once for the whole group."""
-        optimizer = self.optimizers()
         schedule = self.lr_schedulers()
-        step = self.global_step
-        if not self.guard.check(step, loss=self.accumulation.mean("train/loss")):
-            optimizer.zero_grad(set_to_none=True)
-            self.log("train/skipped_steps", float(self.guard.total))
-            return
-        self.manual_backward(self.accumulation.scale(loss))
-        clip = self.hparams.optim["grad_clip"]
-        grad_norm = torch.nn.utils.clip_grad_norm_(
-            self.denoiser.parameters(), clip if clip > 0 else float("inf")
+        grad_norm = self.guarded_step(
+            loss, self.optimizers(), schedule, self.denoiser, self.hparams.optim["grad_clip"], self.ema
         )
-        if not self.guard.check(step, grad_norm=grad_norm):
-            optimizer.zero_grad(set_to_none=True)
-            self.log("train/skipped_steps", float(self.guard.total))
+        if grad_norm is None:
             return
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        schedule.step()
-        if self.ema is not None:
-            self.ema.update(self.denoiser)
         self.log("train/loss", self.accumulation.mean("train/loss"), prog_bar=True, batch_size=size)
         self.log_dict(
             {
@@ -221,11 +202,6 @@ class DiTTraining(pl.LightningModule):
             },
             batch_size=size,
         )
-
-    def on_validation_model_zero_grad(self) -> None:
-        # Lightning zeroes gradients before validation; mid-group they are the accumulated ones
-        if not self.accumulation.in_progress:
-            super().on_validation_model_zero_grad()
 
     # ------------------------------------------------------------------ validation
     def inference_network(self) -> Denoiser:
@@ -331,9 +307,3 @@ class DiTTraining(pl.LightningModule):
                 "aligned": {"enabled": True, **self.aligned} if self.aligned else {"enabled": False},
             },
         )
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["nonfinite_guard"] = self.guard.state_dict()
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.guard.load_state_dict(checkpoint.get("nonfinite_guard", {}))

@@ -12,16 +12,15 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import pytorch_lightning as pl
 import torch
 
 from latentaudio.bundle import instantiate, save_bundle
 from latentaudio.evaluation import reconstruction_metrics
 from latentaudio.training.ema import EMA
-from latentaudio.training.guard import NonFiniteGuard
 from latentaudio.training.media import log_audio_examples
 from latentaudio.training.schedules import warmup_decay
-from latentaudio.training.speed import GradientAccumulation, compile_in_place, frozen
+from latentaudio.training.speed import compile_in_place, frozen
+from latentaudio.training.step import GuardedTraining, clip_gradients
 from latentaudio.vae import losses
 from latentaudio.vae.discriminator import MultiPeriodDiscriminator, MultiScaleSTFTDiscriminator
 from latentaudio.vae.model import kl_divergence
@@ -29,7 +28,7 @@ from latentaudio.vae.model import kl_divergence
 log = logging.getLogger(__name__)
 
 
-class VAETraining(pl.LightningModule):
+class VAETraining(GuardedTraining):
     def __init__(
         self,
         vae: dict,
@@ -44,9 +43,8 @@ class VAETraining(pl.LightningModule):
         compile: bool = False,
         compile_mode: str | None = None,
     ):
-        super().__init__()
+        super().__init__(optim.get("accumulate_grad_batches", 1), (guard or {}).get("max_bad_steps", 20))
         self.save_hyperparameters()
-        self.automatic_optimization = False
         self.vae = instantiate(vae)
         self.sample_rate = sample_rate
         self.reconstruction_loss = losses.SpectralReconstructionLoss(
@@ -61,13 +59,11 @@ class VAETraining(pl.LightningModule):
         self.discriminator = _build_discriminator(vae["channels"], discriminator)
         ema_decay = (ema or {}).get("decay", 0.0)
         self.ema = EMA(self.vae, ema_decay, (ema or {}).get("warmup", True)) if ema_decay > 0 else None
-        self.guard = NonFiniteGuard((guard or {}).get("max_bad_steps", 20))
         # Running per-channel statistics of the posterior means seen in training: a first
         # estimate of the latent scale, stored in the bundle (encode-dataset measures exactly).
         self.register_buffer("latent_sum", torch.zeros(vae["latent_dim"], dtype=torch.float64))
         self.register_buffer("latent_sq_sum", torch.zeros(vae["latent_dim"], dtype=torch.float64))
         self.register_buffer("latent_count", torch.zeros((), dtype=torch.float64))
-        self.accumulation = GradientAccumulation(optim.get("accumulate_grad_batches", 1))
         self._group_means: list[torch.Tensor] = []  # counted in the statistics once the step is taken
         if compile:
             compile_in_place([self.vae, self.discriminator], compile_mode)  # after the EMA copy
@@ -162,7 +158,7 @@ class VAETraining(pl.LightningModule):
             self.manual_backward(accumulation.scale(disc_loss))
         elif self.guard.check(self.global_step, disc_loss=accumulation.mean("train/disc")):
             self.manual_backward(accumulation.scale(disc_loss))
-            disc_norm = _clip(self.discriminator, self.hparams.optim["grad_clip"])
+            disc_norm = clip_gradients(self.discriminator, self.hparams.optim["grad_clip"])
             if torch.isfinite(disc_norm):
                 _, opt_disc = self.optimizers()
                 # the raw optimizer: stepping through Lightning would count a second global step
@@ -178,40 +174,20 @@ class VAETraining(pl.LightningModule):
 
     def _generator_step(self, gen_loss: torch.Tensor, names: list[str], size: int) -> None:
         """The last batch of a group: back-propagate it, then step the generator once for the group."""
-        opt_gen = self.optimizers()[0]
         sched_gen = self.lr_schedulers()[0]
         accumulation = self.accumulation
-        step = self.global_step
-        if not self.guard.check(step, loss=accumulation.mean("train/loss")):
-            opt_gen.zero_grad(set_to_none=True)
-            self._log_guard()
+        gen_norm = self.guarded_step(
+            gen_loss, self.optimizers()[0], sched_gen, self.vae, self.hparams.optim["grad_clip"], self.ema
+        )
+        if gen_norm is None:
             return
-        self.manual_backward(accumulation.scale(gen_loss))
-        gen_norm = _clip(self.vae, self.hparams.optim["grad_clip"])
-        if not self.guard.check(step, grad_norm=gen_norm):
-            opt_gen.zero_grad(set_to_none=True)
-            self._log_guard()
-            return
-        opt_gen.step()
-        opt_gen.zero_grad(set_to_none=True)
-        sched_gen.step()
-        if self.ema is not None:
-            self.ema.update(self.vae)
         for mean in self._group_means:
             self._track_latents(mean)
         logs = {name: accumulation.mean(name) for name in names}
         logs.update({"train/grad_norm": gen_norm, "train/lr": sched_gen.get_last_lr()[0]})
         self.log_dict(logs, prog_bar=False, on_step=True, batch_size=size)
         self.log("train/stft_loss", logs["train/stft"], prog_bar=True, batch_size=size)
-        self._log_guard()
-
-    def on_validation_model_zero_grad(self) -> None:
-        # Lightning zeroes gradients before validation; mid-group they are the accumulated ones
-        if not self.accumulation.in_progress:
-            super().on_validation_model_zero_grad()
-
-    def _log_guard(self) -> None:
-        self.log("train/skipped_steps", float(self.guard.total), on_step=True)
+        self.log_skipped_steps()
 
     @torch.no_grad()
     def _track_latents(self, mean: torch.Tensor) -> None:
@@ -288,12 +264,6 @@ class VAETraining(pl.LightningModule):
             },
         )
 
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["nonfinite_guard"] = self.guard.state_dict()
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.guard.load_state_dict(checkpoint.get("nonfinite_guard", {}))
-
 
 def _build_discriminator(channels: int, config: dict) -> torch.nn.Module:
     kind = config.get("kind", "stft")
@@ -306,10 +276,3 @@ def _build_discriminator(channels: int, config: dict) -> torch.nn.Module:
             channels=channels, periods=tuple(config["periods"]), filters=config["filters"]
         )
     raise ValueError(f"discriminator.kind={kind!r}: choose stft or period")
-
-
-def _clip(network: torch.nn.Module, max_norm: float) -> torch.Tensor:
-    parameters = [p for p in network.parameters() if p.grad is not None]
-    if not parameters:
-        return torch.zeros(())
-    return torch.nn.utils.clip_grad_norm_(parameters, max_norm if max_norm > 0 else float("inf"))

@@ -123,3 +123,13 @@ def test_a_compiled_dit_trains_and_matches_the_eager_one():
     assert list(compiled.state_dict()) == list(eager.state_dict())
     for name, value in eager.state_dict().items():
         torch.testing.assert_close(compiled.state_dict()[name], value, rtol=1e-3, atol=1e-5, msg=name)
+
+
+def test_both_modules_take_the_guarded_step_and_its_hooks_from_one_place():
+    from latentaudio.training.step import GuardedTraining
+    from latentaudio.vae.training import VAETraining
+
+    for module_class in (DiTTraining, VAETraining):
+        assert issubclass(module_class, GuardedTraining)
+        for shared in ("guarded_step", "on_validation_model_zero_grad", "on_save_checkpoint"):
+            assert shared not in vars(module_class), f"{module_class.__name__} repeats {shared}"

@@ -67,7 +67,9 @@ def test_train_diffusion_from_a_folder_then_generate(vae_bundle, tmp_path):
     state = checkpoint["state_dict"]
     raw_keys = [k for k in state if k.startswith("denoiser.")]
     differing = [
-        k for k in raw_keys if not torch.equal(state[k], state["ema.averaged.module." + k[len("denoiser.") :]])
+        k
+        for k in raw_keys
+        if not torch.equal(state[k], state["ema.averaged.module." + k[len("denoiser.") :]])
     ]
     assert differing, "EMA weights should differ from the raw weights after training"
     bundle = load_bundle(tmp_path / "dit" / "export", kind="dit")

@@ -41,3 +41,22 @@ def test_a_frozen_network_passes_gradients_to_its_input_only():
 def test_an_unknown_compile_mode_is_refused():
     with pytest.raises(ValueError, match="max-autotune"):
         compile_in_place([torch.nn.Linear(1, 1)], "fastest")
+
+
+def test_the_benchmarks_time_the_modules_own_training_steps():
+    from experiments.common import model_size
+    from experiments.throughput.steps import dit_training, vae_training
+    from latentaudio.dit.training import DiTTraining
+    from latentaudio.vae.training import VAETraining
+
+    cpu = torch.device("cpu")
+    vae, vae_step = vae_training(model_size("vae", "tiny"), cpu, adversarial=True)
+    dit, dit_step = dit_training(model_size("dit", "tiny"), 4, cpu, num_labels=0)
+    assert isinstance(vae, VAETraining) and isinstance(dit, DiTTraining)
+    assert vae.hparams.optim["lr"] == 1.0e-3  # conf/experiment/demo_vae.yaml, not a copy
+    before = [p.detach().clone() for p in dit.denoiser.parameters()]
+    assert torch.isfinite(vae_step(0.3 * torch.randn(2, 1, 2048)))
+    timing = {"seconds_start": torch.zeros(2), "seconds_total": torch.full((2,), 1.0)}
+    assert torch.isfinite(dit_step(torch.randn(2, 4, 8), timing))
+    assert vae.trainer.global_step == dit.trainer.global_step == 1  # one generator / one DiT step each
+    assert any(not torch.equal(a, b) for a, b in zip(before, dit.denoiser.parameters()))

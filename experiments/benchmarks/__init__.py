@@ -1,0 +1,1 @@
+"""experiments/benchmarks: see README.md there (or experiments/README.md)."""

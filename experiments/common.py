@@ -1,0 +1,152 @@
+"""What every script in experiments/ shares: configs and sizes from conf/, one argument convention, timing.
+
+Sizes and hyperparameters are read from ``conf/`` (composed by Hydra as the apps compose them),
+never written out here, so an experiment measures what ``make train-*`` trains. Arguments are
+Hydra-style ``key=value`` pairs parsed by ``parse_arguments``.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+
+# ------------------------------------------------------------------------------ configs and sizes
+
+
+def model_size(group: str, name: str) -> dict:
+    """``conf/model/<group>/<name>.yaml`` (group ``vae`` or ``dit``) without its ``_target_``."""
+    path = CONF / "model" / group / f"{name}.yaml"
+    if not path.exists():
+        choices = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise FileNotFoundError(f"{path} does not exist: choose {group} size one of {', '.join(choices)}")
+    return {k: v for k, v in yaml.safe_load(path.read_text()).items() if k != "_target_"}
+
+
+def compose(app: str, overrides: list[str] = (), sections: tuple[str, ...] = ()) -> dict:
+    """The ``sections`` of an app's config (``train_vae``, ``train_diffusion``, ...), resolved plain values.
+
+    Composed as the app's command line would compose them (``overrides`` like ``experiment=demo_vae``);
+    only the named sections are resolved.
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        # output paths name a folder only (nothing is written to it): outside a running app they need a value
+        base = [f"paths.output_dir={ROOT / 'outputs' / 'experiments' / app}"]
+        cfg = hydra_compose(config_name=app, overrides=base + list(overrides))
+    return {name: OmegaConf.to_container(cfg[name], resolve=True) for name in sections}
+
+
+# ------------------------------------------------------------------------------ arguments
+
+
+def parse_arguments(argv: list[str], defaults: dict, usage: str) -> dict:
+    """``key=value`` arguments over ``defaults`` (values parsed as YAML, so ``steps=3`` is an int).
+
+    ``--help`` prints ``usage`` and the defaults and exits; an unknown key is refused by name.
+    """
+    if any(arg in ("-h", "--help") for arg in argv):
+        print(usage.strip() + "\n\narguments (key=value), with their defaults:")
+        for key, value in defaults.items():
+            print(f"  {key}={value}")
+        raise SystemExit(0)
+    values = dict(defaults)
+    for arg in argv:
+        key, sep, text = arg.partition("=")
+        if not sep or key not in defaults:
+            raise SystemExit(f"{arg!r}: expected key=value with key one of {', '.join(defaults)}")
+        value = yaml.safe_load(text)
+        if isinstance(defaults[key], Path):
+            value = Path(text)
+        elif isinstance(defaults[key], float) and isinstance(value, int):
+            value = float(value)
+        values[key] = value
+    return values
+
+
+# ------------------------------------------------------------------------------ timing
+
+
+@dataclass
+class Variant:
+    """One configuration to time: a step function and what one step processes."""
+
+    name: str
+    step: Callable[[], torch.Tensor]
+    audio_seconds_per_step: float
+    latent_frames_per_step: int
+    flops_per_step: float = 0.0
+    times: list[float] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    peak_bytes: int = 0
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_interleaved(variants: list[Variant], warmup: int, steps: int, device: torch.device) -> None:
+    """Run the variants in turn (A, B, A, B, ...), so load from other processes hits all alike.
+
+    Warm-up steps (torch.compile's first calls among them) are not timed. Every step's loss is kept.
+    """
+    for index in range(warmup + steps):
+        for variant in variants:
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+                before = torch.cuda.memory_allocated(device)
+            sync(device)
+            start = time.perf_counter()
+            loss = variant.step()
+            sync(device)
+            elapsed = time.perf_counter() - start
+            variant.losses.append(float(loss))
+            if device.type == "cuda":
+                variant.peak_bytes = max(variant.peak_bytes, torch.cuda.max_memory_allocated(device) - before)
+            if index >= warmup:
+                variant.times.append(elapsed)
+
+
+def summarize(variant: Variant, peak_flops: float | None = None) -> dict:
+    """Medians of the timed steps, and whether the loss behaved on the fixed batch."""
+    median = statistics.median(variant.times)
+
+    def sig(value: float) -> float:
+        return float(f"{value:.3g}")
+
+    row = {
+        "variant": variant.name,
+        "step_ms": sig(1000 * median),
+        "audio_s_per_s": sig(variant.audio_seconds_per_step / median),
+        "latent_frames_per_s": sig(variant.latent_frames_per_step / median),
+        "first_loss": round(variant.losses[0], 4),
+        "last_loss": round(variant.losses[-1], 4),
+        "loss_finite": all(math.isfinite(v) for v in variant.losses),
+        "loss_fell": variant.losses[-1] < variant.losses[0],
+    }
+    if variant.peak_bytes:
+        row["step_peak_gib"] = sig(variant.peak_bytes / 2**30)
+    if variant.flops_per_step and peak_flops:
+        row["mfu"] = sig(variant.flops_per_step / median / peak_flops)
+    return row
+
+
+def markdown_table(rows: list[dict]) -> str:
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(row.get(c, "")) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""experiments/demo: see README.md there (or experiments/README.md)."""

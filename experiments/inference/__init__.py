@@ -1,0 +1,1 @@
+"""experiments/inference: see README.md there (or experiments/README.md)."""

@@ -1,0 +1,1 @@
+"""experiments/throughput: see README.md there (or experiments/README.md)."""
