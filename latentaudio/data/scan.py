@@ -18,7 +18,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from latentaudio.audio import AUDIO_EXTENSIONS, AudioDecodeError, audio_info, is_audio_file, open_sound_file
+from latentaudio.audio import (
+    AUDIO_EXTENSIONS,
+    AudioDecodeError,
+    AudioInfo,
+    audio_info,
+    is_audio_file,
+    open_sound_file,
+)
 from latentaudio.files import atomic_write
 
 log = logging.getLogger(__name__)
@@ -27,18 +34,11 @@ CACHE_VERSION = 2
 CONTENT_CHECK_BLOCK = 1 << 18  # frames decoded at a time when checking samples
 
 
-@dataclass(frozen=True)
-class AudioFile:
+@dataclass(frozen=True, kw_only=True)
+class AudioFile(AudioInfo):
     """One usable file: ``path`` is relative to the scanned root."""
 
     path: str
-    sample_rate: int
-    channels: int
-    frames: int
-
-    @property
-    def seconds(self) -> float:
-        return self.frames / self.sample_rate
 
 
 @dataclass
@@ -116,7 +116,14 @@ def scan_audio_folder(
         if entry.get("skip"):
             skipped.append((relative, entry["skip"]))
         else:
-            files.append(AudioFile(relative, entry["sample_rate"], entry["channels"], entry["frames"]))
+            files.append(
+                AudioFile(
+                    path=relative,
+                    sample_rate=entry["sample_rate"],
+                    channels=entry["channels"],
+                    frames=entry["frames"],
+                )
+            )
             stamps[relative] = (stat.st_size, stat.st_mtime_ns)
     for relative, reason in skipped:
         log.warning("skipping %s: %s", printable(root / relative), reason)

@@ -178,7 +178,7 @@ def test_undecodable_file_and_non_finite_latents_are_skipped_with_one_warning(
 ):
     files = scan_audio_folder(audio_root, progress=False).files
     (audio_root / "broken.wav").write_bytes(b"RIFF but not really audio")
-    files.append(AudioFile("broken.wav", RATE, 1, 1000))
+    files.append(AudioFile(path="broken.wav", sample_rate=RATE, channels=1, frames=1000))
     real_encode = encode_module.encode_chunked
 
     def poisoned(model, audio, *args):

@@ -36,7 +36,7 @@ def test_odd_files_are_converted_and_non_finite_audio_is_never_served(bad_corpus
     odd = [f for f in result.files if f.path in bad_corpus.odd]
     assert {(f.sample_rate, f.channels) for f in odd} == {(8000, 1), (96000, 6), (16000, 1)}
     # a stale list (a cache from before the file went bad) must not let NaN through either
-    stale = AudioFile("bad/nan_inf.wav", 16000, 1, 8000)
+    stale = AudioFile(path="bad/nan_inf.wav", sample_rate=16000, channels=1, frames=8000)
     dataset = AudioCropDataset(bad_corpus.root, [stale, *odd], 16000, 1, 2048, random_crop=False)
     for index in range(len(dataset)):
         item = dataset[index]
