@@ -113,10 +113,34 @@ def bench_tiny_training(steps: int) -> None:
     report("vae_tiny_train", steps * tones.shape[0] * tones.shape[-1] / RATE / elapsed, "audio_s/s")
 
 
+def bench_adherence(metrics_path: str) -> None:
+    """The adherence and floor figures of a `make evaluate ... dit=...` run, each beside its ceiling."""
+    import json
+
+    summary = json.loads(open(metrics_path).read())
+    result = summary.get("adherence") or {}
+    if "labels" in result:
+        report("adherence_label_accuracy", result["labels"]["accuracy"], "fraction")
+        report("adherence_label_ceiling", result["labels"]["ceiling"], "fraction")
+    for side in ("generated", "real"):
+        for name, value in ((result.get("captions") or {}).get(side) or {}).items():
+            if name.endswith(("_exact", "_octave", "_accuracy")):
+                report(f"adherence_{side}_{name}", value, "fraction")
+    if "timing" in result:
+        report("adherence_timing_error", result["timing"]["generated"]["mean_abs_error_s"], "s")
+    for set_name, values in (summary.get("floors") or {}).items():
+        report(f"fd_mfcc_{set_name}_vs_real_half", values["fd_mfcc"], "distance")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="latentaudio regression benchmark")
     parser.add_argument("--quick", action="store_true", help="fewer steps: a smoke check, noisier figures")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--adherence",
+        metavar="METRICS_JSON",
+        help="also print the adherence figures of a `make evaluate ... dit=...` run's metrics.json",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     report("torch_threads", torch.get_num_threads(), "threads")
@@ -124,6 +148,8 @@ def main() -> None:
     bench_dit(steps=2 if args.quick else 5)
     bench_sampling(steps=10)
     bench_tiny_training(steps=10 if args.quick else 40)
+    if args.adherence:
+        bench_adherence(args.adherence)
 
 
 if __name__ == "__main__":

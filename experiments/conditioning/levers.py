@@ -1,6 +1,6 @@
 """Issue 13's lever study: train the demo DiT with one change at a time, measure its adherence.
 
-    .venv/bin/python experiments/conditioning/levers.py vae=outputs/demo/vae/export only=baseline,cfg_dropout_0.2
+    .venv/bin/python -m experiments.conditioning.levers vae=outputs/demo/vae/export only=baseline,cfg_6
 
 Each lever trains `experiment=demo_dit` plus its overrides into outputs/levers/<name>, then runs
 `make evaluate` on the demo data with `dit=` and appends one row to
@@ -15,6 +15,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from experiments.common import parse_arguments
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / "experiments" / "conditioning" / "runs.jsonl"
@@ -31,14 +33,6 @@ LEVERS: dict[str, tuple[list[str], list[str]]] = {
     "steps_4000": (["trainer.max_steps=4000"], []),
     "rectified_flow": (["objective.name=rectified_flow"], []),
 }
-
-
-def parse(argv: list[str]) -> dict[str, str]:
-    out = {}
-    for item in argv:
-        key, _, value = item.partition("=")
-        out[key] = value
-    return out
 
 
 def train(name: str, overrides: list[str], vae: str) -> float | None:
@@ -100,9 +94,9 @@ def summary_row(name: str, overrides: tuple[list[str], list[str]], wall: float |
 
 
 def main(argv: list[str]) -> None:
-    args = parse(argv)
-    vae = args.get("vae", "outputs/demo/vae/export")
-    names = args["only"].split(",") if args.get("only") else list(LEVERS)
+    args = parse_arguments(argv, {"vae": "outputs/demo/vae/export", "only": ""}, __doc__)
+    vae = args["vae"]
+    names = str(args["only"]).split(",") if args["only"] else list(LEVERS)
     for name in names:
         train_overrides, evaluate_overrides = LEVERS[name]
         # a lever with evaluate overrides only reuses the baseline's DiT

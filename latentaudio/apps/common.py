@@ -16,13 +16,17 @@ from latentaudio.training.callbacks import FinalCheckpoint
 from latentaudio.training.checkpoint import AtomicCheckpointIO, loads_weights_only
 from latentaudio.training.guard import SaveBeforeFault
 from latentaudio.training.seeding import SeedEachRank
-from latentaudio.training.speed import COMPILE_MODES
+from latentaudio.training.speed import COMPILE_MODES, fastest_precision
 from latentaudio.training.sweep import write_final_metrics
 
 log = logging.getLogger("latentaudio")
 
 # conf/ lives at the top of the repository; the package is installed editable.
 CONFIG_PATH = str(Path(__file__).resolve().parents[2] / "conf")
+
+
+# ${fastest_precision:} in a config: bf16-mixed where this machine runs it natively, else 32-true
+OmegaConf.register_new_resolver("fastest_precision", fastest_precision, replace=True)
 
 
 class ConfigError(ValueError):

@@ -301,8 +301,16 @@ class AudioVAE(nn.Module):
         audio = self.decoder(latents).float()  # (B, C, F * hop), float32 even under autocast
         return audio if length is None else audio[..., :length]  # (B, C, length)
 
-    def forward(self, audio: Tensor) -> VAEOutput:
+    def forward(self, audio: Tensor, latent_noise: float = 0.0) -> VAEOutput:
+        """``latent_noise`` > 0: the decoder sees the latents plus Gaussian noise of a random
+        level in [0, latent_noise] times each item's latent standard deviation, so it learns to
+        decode the imperfect latents a diffusion model makes (a regulariser of the latent space)."""
         mean, scale = self.encode_posterior(audio)
         latents = mean + scale * torch.randn_like(mean)  # (B, latent_dim, F)
-        reconstruction = self.decode(latents, length=audio.shape[-1])  # (B, C, T)
+        decoded_from = latents
+        if latent_noise > 0:
+            level = latent_noise * torch.rand(latents.shape[0], 1, 1, device=latents.device)  # (B, 1, 1)
+            spread = latents.detach().std(dim=(1, 2), keepdim=True)  # (B, 1, 1)
+            decoded_from = latents + level * spread * torch.randn_like(latents)
+        reconstruction = self.decode(decoded_from, length=audio.shape[-1])  # (B, C, T)
         return VAEOutput(reconstruction, latents, mean, scale, kl_divergence(mean, scale))

@@ -99,7 +99,7 @@ class VAETraining(GuardedTraining):
         accumulation = self.accumulation
         last = accumulation.begin()
 
-        out = self.vae(audio)
+        out = self.vae(audio, latent_noise=w["latent_noise"])
         stft_loss, parts = self.reconstruction_loss(out.reconstruction, audio)
         gen_loss = w["stft_weight"] * stft_loss + w["kl_weight"] * out.kl
         terms = {"train/stft": stft_loss, "train/kl": out.kl}

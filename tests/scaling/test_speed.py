@@ -60,3 +60,16 @@ def test_the_benchmarks_time_the_modules_own_training_steps():
     assert torch.isfinite(dit_step(torch.randn(2, 4, 8), timing))
     assert vae.trainer.global_step == dit.trainer.global_step == 1  # one generator / one DiT step each
     assert any(not torch.equal(a, b) for a, b in zip(before, dit.denoiser.parameters()))
+
+
+def test_the_demo_recipes_train_in_the_precision_this_machine_runs_fastest(tmp_path):
+    import torch
+    from apps_helpers import compose_app
+
+    from latentaudio.training.speed import fastest_precision
+
+    expected = "bf16-mixed" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "32-true"
+    assert torch.cuda.is_available() or fastest_precision() == expected
+    for app, experiment in (("train_vae", "demo_vae"), ("train_diffusion", "demo_dit")):
+        cfg = compose_app(app, tmp_path, [f"experiment={experiment}", "vae=unused"])
+        assert cfg.trainer.precision == fastest_precision()

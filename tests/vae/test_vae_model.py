@@ -173,3 +173,18 @@ def test_discriminator_output_structure(channels):
             assert len(features) == 5 and all(f.shape[0] == 2 for f in features)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert len(stft(audio)) == 2
+
+
+def test_latent_noise_perturbs_only_what_the_decoder_sees():
+    from latentaudio.vae.model import AudioVAE
+
+    vae = AudioVAE(channels=1, base_channels=4, channel_mults=(1, 2), strides=(2, 2), latent_dim=3).eval()
+    audio = torch.randn(4, 1, 256, generator=torch.Generator().manual_seed(0)) * 0.3
+    torch.manual_seed(1)
+    plain = vae(audio)
+    torch.manual_seed(1)
+    noisy = vae(audio, latent_noise=0.5)
+    assert torch.equal(plain.mean, noisy.mean) and torch.equal(plain.latents, noisy.latents)
+    assert not torch.allclose(plain.reconstruction, noisy.reconstruction)
+    torch.manual_seed(1)
+    assert torch.equal(vae(audio, latent_noise=0.0).reconstruction, plain.reconstruction)
