@@ -30,3 +30,27 @@ def tiny_vae_overrides(root, steps: int = 3, every: int = 2) -> list[str]:
         f"trainer.max_steps={steps}",
         f"callbacks.model_checkpoint.every_n_train_steps={every}",
     ]
+
+
+def train_tiny_vae(root, run, steps: int = 2) -> Path:
+    """The tiny VAE trained ``steps`` steps on ``root`` in ``run``; returns its bundle."""
+    from latentaudio.apps.train_vae import train
+
+    overrides = ["model/vae=tiny", f"data.root={root}", "data.sample_length=2048", "debug=fast"]
+    train(compose_app("train_vae", Path(run), overrides + [f"trainer.max_steps={steps}"]))
+    return Path(run) / "export"
+
+
+def tiny_dit_overrides(root, vae, steps: int = 2, crop_frames: int = 64, batch_size: int = 4) -> list[str]:
+    """A few steps of the tiny DiT on the latents of ``vae`` for ``root``, no logger."""
+    return [
+        "model/dit=tiny",
+        f"vae={vae}",
+        f"data.root={root}",
+        f"data.crop_frames={crop_frames}",
+        f"data.batch_size={batch_size}",
+        "data.val_fraction=0.2",
+        "debug=fast",
+        f"trainer.max_steps={steps}",
+        "optim.warmup_steps=0",
+    ]

@@ -5,14 +5,13 @@ import math
 
 import pytest
 import torch
-from apps_helpers import compose_app
+from apps_helpers import compose_app, tiny_dit_overrides, train_tiny_vae
 from conftest import write_sine
 
 from latentaudio import evaluation
 from latentaudio.apps.common import ConfigError
 from latentaudio.apps.evaluate import evaluate
 from latentaudio.apps.train_diffusion import train as train_dit
-from latentaudio.apps.train_vae import train as train_vae
 
 RATE = 16000
 
@@ -101,29 +100,10 @@ def bundles(tmp_path_factory):
     root = tmp_path_factory.mktemp("audio")
     for i in range(6):
         write_sine(root / f"tone{i}.wav", frequency=200.0 * (1 + i / 5), seconds=0.5)
-    vae_run = tmp_path_factory.mktemp("vae")
-    vae_overrides = [
-        "model/vae=tiny",
-        f"data.root={root}",
-        "data.sample_length=2048",
-        "debug=fast",
-        "trainer.max_steps=2",
-    ]
-    train_vae(compose_app("train_vae", vae_run, vae_overrides))
+    vae = train_tiny_vae(root, tmp_path_factory.mktemp("vae"))
     dit_run = tmp_path_factory.mktemp("dit")
-    dit_overrides = [
-        "model/dit=tiny",
-        f"vae={vae_run / 'export'}",
-        f"data.root={root}",
-        "data.crop_frames=64",
-        "data.batch_size=4",
-        "data.val_fraction=0.2",
-        "debug=fast",
-        "trainer.max_steps=2",
-        "optim.warmup_steps=0",
-    ]
-    train_dit(compose_app("train_diffusion", dit_run, dit_overrides))
-    return root, vae_run / "export", dit_run / "export"
+    train_dit(compose_app("train_diffusion", dit_run, tiny_dit_overrides(root, vae)))
+    return root, vae, dit_run / "export"
 
 
 def test_evaluate_a_vae_writes_per_file_metrics_means_and_plots(bundles, tmp_path, capsys):

@@ -5,11 +5,10 @@ import math
 
 import soundfile as sf
 import torch
-from apps_helpers import compose_app
+from apps_helpers import compose_app, tiny_dit_overrides, train_tiny_vae
 
 from latentaudio.apps.evaluate import evaluate
 from latentaudio.apps.train_diffusion import train as train_dit
-from latentaudio.apps.train_vae import train as train_vae
 
 RATE = 16000
 
@@ -34,34 +33,12 @@ def write_labelled_folder(root, count: int = 20):
 
 def test_evaluate_reports_adherence_with_ceilings(tmp_path, capsys):
     root = write_labelled_folder(tmp_path / "audio")
-    vae_run, dit_run = tmp_path / "vae", tmp_path / "dit"
-    train_vae(
-        compose_app(
-            "train_vae",
-            vae_run,
-            [
-                "model/vae=tiny",
-                f"data.root={root}",
-                "data.sample_length=2048",
-                "debug=fast",
-                "trainer.max_steps=2",
-            ],
-        )
-    )
-    dit_overrides = [
-        "model/dit=tiny",
-        f"vae={vae_run / 'export'}",
-        f"data.root={root}",
-        "data.crop_frames=64",
-        "data.batch_size=4",
-        "conditioning.text=bytes",
-        "debug=fast",
-        "trainer.max_steps=2",
-    ]
+    vae, dit_run = train_tiny_vae(root, tmp_path / "vae"), tmp_path / "dit"
+    dit_overrides = tiny_dit_overrides(root, vae) + ["conditioning.text=bytes"]
     train_dit(compose_app("train_diffusion", dit_run, dit_overrides))
     out = tmp_path / "eval"
     overrides = [
-        f"vae={vae_run / 'export'}",
+        f"vae={vae}",
         f"dit={dit_run / 'export'}",
         f"data.root={root}",
         f"output={out}",

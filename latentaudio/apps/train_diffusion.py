@@ -20,6 +20,7 @@ from latentaudio.apps.common import (
     save_resolved_config,
 )
 from latentaudio.bundle import Bundle, check_same_vae, load_bundle
+from latentaudio.data.datamodule import check_latent_data
 from latentaudio.data.encode import encode_cached
 from latentaudio.data.scan import check_data_root
 from latentaudio.data.shards import read_manifest
@@ -45,8 +46,10 @@ def check_diffusion_config(cfg: DictConfig) -> Bundle:
             f"dit.checkpoint_blocks={every!r}: use false, true (every block) or k (every k-th block)"
         )
     bundle = load_vae_bundle(cfg)
-    if cfg.data.crop_frames < 1:
-        raise ConfigError(f"data.crop_frames={cfg.data.crop_frames}: it must be at least 1")
+    try:
+        check_latent_data(cfg.data.crop_frames, cfg.data.val_fraction)
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
     if cfg.dit.width % cfg.dit.heads or (cfg.dit.width // cfg.dit.heads) % 2:
         raise ConfigError(
             f"dit.width={cfg.dit.width} must split into dit.heads={cfg.dit.heads} heads of an even size"

@@ -20,6 +20,7 @@ from latentaudio.apps.common import (
     resolve_ckpt_path,
     save_resolved_config,
 )
+from latentaudio.data.datamodule import check_audio_data
 from latentaudio.data.scan import check_data_root
 from latentaudio.training.seeding import seed_run
 
@@ -45,6 +46,10 @@ def check_vae_config(cfg: DictConfig) -> None:
         )
     if cfg.loss.adversarial_start_step < 0:
         raise ConfigError("loss.adversarial_start_step must be 0 or more")
+    try:
+        check_audio_data(cfg.data.normalize, cfg.data.val_fraction)
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
     check_data_root(cfg.data.root)
 
 
