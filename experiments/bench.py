@@ -3,26 +3,28 @@
 Prints one ``name value unit`` line per figure, in a fixed order, so two runs compare with
 ``diff`` or a spreadsheet: run it before and after a change, on the same machine and load.
 
-    .venv/bin/python -m experiments.bench            # about 2 minutes on 2 idle cores
-    .venv/bin/python -m experiments.bench --quick    # fewer steps, for a smoke check
+    .venv/bin/python -m experiments.bench              # about 2 minutes on 2 idle cores
+    .venv/bin/python -m experiments.bench quick=true   # fewer steps, for a smoke check
+    make bench ARGS="adherence=path/to/evaluate/output/metrics.json"   # + adherence figures
 
 Figures: VAE training-step throughput (fp32 and bf16 autocast), DiT training-step throughput
 and its model-FLOPs utilisation against this machine's fp32 matmul peak, sampling realtime
 factor of an untrained demo DiT + VAE at fixed steps, and the reconstruction metrics of a tiny
-VAE after a short fixed-seed training on tones. The training steps are the
+VAE after a short fixed-seed training on tones; with ``adherence=<metrics.json>``, also the
+adherence figures of a `make evaluate ... dit=...` run's metrics.json. The training steps are the
 LightningModules' own, built by experiments/throughput/steps.py from the demo experiments, the
 same code the throughput and peer benchmarks run.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
+import sys
 import time
 
 import torch
 
-from experiments.common import model_size
+from experiments.common import model_size, parse_arguments
 from experiments.throughput.steps import dit_training, vae_training
 from latentaudio.dit.diffusion import make_objective
 from latentaudio.dit.samplers import sample
@@ -35,6 +37,11 @@ TINY_VAE = model_size("vae", "tiny")
 DEMO_DIT = model_size("dit", "demo")
 FP32_PEAK_FLOPS = 150e9  # this machine's measured fp32 matmul peak (experiments/demo/results.md)
 CPU = torch.device("cpu")
+DEFAULTS = {
+    "quick": False,  # fewer steps: a smoke check, noisier figures
+    "threads": 2,
+    "adherence": "",  # a `make evaluate ... dit=...` run's metrics.json: also print its adherence figures
+}
 
 
 def report(name: str, value: float, unit: str) -> None:
@@ -133,23 +140,15 @@ def bench_adherence(metrics_path: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="latentaudio regression benchmark")
-    parser.add_argument("--quick", action="store_true", help="fewer steps: a smoke check, noisier figures")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument(
-        "--adherence",
-        metavar="METRICS_JSON",
-        help="also print the adherence figures of a `make evaluate ... dit=...` run's metrics.json",
-    )
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = parse_arguments(sys.argv[1:], DEFAULTS, __doc__)
+    torch.set_num_threads(args["threads"])
     report("torch_threads", torch.get_num_threads(), "threads")
-    bench_vae(steps=1 if args.quick else 2)
-    bench_dit(steps=2 if args.quick else 5)
+    bench_vae(steps=1 if args["quick"] else 2)
+    bench_dit(steps=2 if args["quick"] else 5)
     bench_sampling(steps=10)
-    bench_tiny_training(steps=10 if args.quick else 40)
-    if args.adherence:
-        bench_adherence(args.adherence)
+    bench_tiny_training(steps=10 if args["quick"] else 40)
+    if args["adherence"]:
+        bench_adherence(str(args["adherence"]))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,11 @@
 """latentaudio against Stability AI's stable-audio-tools, at equal sizes, on this machine, in one run.
 
     .venv/bin/python -m experiments.benchmarks.peer            # writes experiments/benchmarks/results.md
-    .venv/bin/python -m experiments.benchmarks.peer --rounds 5 --steps 3
+    .venv/bin/python -m experiments.benchmarks.peer rounds=5 steps=3
+    make bench-peer ARGS="rounds=7 output=/tmp/peer_results.md"
+
+``rounds``: rounds of alternation (the median is reported); ``steps``: DiT steps per side per
+round; ``output``: the results file.
 
 The first run makes ``experiments/benchmarks/.venv-peer`` (git-ignored): a venv that sees our
 ``.venv`` (so both sides use the same torch 2.11.0) and gets ``stable-audio-tools`` installed
@@ -23,7 +27,6 @@ the throughput scripts, ``bench.py`` and ``quality.py`` time and train.
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import platform
@@ -86,6 +89,11 @@ SAMPLE_BATCH, SAMPLE_STEPS = 4, 30
 # conf/train_vae.yaml's loss windows: fft sizes, hops, windows (what our side's steps read too)
 _OUR_LOSS = yaml.safe_load((REPO / "conf" / "train_vae.yaml").read_text())["loss"]
 OUR_LOSS_SIZES = tuple(_OUR_LOSS[key] for key in ("fft_sizes", "hop_sizes", "win_lengths"))
+DEFAULTS = {
+    "rounds": 3,
+    "steps": 3,  # DiT steps per side per round
+    "output": HERE / "results.md",
+}
 
 
 # ------------------------------------------------------------------------------ the peer venv
@@ -471,16 +479,14 @@ def write_results(measured: dict, rounds: int, steps: int, path: Path) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=3, help="DiT steps per side per round")
-    parser.add_argument("--output", type=Path, default=HERE / "results.md")
-    args = parser.parse_args()
+    from experiments.common import parse_arguments
+
+    args = parse_arguments(sys.argv[1:], DEFAULTS, __doc__)
     if Path(sys.prefix).resolve() != PEER_VENV.resolve():
         ensure_peer_venv()
         os.execv(str(PEER_PYTHON), [str(PEER_PYTHON), "-m", "experiments.benchmarks.peer", *sys.argv[1:]])
-    measured = measure(args.rounds, args.steps)
-    print(write_results(measured, args.rounds, args.steps, args.output))
+    measured = measure(args["rounds"], args["steps"])
+    print(write_results(measured, args["rounds"], args["steps"], args["output"]))
 
 
 if __name__ == "__main__":

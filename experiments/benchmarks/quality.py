@@ -1,29 +1,30 @@
 """Quality at equal budget: our demo VAE against the peer's Oobleck VAE at the same size, same data,
 same wall-clock training time on this machine, compared by held-out reconstruction metrics.
 
-    .venv/bin/python -m experiments.benchmarks.quality --budget 600    # 10 min each side, on a quiet machine
-    .venv/bin/python -m experiments.benchmarks.quality --budget 20 --output /tmp/quality_smoke.md  # smoke test
+    .venv/bin/python -m experiments.benchmarks.quality budget=600    # 10 min each side, on a quiet machine
+    .venv/bin/python -m experiments.benchmarks.quality budget=20 output=/tmp/quality_smoke.md  # smoke test
 
 Data: the procedural demo dataset in data/demo (written first if missing), split as our training
 runs split it (``held_out_files`` with the demo's ``data.val_fraction`` and ``data.split_seed``):
 both sides train on random crops of the other files (the same crops, batch and crop length from
-the demo recipe) and are evaluated on the whole held-out files after each ``1 / --checkpoints``
-of the budget. The sides train in alternating turns of ``--slice`` seconds until each has used
-``--budget`` seconds, so a change in the machine's load hits them alike; evaluation is not counted.
+the demo recipe) and are evaluated on the whole held-out files after each ``1 / checkpoints``
+of the budget. The sides train in alternating turns of ``slice`` seconds until each has used
+``budget`` seconds, so a change in the machine's load hits them alike; evaluation is not counted.
 
 - ours: the demo recipe exactly, read from conf/ as ``make train-vae ARGS="experiment=demo_vae"``
   composes it (network, loss, critic from its start step, optimiser, LR schedule, bf16-mixed), with
-  the LR schedule sized to the budget (``--schedule``);
+  the LR schedule sized to the budget (``schedule``: ``budget``, the default, estimates the length
+  from the step time so that it ends with the budget; ``demo`` keeps the demo's trainer.max_steps);
 - peer: stable-audio-tools' Oobleck at our network's size, trained with its Stable Audio Open
-  recipe (``sao_training``); ``--peer-critic`` says whether it trains its discriminator (see the
-  README for why the default leaves it out).
+  recipe (``sao_training``); ``peer_critic`` says whether it trains its discriminator: ``off``
+  (the default; see the README for why), ``recipe`` (from step 0, alternating batches, as its
+  recipe runs it) or ``both`` (two peer sides).
 
-Results are appended to ``--output`` (default: ``quality_results.md`` next to this script).
+Results are appended to ``output`` (default: ``quality_results.md`` next to this script).
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import subprocess
@@ -35,9 +36,19 @@ from pathlib import Path
 
 from experiments.benchmarks import peer
 from experiments.benchmarks.sao_recipe import sao_training
+from experiments.common import parse_arguments
 
 DATA = peer.REPO / "data" / "demo"
 METRICS = ("mrstft", "mel", "sisdr")
+DEFAULTS = {
+    "budget": 600.0,  # training seconds per side
+    "slice": 15.0,  # seconds per turn
+    "checkpoints": 4,  # held-out evaluations over the budget
+    "schedule": "budget",  # or demo
+    "peer_critic": "off",  # or recipe, both
+    "output": peer.HERE / "quality_results.md",
+}
+CHOICES = {"schedule": ("budget", "demo"), "peer_critic": ("off", "recipe", "both")}
 
 
 def demo_recipe() -> dict:
@@ -193,12 +204,12 @@ def evaluate(sides: list[Side], held_out: list, hop: int) -> dict[str, dict]:
 def train_and_evaluate(sides: list[Side], args, held_out: list, hop: int) -> list[dict]:
     """Alternating turns up to each checkpoint, then every side on the held-out files."""
     curve = []
-    for k in range(1, args.checkpoints + 1):
-        target = args.budget * k / args.checkpoints
+    for k in range(1, args["checkpoints"] + 1):
+        target = args["budget"] * k / args["checkpoints"]
         while any(side.used < target for side in sides):
             for side in sides:
                 if side.used < target:
-                    train_turn(side, min(args.slice, target - side.used))
+                    train_turn(side, min(args["slice"], target - side.used))
             print(
                 " | ".join(f"{s.name}: {s.steps} steps, {s.used:.0f} s, loss {s.loss:.3f}" for s in sides),
                 flush=True,
@@ -210,7 +221,7 @@ def train_and_evaluate(sides: list[Side], args, held_out: list, hop: int) -> lis
                 dict(side=side.name, target=target, steps=side.steps, used=side.used, loss=side.loss, **m)
             )
             print(
-                f"  checkpoint {k}/{args.checkpoints} ({target:.0f} s) {side.name}: "
+                f"  checkpoint {k}/{args['checkpoints']} ({target:.0f} s) {side.name}: "
                 + ", ".join(f"{name} {m[name]:.3f}" for name in METRICS),
                 flush=True,
             )
@@ -223,11 +234,11 @@ def train_and_evaluate(sides: list[Side], args, held_out: list, hop: int) -> lis
 def write_results(args, sides: list[Side], curve: list[dict], files: dict, loads: tuple) -> str:
     parameters = ", ".join(f"{s.name} {sum(p.numel() for p in s.model.parameters()):,}" for s in sides)
     lines = [
-        f"## {time.strftime('%Y-%m-%d %H:%M')}: {args.budget:.0f} s of training per side ({peer.machine()})",
+        f"## {time.strftime('%Y-%m-%d %H:%M')}: {args['budget']:.0f} s of training per side ({peer.machine()})",
         "",
         f"{files['train']} training files, {files['held_out']} held out (the demo's hash split, "
         f"`held_out_files(root, {files['val_fraction']}, {files['seed']})`), evaluated whole after each "
-        f"{args.budget / args.checkpoints:.0f} s; turns of {args.slice:.0f} s; load average "
+        f"{args['budget'] / args['checkpoints']:.0f} s; turns of {args['slice']:.0f} s; load average "
         f"{loads[0]:.1f} before, {loads[1]:.1f} after. Parameters: {parameters}.",
         "",
         *[f"- {s.name}: {s.describe()}" for s in sides],
@@ -244,26 +255,12 @@ def write_results(args, sides: list[Side], curve: list[dict], files: dict, loads
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", type=float, default=600.0, help="training seconds per side")
-    parser.add_argument("--slice", type=float, default=15.0, help="seconds per turn")
-    parser.add_argument("--checkpoints", type=int, default=4, help="held-out evaluations over the budget")
-    parser.add_argument(
-        "--schedule",
-        choices=("budget", "demo"),
-        default="budget",
-        help="our LR schedule's length: estimated from the step time to end with the budget, or the "
-        "demo's trainer.max_steps",
-    )
-    parser.add_argument(
-        "--peer-critic",
-        choices=("off", "recipe", "both"),
-        default="off",
-        help="the peer without its discriminator, with it as its recipe runs it (from step 0, "
-        "alternating batches), or both as two peer sides",
-    )
-    parser.add_argument("--output", type=Path, default=peer.HERE / "quality_results.md")
-    args = parser.parse_args()
+    args = parse_arguments(sys.argv[1:], DEFAULTS, __doc__)
+    if args["peer_critic"] is False:  # YAML reads a bare off as false
+        args["peer_critic"] = "off"
+    for key, choices in CHOICES.items():
+        if args[key] not in choices:
+            raise SystemExit(f"{key}={args[key]}: expected one of {', '.join(choices)}")
     if Path(sys.prefix).resolve() != peer.PEER_VENV.resolve():
         if not DATA.exists():
             subprocess.run([sys.executable, "-m", "latentaudio.apps.demo_data"], cwd=peer.REPO, check=True)
@@ -292,10 +289,10 @@ def main() -> None:
         # every side sees the same crops: its own generator, the same seed
         return crops(train, data["batch_size"], data["sample_length"], torch.Generator().manual_seed(0))
 
-    sides = [our_side(recipe, args.schedule, args.budget, stream())]
-    if args.peer_critic in ("off", "both"):
+    sides = [our_side(recipe, args["schedule"], args["budget"], stream())]
+    if args["peer_critic"] in ("off", "both"):
         sides.append(peer_side("peer", recipe, False, stream()))
-    if args.peer_critic in ("recipe", "both"):
+    if args["peer_critic"] in ("recipe", "both"):
         sides.append(peer_side("peer+critic", recipe, True, stream()))
     hop = math.prod(recipe["vae"]["strides"])
     print(f"{len(train)} training files, {len(held_out)} held out; sides: {', '.join(s.name for s in sides)}")
@@ -305,7 +302,7 @@ def main() -> None:
         train=len(train), held_out=len(held_out), val_fraction=data["val_fraction"], seed=data["split_seed"]
     )
     text = write_results(args, sides, curve, files, tuple(loads))
-    with args.output.open("a") as handle:
+    with args["output"].open("a") as handle:
         handle.write(text)
     print(text)
 

@@ -1,6 +1,9 @@
 """Run the demo chain (data, VAE, DiT, generation) as `make demo` does and record what it reaches.
 
     .venv/bin/python -m experiments.demo.run            # writes experiments/demo/results.md
+    .venv/bin/python -m experiments.demo.run out=/tmp/demo_results.md run_dir=/tmp/demo_runs
+
+``out``: the results file; ``run_dir``: the folder that gets one timestamped folder of runs.
 
 Held-out metrics of the trained VAE are compared with the same network untrained (same seed),
 on the same validation crops. Throughput counts the whole fit (validation included).
@@ -8,7 +11,6 @@ on the same validation crops. Throughput counts the whole fit (validation includ
 
 from __future__ import annotations
 
-import argparse
 import csv
 import datetime
 import json
@@ -21,9 +23,15 @@ from pathlib import Path
 
 import torch
 
+from experiments.common import parse_arguments
+
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
 PEAK_GFLOPS = {"fp32": 150.0, "bf16": 410.0}  # this machine's 2-core matmul peak (results.md)
+DEFAULTS = {
+    "out": ROOT / "experiments" / "demo" / "results.md",
+    "run_dir": ROOT / "outputs" / "experiments" / "demo",
+}
 
 
 def run(args: list[str]) -> float:
@@ -70,11 +78,9 @@ def untrained_vae_metrics(vae_run: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--out", default=str(ROOT / "experiments" / "demo" / "results.md"))
-    parser.add_argument("--run-dir", default=str(ROOT / "outputs" / "experiments" / "demo"))
-    args = parser.parse_args()
-    base = Path(args.run_dir) / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    args = parse_arguments(sys.argv[1:], DEFAULTS, __doc__)
+    command = " ".join([".venv/bin/python -m experiments.demo.run", *sys.argv[1:]])
+    base = Path(args["run_dir"]) / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     vae_run, dit_run, clips = base / "vae", base / "dit", base / "generated"
 
     data_seconds = run(["latentaudio.apps.demo_data"])
@@ -131,7 +137,7 @@ def main() -> None:
         "# The demo chain: what `make demo` trains and reaches",
         "",
         f"Recorded {datetime.date.today()} on {platform.machine()} with {os.cpu_count()} CPU cores, "
-        f"torch {torch.__version__}; command: `.venv/bin/python -m experiments.demo.run`.",
+        f"torch {torch.__version__}; command: `{command}`.",
         "Wall times include process start-up, data loading and validation.",
         "",
         "## Stage one: demo VAE (`experiment=demo_vae`)",
@@ -166,7 +172,7 @@ def main() -> None:
         "",
         f"Run folders: `{base.relative_to(ROOT) if base.is_relative_to(ROOT) else base}`.",
     ]
-    Path(args.out).write_text("\n".join(lines) + "\n")
+    Path(args["out"]).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     json.dump({"vae": untrained}, open(base / "untrained_vae.json", "w"))
 

@@ -1,29 +1,37 @@
 """Training-step throughput of both stages at GPU sizes: fp32 vs bf16 autocast, eager vs torch.compile.
 
-    python -m experiments.throughput.gpu --out results_gpu.json
-    python -m experiments.throughput.gpu --tiny        # a CPU smoke test of this script
+    python -m experiments.throughput.gpu out=results_gpu.json
+    python -m experiments.throughput.gpu tiny=true        # a CPU smoke test of this script
 
 Each variant also runs on a fixed batch (fixed noise and noise levels for the DiT), so its loss
-must stay finite and fall: that is the check that bf16 training is numerically sane. A time
-budget skips what would not finish; results are written after each stage.
+must stay finite and fall: that is the check that bf16 training is numerically sane. ``warmup``
+untimed and ``steps`` timed steps per variant; stages started after ``budget_s`` seconds are
+skipped; results are written to ``out`` after each stage.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
 import torch
 
-from experiments.common import markdown_table, model_size, summarize, time_interleaved
+from experiments.common import markdown_table, model_size, parse_arguments, summarize, time_interleaved
 from experiments.throughput.steps import dit_variant, vae_variant
 
 SAO_VAE = model_size("vae", "sao")
 TINY_VAE = {**model_size("vae", "tiny"), "channels": 2}  # stereo, as the SAO VAE it stands in for
 BF16_PEAK = 790e12  # measured bf16 matmul peak of an H100/H200 (results.md here)
+DEFAULTS = {
+    "tiny": False,  # tiny sizes: checks the script on a CPU
+    "warmup": 5,
+    "steps": 15,
+    "budget_s": 200.0,  # skip stages started after this
+    "out": Path("results_gpu.json"),
+}
 
 
 def stages(tiny: bool) -> list[dict]:
@@ -55,27 +63,21 @@ def stages(tiny: bool) -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--tiny", action="store_true", help="tiny sizes: checks the script on a CPU")
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=15)
-    parser.add_argument("--budget-s", type=float, default=200.0, help="skip stages started after this")
-    parser.add_argument("--out", type=Path, default=Path("results_gpu.json"))
-    args = parser.parse_args()
+    args = parse_arguments(sys.argv[1:], DEFAULTS, __doc__)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32 in the table
     report = {
-        "command": "python -m experiments.throughput.gpu" + (" --tiny" if args.tiny else ""),
+        "command": " ".join(["python -m experiments.throughput.gpu", *sys.argv[1:]]),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
         "torch": torch.__version__,
-        "warmup": args.warmup,
-        "steps": args.steps,
+        "warmup": args["warmup"],
+        "steps": args["steps"],
         "stages": {},
     }
     started = time.perf_counter()
-    for stage in stages(args.tiny):
-        if time.perf_counter() - started > args.budget_s:
+    for stage in stages(args["tiny"]):
+        if time.perf_counter() - started > args["budget_s"]:
             report["stages"][stage["name"]] = "skipped: time budget"
             continue
         stage_start = time.perf_counter()
@@ -86,7 +88,7 @@ def main() -> None:
                 build(name, device=device, bf16=bf16, compile=compiled, **stage["args"])
                 for name, bf16, compiled in stage["variants"]
             ]
-            time_interleaved(variants, args.warmup, args.steps, device)
+            time_interleaved(variants, args["warmup"], args["steps"], device)
             rows = [summarize(v, BF16_PEAK if device.type == "cuda" else None) for v in variants]
         except torch.OutOfMemoryError as error:
             rows = f"out of memory: {error}"[:300]
@@ -100,7 +102,7 @@ def main() -> None:
             torch.cuda.empty_cache()
         print(f"## {stage['name']} ({report['stages'][stage['name']]['wall_s']} s)", flush=True)
         print(markdown_table(rows) if isinstance(rows, list) else rows, flush=True)
-        args.out.write_text(json.dumps(report, indent=1))
+        args["out"].write_text(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

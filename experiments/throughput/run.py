@@ -1,6 +1,11 @@
 """Training-step throughput of both stages' demo configs on this machine's CPU.
 
     .venv/bin/python -m experiments.throughput.run            # writes results_cpu.json beside this file
+    .venv/bin/python -m experiments.throughput.run stages=vae-demo,vae-demo-adversarial eager=true
+
+``stages``: only these stages, comma-separated (default: all of dit-demo, vae-demo,
+vae-demo-adversarial); ``eager=true`` skips the torch.compile variants; ``threads``: torch threads;
+``out``: where the JSON goes.
 
 Variants: fp32 vs bf16 autocast, eager vs torch.compile, run in turn (A, B, C, D, A, ...) so that
 load from other processes falls on all of them alike; the figures are medians of the timed steps
@@ -10,16 +15,16 @@ LightningModules' own training steps (steps.py), without Lightning's loop.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
 import torch
 
-from experiments.common import markdown_table, model_size, summarize, time_interleaved
+from experiments.common import markdown_table, model_size, parse_arguments, summarize, time_interleaved
 from experiments.throughput.steps import dit_variant, vae_variant
 
 DEMO_VAE = model_size("vae", "demo")
@@ -59,31 +64,37 @@ STAGES = [
         steps=5,
     ),
 ]
+DEFAULTS = {
+    "out": Path(__file__).with_name("results_cpu.json"),
+    "threads": 2,
+    "stages": "",  # only these stages, comma-separated (default: all)
+    "eager": False,  # skip the torch.compile variants
+}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results_cpu.json"))
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--stages", nargs="*", help="only these stages (default: all)")
-    parser.add_argument("--eager", action="store_true", help="skip the torch.compile variants")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = parse_arguments(sys.argv[1:], DEFAULTS, __doc__)
+    names = [stage["name"] for stage in STAGES]
+    only = args["stages"] if isinstance(args["stages"], list) else str(args["stages"] or "").split(",")
+    only = [name.strip() for name in only if name.strip()]
+    if unknown := sorted(set(only) - set(names)):
+        raise SystemExit(f"stages={','.join(unknown)}: expected stages among {', '.join(names)}")
+    torch.set_num_threads(args["threads"])
     device = torch.device("cpu")
     report = {
-        "command": "python -m experiments.throughput.run",
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} threads",
+        "command": " ".join(["python -m experiments.throughput.run", *sys.argv[1:]]),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args['threads']} threads",
         "torch": torch.__version__,
         "stages": {},
     }
     for stage in STAGES:
-        if args.stages and stage["name"] not in args.stages:
+        if only and stage["name"] not in only:
             continue
         start = time.perf_counter()
         variants = [
             stage["build"](name, device=device, bf16=bf16, compile=compiled, **stage["args"])
             for name, bf16, compiled in stage["variants"]
-            if not (compiled and args.eager)
+            if not (compiled and args["eager"])
         ]
         time_interleaved(variants, stage["warmup"], stage["steps"], device)
         rows = [summarize(v) for v in variants]
@@ -95,7 +106,7 @@ def main() -> None:
             "wall_s": round(time.perf_counter() - start, 1),
         }
         print(f"## {stage['name']}\n{markdown_table(rows)}", flush=True)
-        args.out.write_text(json.dumps(report, indent=1))
+        args["out"].write_text(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

@@ -2,19 +2,21 @@
 
     .venv/bin/python -m experiments.throughput.vae_network                     # ours vs peer, 7 rounds
     git show HEAD:latentaudio/vae/model.py > /tmp/model_before.py
-    .venv/bin/python -m experiments.throughput.vae_network --before /tmp/model_before.py --profile
-    .venv/bin/python -m experiments.throughput.vae_network --compile-snake      # adds ours + compiled snake
+    .venv/bin/python -m experiments.throughput.vae_network before=/tmp/model_before.py profile=true
+    .venv/bin/python -m experiments.throughput.vae_network compile_snake=true   # adds ours + compiled snake
 
 Both networks get the same input (batch 8 x 8192 samples at 16 kHz mono, fp32) and the same loss
-(our conf/train_vae.yaml MR-STFT + 1e-4 KL; ``--loss sum`` sums the outputs instead), so only the
-networks differ. The sides take turns (ours, peer, ours, peer, ...) for ``--rounds`` rounds and
+(our conf/train_vae.yaml MR-STFT + 1e-4 KL; ``loss=sum`` sums the outputs instead), so only the
+networks differ. The sides take turns (ours, peer, ours, peer, ...) for ``rounds`` rounds and
 the median of each is printed: wall seconds, CPU seconds of this process (user + sys, less hit by
 other jobs than wall time) and minor page faults per step (pages the allocator had handed back to
-the OS and the step touched again). ``--optimizer`` adds gradient clipping and AdamW, as in
-``peer.py``; ``--bf16`` runs both networks under bf16 autocast (our loss computes its STFTs in
-float32 regardless). ``--profile`` prints torch.profiler's top operators by self CPU time, one
-step each. Threads: 2, or ``BENCH_THREADS``; on a machine shared with other jobs, 2 threads
-wait on each other at every op, and ``BENCH_THREADS=1`` gives far steadier figures.
+the OS and the step touched again). ``optimizer=true`` adds gradient clipping and AdamW, as in
+``peer.py``; ``bf16=true`` runs both networks under bf16 autocast (our loss computes its STFTs in
+float32 regardless). ``before=<file>`` also times a saved copy of latentaudio/vae/model.py as
+"before"; ``compile_snake=true`` adds ours with ``compile_snake=True``. ``profile=true`` prints
+torch.profiler's top operators by self CPU time, one step each (``rows`` of them). Threads: 2,
+or ``BENCH_THREADS``; on a machine shared with other jobs, 2 threads wait on each other at every
+op, and ``BENCH_THREADS=1`` gives far steadier figures.
 
 Runs in ``experiments/benchmarks/.venv-peer`` (made by ``peer.ensure_peer_venv()`` on first use),
 which sees our venv, so both sides use the same torch.
@@ -22,7 +24,6 @@ which sees our venv, so both sides use the same torch.
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import os
 import resource
@@ -32,10 +33,21 @@ import time
 from pathlib import Path
 
 from experiments.benchmarks import peer
+from experiments.common import parse_arguments
 
 HERE = Path(__file__).resolve().parent
 
 BATCH, SAMPLES = peer.VAE_BATCH, peer.VAE_SAMPLES
+DEFAULTS = {
+    "rounds": 7,
+    "loss": "ours",  # or sum
+    "optimizer": False,
+    "bf16": False,
+    "before": None,
+    "compile_snake": False,
+    "profile": False,
+    "rows": 20,
+}
 
 
 def load_model_module(path: Path):
@@ -56,7 +68,7 @@ def make_sides(args) -> dict:
     spectral = SpectralReconstructionLoss(peer.RATE, 1, *peer.OUR_LOSS_SIZES)
 
     def loss_of(reconstruction, audio, kl):
-        if args.loss == "sum":
+        if args["loss"] == "sum":
             return reconstruction.sum() + kl
         return spectral(reconstruction, audio)[0] + 1e-4 * kl
 
@@ -64,12 +76,12 @@ def make_sides(args) -> dict:
         optimizer = torch.optim.AdamW(module.parameters(), lr=1.5e-4, betas=(0.8, 0.99))
 
         def step(audio):
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args["bf16"]):
                 reconstruction, kl = forward(audio)
             loss = loss_of(reconstruction, audio, kl)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if args.optimizer:
+            if args["optimizer"]:
                 torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
                 optimizer.step()
 
@@ -96,11 +108,11 @@ def make_sides(args) -> dict:
         return autoencoder, training_step(autoencoder, forward)
 
     sides = {}
-    if args.before:
-        sides["before"] = ours(load_model_module(args.before))
+    if args["before"]:
+        sides["before"] = ours(load_model_module(Path(args["before"])))
     sides["ours"] = ours(our_model)
     sides["peer"] = theirs()
-    if args.compile_snake:
+    if args["compile_snake"]:
         sides["ours+compiled snake"] = ours(our_model, compile_snake=True)
     return sides
 
@@ -122,16 +134,9 @@ def profile_table(step, audio, rows: int) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--loss", choices=["ours", "sum"], default="ours")
-    parser.add_argument("--optimizer", action="store_true", help="add clipping and AdamW to the step")
-    parser.add_argument("--bf16", action="store_true", help="run the networks under bf16 autocast")
-    parser.add_argument("--before", type=Path, help="a copy of latentaudio/vae/model.py to time as 'before'")
-    parser.add_argument("--compile-snake", action="store_true", help="add ours with compile_snake=True")
-    parser.add_argument("--profile", action="store_true", help="print the top operators of each side")
-    parser.add_argument("--rows", type=int, default=20, help="profiler rows per side")
-    args = parser.parse_args()
+    args = parse_arguments(sys.argv[1:], DEFAULTS, __doc__)
+    if args["loss"] not in ("ours", "sum"):
+        raise SystemExit(f"loss={args['loss']}: expected ours or sum")
     if Path(sys.prefix).resolve() != peer.PEER_VENV.resolve():
         peer.ensure_peer_venv()
         os.execv(str(peer.PEER_PYTHON), [str(peer.PEER_PYTHON), __file__, *sys.argv[1:]])
@@ -152,15 +157,15 @@ def main() -> None:
             flush=True,
         )
 
-    if args.profile:
+    if args["profile"]:
         for label, (_, step) in sides.items():
             print(
-                f"\n== {label}: top operators, one step ==\n{profile_table(step, audio, args.rows)}",
+                f"\n== {label}: top operators, one step ==\n{profile_table(step, audio, args['rows'])}",
                 flush=True,
             )
 
     results = {label: [] for label in sides}
-    for r in range(args.rounds):
+    for r in range(args["rounds"]):
         for label, (_, step) in sides.items():
             results[label].append(measured(step, audio))
         print(
@@ -169,7 +174,8 @@ def main() -> None:
         )
     audio_seconds = BATCH * SAMPLES / peer.RATE
     print(
-        f"\nmedian of {args.rounds} rounds, loss={args.loss}, optimizer={args.optimizer}, bf16={args.bf16}, "
+        f"\nmedian of {args['rounds']} rounds, loss={args['loss']}, optimizer={args['optimizer']}, "
+        f"bf16={args['bf16']}, "
         f"{torch.get_num_threads()} threads:"
     )
     print("| side | wall s / step | CPU s / step | minor faults / step | audio-s / wall-s |")
