@@ -71,6 +71,8 @@ def parse_arguments(argv: list[str], defaults: dict, usage: str) -> dict:
         value = yaml.safe_load(text)
         if isinstance(defaults[key], Path):
             value = Path(text)
+        elif isinstance(defaults[key], str):
+            value = text  # "off", "yes", "1e-3" stay the strings they were typed as
         elif isinstance(defaults[key], float) and isinstance(value, int):
             value = float(value)
         values[key] = value

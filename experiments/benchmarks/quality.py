@@ -256,8 +256,6 @@ def write_results(args, sides: list[Side], curve: list[dict], files: dict, loads
 
 def main() -> None:
     args = parse_arguments(sys.argv[1:], DEFAULTS, __doc__)
-    if args["peer_critic"] is False:  # YAML reads a bare off as false
-        args["peer_critic"] = "off"
     for key, choices in CHOICES.items():
         if args[key] not in choices:
             raise SystemExit(f"{key}={args[key]}: expected one of {', '.join(choices)}")
