@@ -17,8 +17,10 @@ from pathlib import Path
 import torch
 import yaml
 
+from latentaudio.apps.common import CONFIG_PATH
+
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
+CONF = Path(CONFIG_PATH)  # importing it registers the resolvers the configs use
 
 
 # ------------------------------------------------------------------------------ configs and sizes

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from experiments.benchmarks import peer
 from experiments.benchmarks.sao_recipe import sao_training
-from experiments.common import parse_arguments
+from experiments.common import CONF, parse_arguments
 
 DATA = peer.REPO / "data" / "demo"
 METRICS = ("mrstft", "mel", "sisdr")
@@ -52,20 +52,10 @@ CHOICES = {"schedule": ("budget", "demo"), "peer_critic": ("off", "recipe", "bot
 
 
 def demo_recipe() -> dict:
-    """The config ``make train-vae ARGS="experiment=demo_vae"`` composes, as plain values: train_vae.yaml,
-    model/vae/demo.yaml and experiment/demo_vae.yaml, merged by Hydra as the training app does."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    with initialize_config_dir(config_dir=str(peer.REPO / "conf"), version_base="1.3"):
-        cfg = compose(config_name="train_vae", overrides=["experiment=demo_vae"])
-    recipe = {
-        key: OmegaConf.to_container(cfg[key], resolve=True)
-        for key in ("vae", "loss", "discriminator", "optim", "data")
-    }
+    """What ``make train-vae ARGS="experiment=demo_vae"`` composes, as plain values (the network's
+    size without its ``_target_``)."""
+    recipe = peer.our_steps().vae_recipe()
     recipe["vae"].pop("_target_")
-    # only these two: the trainer's output folder is Hydra's, unknown outside an app run
-    recipe["trainer"] = {key: cfg.trainer[key] for key in ("precision", "max_steps")}
     return recipe
 
 
