@@ -36,7 +36,7 @@ from pathlib import Path
 
 from experiments.benchmarks import peer
 from experiments.benchmarks.sao_recipe import sao_training
-from experiments.common import CONF, parse_arguments
+from experiments.common import parse_arguments
 
 DATA = peer.REPO / "data" / "demo"
 METRICS = ("mrstft", "mel", "sisdr")
