@@ -5,7 +5,8 @@ answer is known. A model can only be judged against what the estimator itself ge
 
 - :class:`LabelJudge`: a classifier trained on the data's own real clips and ``label`` column
   (scaled mel-statistics and MFCC features, logistic regression); its accuracy on held-out
-  real clips is the ceiling for generated clips asked for each label.
+  real clips is the ceiling for generated clips asked for each label, and its accuracy on the
+  VAE's reconstructions of them the ceiling of any DiT on that VAE.
 - :func:`per_label_distances`: distances of clips generated for label L to real clips of L and
   to real clips of the other labels (a model that ignores labels has both equal).
 - :func:`estimate_tempo` (onset-envelope autocorrelation) and :func:`tempo_matches` (within a
@@ -433,9 +434,16 @@ def measure_adherence(
         clips = [c for label in labels_known for c in generated[label]]
         asked = [label for label in labels_known for _ in generated[label]]
         verdict = judge.judge(clips, asked, rate)
+        # what a perfect DiT on this VAE could reach: the judge on the VAE's reconstructions
+        autoencoder = pipeline.autoencoder
+        with torch.inference_mode():
+            reconstructed = [autoencoder.reconstruct(real.clips[i][None], rate)[0].cpu() for i in held]
+        vae_verdict = judge.judge(reconstructed, [str(real.rows[i].get("label") or "") for i in held], rate)
         out["labels"] = {
             "accuracy": verdict["accuracy"],
             "ceiling": judge.ceiling,
+            "vae_ceiling": vae_verdict["accuracy"],
+            "vae_ceiling_per_label": vae_verdict["per_label"],
             "per_label": verdict["per_label"],
             "confusion": verdict["confusion"],
             "order": judge.labels,

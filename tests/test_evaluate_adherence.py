@@ -52,6 +52,7 @@ def test_evaluate_reports_adherence_with_ceilings(tmp_path, capsys):
     result = written["adherence"]
     labels = result["labels"]
     assert labels["order"] == ["noise", "tone"] and labels["ceiling"] == 1.0  # tones and noise: easy
+    assert 0.0 <= labels["vae_ceiling"] <= 1.0 and set(labels["vae_ceiling_per_label"]) <= {"noise", "tone"}
     assert 0.0 <= labels["accuracy"] <= 1.0 and sum(map(sum, labels["confusion"])) == 6
     assert set(result["per_label_distances"]["real"]) == {"noise", "tone"}
     real = result["per_label_distances"]["real"]["tone"]

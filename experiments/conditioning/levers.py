@@ -69,6 +69,7 @@ def summary_row(name: str, overrides: tuple[list[str], list[str]], wall: float |
         "train_seconds": wall,
         "label_accuracy": labels.get("accuracy"),
         "label_ceiling": labels.get("ceiling"),
+        "label_vae_ceiling": labels.get("vae_ceiling"),
         "per_label": labels.get("per_label"),
         "fd_same_over_other": (
             sum(v["fd_same"] / v["fd_other"] for v in distances.values()) / len(distances)

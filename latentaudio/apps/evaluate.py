@@ -210,7 +210,10 @@ def format_adherence(result: dict) -> list[str]:
     lines = ["adherence (generated | real-data ceiling):"]
     if "labels" in result:
         labels = result["labels"]
-        lines.append(f"  label accuracy           {labels['accuracy']:6.1%} | {labels['ceiling']:6.1%}")
+        lines.append(
+            f"  label accuracy           {labels['accuracy']:6.1%} | {labels['ceiling']:6.1%}"
+            f" (VAE reconstructions: {labels['vae_ceiling']:.1%})"
+        )
         for label, value in labels["per_label"].items():
             lines.append(f"    {label:<22} {value:6.1%}")
         generated = result["per_label_distances"]["generated"]
