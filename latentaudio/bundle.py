@@ -156,6 +156,7 @@ ARGUMENTS: dict[str, dict[str, float | None]] = {
         "text_depth": 512,
         "text_heads": 512,
         "text_max_length": 65536,
+        "label_tokens": None,
     },
 }
 # Arguments that point the loader at local files: refused unless the caller trusts the bundle.

@@ -32,6 +32,7 @@ LEVERS: dict[str, tuple[list[str], list[str]]] = {
     "lr_1e-3": (["optim.lr=1e-3"], []),
     "steps_4000": (["trainer.max_steps=4000"], []),
     "rectified_flow": (["objective.name=rectified_flow"], []),
+    "label_tokens": (["conditioning.label_tokens=true"], []),
 }
 
 

@@ -175,6 +175,7 @@ def train(cfg: DictConfig) -> float | None:
             "text_path": c.text_path,
             "cfg_dropout": plain(c.cfg_dropout),
             "max_seconds": c.max_seconds,
+            "label_tokens": bool(c.label_tokens and labels),
         },
         objective=plain(cfg.objective),
         optim=plain(cfg.optim),

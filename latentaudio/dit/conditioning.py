@@ -5,7 +5,8 @@ Where each condition goes:
   DiT adds to its time embedding for adaLN): timing (``seconds_start``, ``seconds_total``)
   and the class label. Summing keeps the size fixed whichever of them are enabled.
 - cross (a token sequence for cross-attention, ``cross_cond`` (B, S, cross_dim) with
-  ``cross_mask`` (B, S) bool, True = real token): the caption. Timing is global only.
+  ``cross_mask`` (B, S) bool, True = real token): the caption, and with ``label_tokens`` the
+  label as one more token in front of it. Timing is global only.
 
 Classifier-free guidance: each condition has a null form, used both when training drops it
 (probability ``cfg_dropout``) and for ``force_uncond=True``: a learned null timing embedding,
@@ -212,6 +213,9 @@ class Conditioner(nn.Module):
             or a dict over "timing", "label", "text" (missing keys: 0).
         max_seconds: the timing embedding's range.
         text_depth, text_heads, text_max_length: the byte encoder's size (max_length for T5 too).
+        label_tokens: also give the label to cross-attention as a learned token (needs
+            ``cross_dim`` > 0): unlike the global path it does not pass through the zero-initialised
+            adaLN gates, so the label reaches every block from the first step.
     """
 
     def __init__(
@@ -227,12 +231,15 @@ class Conditioner(nn.Module):
         text_depth: int = 2,
         text_heads: int = 4,
         text_max_length: int = 128,
+        label_tokens: bool = False,
     ):
         super().__init__()
         if text not in (None, "bytes", "t5"):
             raise ValueError(f"text must be None, 'bytes' or 't5', got {text!r}")
         if text is not None and cross_dim <= 0:
             raise ValueError("text conditioning needs cross_dim > 0")
+        if label_tokens and (num_labels <= 0 or cross_dim <= 0):
+            raise ValueError("label_tokens needs labels (num_labels > 0) and cross_dim > 0")
         if text == "t5" and not text_path:
             raise ValueError("text='t5' needs text_path, a local folder with the model and tokenizer")
         if isinstance(cfg_dropout, dict):
@@ -247,6 +254,7 @@ class Conditioner(nn.Module):
         }
         self.timing = TimingConditioner(global_dim, max_seconds) if timing else None
         self.label = LabelConditioner(num_labels, global_dim) if num_labels > 0 else None
+        self.label_token = LabelConditioner(num_labels, cross_dim) if label_tokens else None
         self.text_encoder: nn.Module | None = None
         self.text_proj: nn.Module = nn.Identity()
         if text == "bytes":
@@ -263,7 +271,7 @@ class Conditioner(nn.Module):
 
     @property
     def cross_attn_dim(self) -> int:
-        return self.cross_dim if self.text_encoder is not None else 0
+        return self.cross_dim if (self.text_encoder is not None or self.label_token is not None) else 0
 
     # ------------------------------------------------------------------ forward
     def _keep(self, name: str, batch_size: int, force_uncond: bool) -> Tensor:
@@ -293,19 +301,28 @@ class Conditioner(nn.Module):
             else:
                 timing = self.timing.null.expand(batch_size, -1)  # (B, D)
             global_cond = timing
+        labels = None
         if self.label is not None:
             labels = torch.as_tensor(batch.get("label", [-1] * batch_size), dtype=torch.long, device=device)
             labels = torch.where(self._keep("label", batch_size, force_uncond), labels, -1)
             embedded = self.label(labels)  # (B, D)
             global_cond = embedded if global_cond is None else global_cond + embedded
 
-        cross_cond = cross_mask = None
+        token_sets: list[tuple[Tensor, Tensor]] = []
+        if self.label_token is not None:
+            # the same labels (after dropout) as the global path: one condition, two ways in
+            token = self.label_token(labels)[:, None]  # (B, 1, cross_dim)
+            token_sets.append((token, torch.ones(batch_size, 1, dtype=torch.bool, device=device)))
         if self.text_encoder is not None:
             captions = list(batch.get("caption", [""] * batch_size))
             keep = self._keep("text", batch_size, force_uncond).tolist()
             captions = [caption if k else "" for caption, k in zip(captions, keep)]
-            tokens, cross_mask = self.text_encoder(captions)  # (B, S, E), (B, S)
-            cross_cond = self.text_proj(tokens)  # (B, S, cross_dim)
+            tokens, mask = self.text_encoder(captions)  # (B, S, E), (B, S)
+            token_sets.append((self.text_proj(tokens), mask))  # (B, S, cross_dim)
+        cross_cond = cross_mask = None
+        if token_sets:
+            cross_cond = torch.cat([tokens for tokens, _ in token_sets], dim=1)  # (B, S', cross_dim)
+            cross_mask = torch.cat([mask for _, mask in token_sets], dim=1)  # (B, S')
         return dict(global_cond=global_cond, cross_cond=cross_cond, cross_mask=cross_mask)
 
 

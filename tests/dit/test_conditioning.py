@@ -167,3 +167,38 @@ def test_t5_text_encoder(tmp_path):
     assert not any(p.requires_grad for p in encoder.parameters())
     conditioner = Conditioner(GLOBAL_DIM, cross_dim=CROSS_DIM, text="t5", text_path=str(tmp_path))
     assert conditioner(batch())["cross_cond"].shape[2] == CROSS_DIM
+
+
+def test_label_tokens_give_the_label_to_cross_attention_too():
+    from latentaudio.dit.conditioning import Conditioner
+
+    conditioner = Conditioner(global_dim=16, cross_dim=8, num_labels=3, label_tokens=True, cfg_dropout=0.0)
+    assert conditioner.cross_attn_dim == 8 and conditioner.global_cond_dim == 16
+    out = conditioner({"label": torch.tensor([0, 2, -1])})
+    assert out["cross_cond"].shape == (3, 1, 8) and out["cross_mask"].all()
+    assert torch.equal(out["cross_cond"][2, 0], conditioner.label_token.embedding.weight[3])  # the null label
+    uncond = conditioner({"label": torch.tensor([0, 2, 1])}, force_uncond=True)
+    assert torch.equal(uncond["cross_cond"][:, 0], conditioner.label_token.embedding.weight[3].expand(3, -1))
+    # with text the label token goes first, then the caption's tokens
+    both = Conditioner(16, 8, num_labels=3, text="bytes", label_tokens=True, text_heads=2)
+    joined = both({"label": torch.tensor([1]), "caption": ["ab"]})
+    assert joined["cross_cond"].shape == (1, 1 + 4, 8) and joined["cross_mask"].all()
+    with pytest.raises(ValueError, match="label_tokens needs"):
+        Conditioner(16, 0, num_labels=3, label_tokens=True)
+
+
+def test_label_dropout_drops_both_ways_in_together():
+    from latentaudio.dit.conditioning import Conditioner
+
+    conditioner = Conditioner(
+        global_dim=16, cross_dim=8, num_labels=3, label_tokens=True, cfg_dropout=0.5
+    ).train()
+    torch.manual_seed(0)
+    out = conditioner({"label": torch.zeros(64, dtype=torch.long)})
+    null_token = conditioner.label_token.embedding.weight[3]
+    dropped_token = (out["cross_cond"][:, 0] == null_token).all(dim=1)
+    null_global = conditioner.label.embedding.weight[3] + 0  # timing is on: compare the difference
+    kept_global = conditioner.label.embedding.weight[0]
+    timing = out["global_cond"] - torch.where(dropped_token[:, None], null_global, kept_global)
+    assert 0 < int(dropped_token.sum()) < 64
+    assert torch.allclose(timing, timing[:1].expand_as(timing), atol=1e-6)  # one timing, labels matched
