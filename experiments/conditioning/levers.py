@@ -23,13 +23,13 @@ RUNS = ROOT / "experiments" / "conditioning" / "runs.jsonl"
 
 # name: (train_diffusion overrides, evaluate overrides)
 LEVERS: dict[str, tuple[list[str], list[str]]] = {
-    "baseline": ([], []),
+    "baseline": ([], []),  # experiment=demo_dit as it is now (optim.lr 1e-3)
+    "lr_3e-4": (["optim.lr=3e-4"], []),  # the demo DiT before this study
     "no_ema_warmup": (["ema.warmup=false"], []),
     "cfg_1": ([], ["generation.cfg_scale=1"]),
     "cfg_6": ([], ["generation.cfg_scale=6"]),
     "text_bytes": (["experiment=demo_dit_text"], []),
     "logit_normal": (["objective.time_sampling=logit_normal"], []),
-    "lr_1e-3": (["optim.lr=1e-3"], []),
     "steps_4000": (["trainer.max_steps=4000"], []),
     "rectified_flow": (["objective.name=rectified_flow"], []),
     "label_tokens": (["conditioning.label_tokens=true"], []),
