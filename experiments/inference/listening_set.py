@@ -1,4 +1,5 @@
-"""The listening set: a few generated, varied, inpainted, continued and enhanced clips of the demo model.
+"""The listening set: a few generated, varied, inpainted, continued and enhanced clips of the demo model;
+per label, and (with a text DiT) per caption at different tempi and keys.
 
     python -m experiments.inference.listening_set                      # the bundles of `make demo`
     python -m experiments.inference.listening_set vae=... dit=... output=...
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from experiments.common import parse_arguments
 from latentaudio.audio import read_audio, write_audio
 from latentaudio.dit.aligned import add_noise_at_snr
 from latentaudio.pipeline import Pipeline
@@ -26,14 +28,25 @@ DEFAULTS = {
     "vae": "outputs/demo/vae/export",
     "dit": "outputs/demo/dit/export",
     "dit_enhance": "outputs/demo/dit_enhance/export",  # make demo-enhance; left out when missing
+    "dit_text": "outputs/demo/dit_text/export",  # experiment=demo_dit_text; left out when missing
     "data": "data/demo/clips",
     "output": "outputs/listening_set",
 }
 
 
+# the same instruments at two tempi, and in two keys: what the text DiT is asked to tell apart
+CAPTIONS = (
+    "plucked melody in A minor at 80 bpm",
+    "plucked melody in A minor at 140 bpm",
+    "organ chords in C major at 100 bpm",
+    "organ chords in F# minor at 100 bpm",
+    "drum beat at 90 bpm",
+    "drum beat at 130 bpm",
+)
+
+
 def main(argv: list[str]) -> None:
-    args = dict(DEFAULTS)
-    args.update(item.split("=", 1) for item in argv)
+    args = parse_arguments(argv, DEFAULTS, __doc__)
     pipe = Pipeline.from_bundles(ROOT / args["vae"], ROOT / args["dit"])
     out = ROOT / args["output"]
     clips = sorted((ROOT / args["data"]).glob("*.wav"))
@@ -83,6 +96,15 @@ def main(argv: list[str]) -> None:
             f"enhance the noisy clip with the trained enhancement DiT `{trained.bundle.hash}`",
             trained.enhance(noisy, rate, seed=0)[0],
         )
+
+    if (ROOT / args["dit_text"] / "meta.json").exists():
+        spoken = Pipeline.from_bundles(ROOT / args["vae"], ROOT / args["dit_text"])
+        for index, caption in enumerate(CAPTIONS):
+            add(
+                f"caption_{index}",
+                f'caption "{caption}" (text DiT `{spoken.bundle.hash}`), seed 0',
+                spoken.generate(seconds=4, prompt=caption, seed=0)[0],
+            )
 
     lines = [
         "# Listening set of the demo model",
