@@ -531,7 +531,8 @@ def plot_confusion(confusion: Sequence[Sequence[int]], labels: Sequence[str], pa
     figure, axis = plt.subplots(figsize=(1.2 + 0.7 * len(labels), 1.0 + 0.6 * len(labels)), dpi=100)
     axis.imshow(matrix, cmap="Blues")
     for (r, c), value in np.ndenumerate(matrix):
-        axis.text(c, r, int(value), ha="center", va="center", fontsize=8)
+        dark = value > matrix.max() / 2
+        axis.text(c, r, int(value), ha="center", va="center", fontsize=8, color="white" if dark else "black")
     axis.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
     axis.set_yticks(range(len(labels)), labels, fontsize=8)
     axis.set_xlabel("judged as")
