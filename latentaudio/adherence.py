@@ -27,9 +27,8 @@ import torch
 import torchaudio.transforms as T
 
 from latentaudio import metrics
-from latentaudio.audio import resample
 
-ANALYSIS_RATE = 16000
+ANALYSIS_RATE = metrics.FEATURE_RATE  # every clip is analysed mono at this rate
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 _FLATS = {"Db": "C#", "Eb": "D#", "Gb": "F#", "Ab": "G#", "Bb": "A#"}
 # Krumhansl-Kessler probe-tone ratings (Krumhansl 1990), tonic first.
@@ -152,7 +151,7 @@ def _mel(sample_rate: int, n_fft: int, hop: int) -> T.MelSpectrogram:
 
 def onset_envelope(clip: torch.Tensor, sample_rate: int, frame_rate: int = 100) -> torch.Tensor:
     """Spectral flux of the log-mel spectrogram, (frames,) at ``frame_rate`` frames per second."""
-    mono = resample(clip.float().reshape(-1, clip.shape[-1]).mean(dim=0), int(sample_rate), ANALYSIS_RATE)
+    mono = metrics.mono_clips([clip], sample_rate)[0]  # (T,) at ANALYSIS_RATE
     if mono.shape[-1] <= 1024:  # shorter than one frame: pad with silence (no onset there)
         mono = torch.nn.functional.pad(mono, (0, 1025 - mono.shape[-1]))
     mel = _mel(ANALYSIS_RATE, 1024, ANALYSIS_RATE // frame_rate)(mono)  # (64, frames)
@@ -247,7 +246,7 @@ def _chroma_matrix(
 
 def chroma(clip: torch.Tensor, sample_rate: int) -> torch.Tensor:
     """(12,) energy per pitch class over the whole clip, C first, summing to 1 (zeros for silence)."""
-    mono = resample(clip.float().reshape(-1, clip.shape[-1]).mean(dim=0), int(sample_rate), ANALYSIS_RATE)
+    mono = metrics.mono_clips([clip], sample_rate)[0]  # (T,) at ANALYSIS_RATE
     n_fft = 4096
     if mono.shape[-1] < n_fft:
         mono = torch.nn.functional.pad(mono, (0, n_fft - mono.shape[-1]))
@@ -408,13 +407,14 @@ def measure_adherence(
 
     rate = real.sample_rate
     window = float(pipeline.train_seconds)
-    labels_known = [label for label in pipeline.labels if label in real.by_label()]
+    real_by_label = real.by_label()
+    labels_known = [label for label in pipeline.labels if label in real_by_label]
     conditioning = pipeline.bundle.meta.get("conditioning") or {}
     has_text = bool(conditioning.get("text"))
     train, held = judge_split(real.paths)
     out: dict = {}
     judge = None
-    if len(real.by_label()) >= 2 and held:
+    if len(real_by_label) >= 2 and held:
         judge = LabelJudge.fit(
             [real.clips[i] for i in train],
             [str(real.rows[i].get("label") or "") for i in train],

@@ -146,7 +146,7 @@ def mel_distance(
 # --------------------------------------------------------------------------------------
 
 
-def _clips(audio: torch.Tensor | Sequence[torch.Tensor], sample_rate: int) -> list[torch.Tensor]:
+def mono_clips(audio: torch.Tensor | Sequence[torch.Tensor], sample_rate: int) -> list[torch.Tensor]:
     """Mono ``(T,)`` clips at ``FEATURE_RATE``, from a batch or a list of clips of any length."""
     if isinstance(audio, torch.Tensor):
         audio = _as_items(audio) if audio.dim() > 1 else audio[None, None]
@@ -170,7 +170,7 @@ def mel_statistics_features(
     channels are averaged.
     """
     features = [
-        _mean_and_std(_log_mel(clip, FEATURE_RATE, 1024, n_mels)) for clip in _clips(audio, sample_rate)
+        _mean_and_std(_log_mel(clip, FEATURE_RATE, 1024, n_mels)) for clip in mono_clips(audio, sample_rate)
     ]
     return torch.stack(features)
 
@@ -186,7 +186,7 @@ def mfcc_features(
 ) -> torch.Tensor:
     """Per-clip mean and standard deviation over time of MFCCs and their deltas: ``(N, 4 n_mfcc)``."""
     features = []
-    for clip in _clips(audio, sample_rate):
+    for clip in mono_clips(audio, sample_rate):
         mfcc = _mfcc_transform(n_mfcc, str(clip.device))(clip)  # (n_mfcc, frames)
         deltas = torch.diff(mfcc, dim=-1) if mfcc.shape[-1] > 1 else torch.zeros_like(mfcc)
         features.append(torch.cat([_mean_and_std(mfcc), _mean_and_std(deltas)]))
