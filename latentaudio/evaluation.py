@@ -59,6 +59,34 @@ def mean_metrics(per_file: dict[str, dict[str, float]], names: Iterable[str]) ->
     return {name: sum(r[name] for r in per_file.values()) / len(per_file) for name in names}
 
 
+def metrics_by_group(
+    per_file: dict[str, dict[str, float]], groups: dict[str, str], names: Iterable[str]
+) -> dict[str, dict[str, float]]:
+    """Mean metrics per group (a label from the metadata), each with its file count and its
+    worst SI-SDR, so a group the overall mean hides (bells among drums) shows. Files without
+    a group are left out; groups in sorted order."""
+    members: dict[str, dict[str, dict[str, float]]] = {}
+    for path, values in per_file.items():
+        if groups.get(path):
+            members.setdefault(groups[path], {})[path] = values
+    table = {}
+    for group in sorted(members):
+        table[group] = mean_metrics(members[group], names)
+        table[group]["files"] = len(members[group])
+        table[group]["worst_sisdr"] = min(v["sisdr"] for v in members[group].values())
+    return table
+
+
+def extremes(per_file: dict[str, dict[str, float]], count: int = 3, by: str = "sisdr") -> dict[str, list]:
+    """The ``count`` worst and best files by one metric (higher is better): [[path, value], ...]."""
+    ranked = sorted(per_file.items(), key=lambda item: item[1][by])
+    return {
+        "by": by,
+        "worst": [[path, values[by]] for path, values in ranked[:count]],
+        "best": [[path, values[by]] for path, values in ranked[::-1][:count]],
+    }
+
+
 @dataclass
 class FileReconstruction:
     path: str

@@ -142,6 +142,34 @@ def test_evaluate_a_vae_writes_per_file_metrics_means_and_plots(bundles, tmp_pat
     assert single["files"] == {"tone1.wav": written["files"]["tone1.wav"]}
 
 
+def test_evaluate_reports_each_label_and_the_extremes_and_can_take_the_held_out_split(
+    bundles, sine_folder, tmp_path, capsys
+):
+    _, vae, _ = bundles
+    out = tmp_path / "eval"
+    base = [f"vae={vae}", f"data.root={sine_folder}", f"output={out}", "plots=false"]
+    summary = evaluate(compose_app("evaluate", out, base))
+    files = summary["files"]
+    for label, members in (("low", range(6)), ("high", range(6, 12))):
+        paths = [f"set{i % 3}/tone{i:02d}.wav" for i in members]
+        row = summary["per_label"][label]
+        assert row["files"] == 6
+        assert row["sisdr"] == pytest.approx(sum(files[p]["sisdr"] for p in paths) / 6)
+        assert row["worst_sisdr"] == min(files[p]["sisdr"] for p in paths)
+    worst = min(files, key=lambda p: files[p]["sisdr"])
+    assert summary["extremes"]["worst"][0] == [worst, files[worst]["sisdr"]]
+    table = capsys.readouterr().out
+    assert "per label:" in table and "  high (6)" in table and f"worst SI-SDR: {worst}" in table
+
+    # split=held_out: exactly the files a training run with these data settings held out
+    from latentaudio.data.split import held_out_files
+
+    held = evaluate(compose_app("evaluate", out, [*base, "split=held_out", "data.val_fraction=0.3"]))
+    assert sorted(held["files"]) == held_out_files(sine_folder, 0.3) and 0 < held["count"] < 12
+    with pytest.raises(ConfigError, match="held_out"):
+        evaluate(compose_app("evaluate", out, [*base, "split=val"]))
+
+
 def test_evaluate_with_a_dit_and_an_embedding_model(bundles, tmp_path):
     root, vae, dit = bundles
     embedding = tmp_path / "embedding.pt"

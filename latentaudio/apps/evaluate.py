@@ -24,6 +24,7 @@ from latentaudio.apps.common import CONFIG_PATH, ConfigError, log
 from latentaudio.audio import AudioDecodeError, read_audio
 from latentaudio.data.metadata import load_metadata
 from latentaudio.data.scan import printable, scan_audio_folder
+from latentaudio.data.split import held_out_files
 from latentaudio.training.media import draw_spectrogram
 
 LABELS = {"mrstft": "MR-STFT", "mel": "mel", "sisdr": "SI-SDR (dB)"}
@@ -34,6 +35,20 @@ def check_evaluate_config(cfg: DictConfig) -> None:
         raise ConfigError(f"limit={cfg.limit}: evaluate at least one file (null: all)")
     if cfg.dit and cfg.generation.n is not None and cfg.generation.n < 2:
         raise ConfigError(f"generation.n={cfg.generation.n}: distribution metrics need at least 2 clips")
+    if cfg.split not in ("all", "held_out"):
+        raise ConfigError(
+            f"split={cfg.split!r}: all (every file under data.root) or held_out (the files a training "
+            "run with these data.val_fraction and data.split_seed held out)"
+        )
+
+
+def evaluation_paths(cfg: DictConfig, root: Path) -> list[str]:
+    """The files to evaluate, relative to ``root``: all, or the held-out split; then ``limit``."""
+    if cfg.split == "held_out":
+        paths = held_out_files(root, cfg.data.val_fraction, cfg.data.split_seed)
+    else:
+        paths = [f.path for f in scan_audio_folder(root, progress=False).files]
+    return paths[: cfg.limit or None]
 
 
 def evaluate(cfg: DictConfig) -> dict:
@@ -56,7 +71,7 @@ def evaluate(cfg: DictConfig) -> dict:
     if root.is_file():
         root, paths = root.parent, [root.name]
     else:
-        paths = [f.path for f in scan_audio_folder(root, progress=False).files][: cfg.limit or None]
+        paths = evaluation_paths(cfg, root)
 
     per_file: dict[str, dict[str, float]] = {}
     examples: list[evaluation.FileReconstruction] = []
@@ -86,6 +101,13 @@ def evaluate(cfg: DictConfig) -> dict:
         "latent_rate": evaluation.latent_rate(autoencoder),
         "count": len(per_file),
         "mean": evaluation.mean_metrics(per_file, evaluation.RECONSTRUCTION_METRICS),
+        "split": cfg.split,
+        "per_label": evaluation.metrics_by_group(
+            per_file,
+            {path: row.get("label", "") for path, row in load_metadata(root, list(per_file)).items()},
+            evaluation.RECONSTRUCTION_METRICS,
+        ),
+        "extremes": evaluation.extremes(per_file),
         "files": per_file,
         "generation": None,
     }
@@ -188,6 +210,19 @@ def format_table(summary: dict) -> str:
     lines.append(
         f"{'mean (' + str(summary['count']) + ')':<{width}}  {m['mrstft']:8.3f}  {m['mel']:7.3f}  {m['sisdr']:7.2f}"
     )
+    if summary.get("per_label"):
+        lines.append("per label:")
+        for label, r in summary["per_label"].items():
+            name = f"  {label} ({r['files']})"
+            lines.append(
+                f"{name:<{width}}  {r['mrstft']:8.3f}  {r['mel']:7.3f}  {r['sisdr']:7.2f}"
+                f"  (worst {r['worst_sisdr']:.2f})"
+            )
+    ends = summary.get("extremes")
+    if ends:
+        for side in ("worst", "best"):
+            listed = ", ".join(f"{path} {value:.2f}" for path, value in ends[side])
+            lines.append(f"{side} SI-SDR: {listed}")
     lines.append(f"latent rate: {summary['latent_rate']:.0f} values/s")
     if summary.get("generation"):
         lines.append("generation:")
