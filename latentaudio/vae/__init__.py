@@ -3,6 +3,7 @@
 from latentaudio.vae.chunked import decode_chunked, encode_chunked
 from latentaudio.vae.discriminator import MultiPeriodDiscriminator, MultiScaleSTFTDiscriminator
 from latentaudio.vae.losses import (
+    ComplexSTFTLoss,
     SpectralReconstructionLoss,
     discriminator_loss,
     feature_matching_loss,
@@ -14,6 +15,7 @@ __all__ = [
     "AudioVAE",
     "MultiPeriodDiscriminator",
     "MultiScaleSTFTDiscriminator",
+    "ComplexSTFTLoss",
     "SpectralReconstructionLoss",
     "VAEOutput",
     "decode_chunked",

@@ -56,6 +56,11 @@ class VAETraining(GuardedTraining):
             perceptual_weighting=loss.get("perceptual_weighting", False),
             stereo_sum_diff=loss.get("stereo_sum_diff", True),
         )
+        self.complex_loss = (
+            losses.ComplexSTFTLoss(loss["fft_sizes"], loss["hop_sizes"], loss["win_lengths"])
+            if loss.get("complex_stft_weight", 0.0) > 0
+            else None
+        )
         self.discriminator = _build_discriminator(vae["channels"], discriminator)
         ema_decay = (ema or {}).get("decay", 0.0)
         self.ema = EMA(self.vae, ema_decay, (ema or {}).get("warmup", True)) if ema_decay > 0 else None
@@ -109,6 +114,10 @@ class VAETraining(GuardedTraining):
             waveform_loss = (out.reconstruction - audio).abs().mean()
             gen_loss = gen_loss + w["waveform_weight"] * waveform_loss
             terms["train/waveform"] = waveform_loss
+        if self.complex_loss is not None:
+            complex_loss = self.complex_loss(out.reconstruction, audio)
+            gen_loss = gen_loss + w["complex_stft_weight"] * complex_loss
+            terms["train/complex_stft"] = complex_loss
 
         if self.adversarial_active():
             self._discriminator_phase(audio, out.reconstruction.detach(), last)

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from latentaudio.vae import (
+    ComplexSTFTLoss,
     SpectralReconstructionLoss,
     discriminator_loss,
     feature_matching_loss,
@@ -31,6 +32,21 @@ def test_reconstruction_loss_zero_for_identical_and_penalises_loud_output(channe
     loud, _ = loss_fn(2.0 * target, target)
     quiet, _ = loss_fn(0.5 * target, target)
     assert loud > quiet > 0.1
+
+
+def test_complex_loss_sees_the_phase_the_magnitude_loss_leaves_free():
+    """A copy with its polarity flipped has exactly the same magnitude spectra (and an SI-SDR of
+    minus infinity): the MR-STFT loss scores it 0, the phase-aware complex term 2 (|-1 - 1|)."""
+    magnitude = SpectralReconstructionLoss(16000, 1, fft_sizes=FFT_SIZES)
+    complex_loss = ComplexSTFTLoss(fft_sizes=FFT_SIZES)
+    target = tone(1)
+    assert complex_loss(target.clone(), target).item() == pytest.approx(0.0, abs=1e-6)
+    assert magnitude(-target, target)[0].item() == pytest.approx(0.0, abs=1e-5)
+    assert complex_loss(-target, target).item() == pytest.approx(2.0, rel=1e-4)
+    # a quieter copy in phase costs little; a delayed one nearly as much as noise
+    assert complex_loss(0.5 * target, target) < 0.3 < 1.0 < complex_loss(torch.roll(target, 20, -1), target)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert complex_loss(target.to(torch.bfloat16), target).dtype == torch.float32
 
 
 def test_reconstruction_loss_folds_extra_channels_and_handles_bf16():
