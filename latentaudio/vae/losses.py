@@ -100,7 +100,9 @@ class ComplexSTFTLoss(nn.Module):
         super().__init__()
         self.fft_sizes = [int(n) for n in fft_sizes]
         self.win_lengths = [int(n) for n in (win_lengths if win_lengths is not None else fft_sizes)]
-        self.hop_sizes = [int(n) for n in (hop_sizes if hop_sizes is not None else [w // 4 for w in self.win_lengths])]
+        self.hop_sizes = [
+            int(n) for n in (hop_sizes if hop_sizes is not None else [w // 4 for w in self.win_lengths])
+        ]
         if not len(self.fft_sizes) == len(self.hop_sizes) == len(self.win_lengths):
             raise ValueError("fft_sizes, hop_sizes and win_lengths need one entry per resolution")
         self.power = power
@@ -108,7 +110,9 @@ class ComplexSTFTLoss(nn.Module):
 
     def _compressed(self, signal: Tensor, n_fft: int, hop: int, win: int) -> Tensor:
         window = torch.hann_window(win, device=signal.device)
-        spectrum = torch.stft(signal, n_fft, hop, win, window=window, return_complex=True)  # (N, bins, frames)
+        spectrum = torch.stft(
+            signal, n_fft, hop, win, window=window, return_complex=True
+        )  # (N, bins, frames)
         magnitude = spectrum.abs().clamp_min(self.eps)
         return torch.view_as_real(spectrum * magnitude.pow(self.power - 1.0))  # (N, bins, frames, 2)
 

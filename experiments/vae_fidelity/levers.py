@@ -1,0 +1,96 @@
+"""Issue 14's lever study: train the demo VAE with one change at a time, measure its fidelity.
+
+    .venv/bin/python -m experiments.vae_fidelity.levers only=base600,complex600
+
+Each lever trains `experiment=demo_vae` plus its overrides into outputs/vae_levers/<name>, then
+runs `make evaluate` on the files that run held out (`split=held_out`: whole clips, posterior
+mean) and appends one row to experiments/vae_fidelity/runs.jsonl: overall and per-label SI-SDR,
+mel and MR-STFT distances, the training time and the latent rate. The table in results.md is
+written from those rows. A lever whose run folder already has an export is only evaluated again.
+Screening levers (`*600`) run 600 steps without the critic; the others the whole demo recipe.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from experiments.common import parse_arguments
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNS = ROOT / "experiments" / "vae_fidelity" / "runs.jsonl"
+SCREEN = ["trainer.max_steps=600", "loss.adversarial_start_step=100000", "trainer.val_check_interval=200"]
+SCREEN += ["callbacks.model_checkpoint.every_n_train_steps=200", "media.every_n_steps=600"]
+
+# name: train_vae overrides on top of experiment=demo_vae
+LEVERS: dict[str, list[str]] = {
+    "base600": SCREEN,  # the demo recipe's losses, 600 steps, no critic
+    "complex600": [*SCREEN, "loss.complex_stft_weight=1.0"],
+    "waveform10_600": [*SCREEN, "loss.waveform_weight=10"],
+    "kl1e-5_600": [*SCREEN, "loss.kl_weight=1e-5"],
+    "hop128_600": [*SCREEN, "vae.strides=[2,4,4,4]"],
+    "latent32_600": [*SCREEN, "vae.latent_dim=32"],
+    "waveform30_600": [*SCREEN, "loss.waveform_weight=30"],
+    "waveform100_600": [*SCREEN, "loss.waveform_weight=100"],
+    "waveform30_latent32_600": [*SCREEN, "loss.waveform_weight=30", "vae.latent_dim=32"],
+    "waveform30_complex_600": [*SCREEN, "loss.waveform_weight=30", "loss.complex_stft_weight=1.0"],
+    "waveform30_kl1e-5_600": [*SCREEN, "loss.waveform_weight=30", "loss.kl_weight=1e-5"],
+    "real_waveform30_600": [*SCREEN, "loss.waveform_weight=30"],  # with data=data/real (real_data.py)
+    "real_base600": SCREEN,  # with data=data/real: the demo recipe before this study
+    "demo": [],  # the demo recipe as it is: 1200 steps, critic from step 900
+}
+
+
+def train(name: str, overrides: list[str], data: str) -> float | None:
+    run_dir = ROOT / "outputs" / "vae_levers" / name
+    if (run_dir / "export" / "meta.json").exists():
+        return None
+    command = [sys.executable, "-m", "latentaudio.apps.train_vae", "experiment=demo_vae", f"data.root={data}"]
+    command += [f"hydra.run.dir={run_dir}", "ckpt_path=last", "logger=csv", *overrides]
+    start = time.perf_counter()
+    subprocess.run(command, cwd=ROOT, check=True)
+    return time.perf_counter() - start
+
+
+def evaluate(name: str, data: str) -> dict:
+    run_dir = ROOT / "outputs" / "vae_levers" / name
+    out = run_dir / "eval"
+    command = [sys.executable, "-m", "latentaudio.apps.evaluate", f"vae={run_dir / 'export'}"]
+    command += [f"data.root={data}", "split=held_out", f"output={out}", f"hydra.run.dir={out}", "plots=false"]
+    subprocess.run(command, cwd=ROOT, check=True)
+    return json.loads((out / "metrics.json").read_text())
+
+
+def summary_row(name: str, overrides: list[str], wall: float | None, metrics: dict, data: str) -> dict:
+    return {
+        "name": name,
+        "overrides": overrides,
+        "data": data,
+        "train_seconds": wall,
+        "files": metrics["count"],
+        "latent_rate": metrics["latent_rate"],
+        **{k: round(v, 4) for k, v in metrics["mean"].items()},
+        "per_label_sisdr": {label: round(v["sisdr"], 2) for label, v in metrics["per_label"].items()},
+        "per_label_mel": {label: round(v["mel"], 3) for label, v in metrics["per_label"].items()},
+        "worst": metrics["extremes"]["worst"][0],
+    }
+
+
+def main(argv: list[str]) -> None:
+    args = parse_arguments(argv, {"only": "", "data": "data/demo", "suffix": ""}, __doc__)
+    names = str(args["only"]).split(",") if args["only"] else list(LEVERS)
+    for name in names:
+        run_name = name + str(args["suffix"])
+        wall = train(run_name, LEVERS[name], args["data"])
+        metrics = evaluate(run_name, args["data"])
+        row = summary_row(run_name, LEVERS[name], wall, metrics, args["data"])
+        with open(RUNS, "a") as handle:
+            handle.write(json.dumps(row) + "\n")
+        print(json.dumps(row, indent=1))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
