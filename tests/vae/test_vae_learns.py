@@ -44,6 +44,3 @@ def test_demo_vae_improves_over_untrained(tmp_path):
     after_sisdr = [float(r["val/sisdr"]) for r in rows if r.get("val/sisdr")][-1]
     assert after_mrstft < 0.75 * before_mrstft, (before_mrstft, after_mrstft)
     assert after_sisdr > before_sisdr + 10.0, (before_sisdr, after_sisdr)
-    # the phase: with the demo's waveform weight (30) 200 steps reach about -11 dB; with the
-    # weight of 1 the demo had before experiments/vae_fidelity, about -35 dB
-    assert after_sisdr > -25.0, after_sisdr
