@@ -37,8 +37,8 @@ LEVERS: dict[str, list[str]] = {
     "waveform30_600": [*SCREEN, *BEFORE, "loss.waveform_weight=30"],
     "waveform100_600": [*SCREEN, *BEFORE, "loss.waveform_weight=100"],
     "waveform30_latent32_600": [*SCREEN, *BEFORE, "loss.waveform_weight=30", "vae.latent_dim=32"],
-    # not run yet: the next levers (results.md)
     "waveform30_complex_600": [*SCREEN, *BEFORE, "loss.waveform_weight=30", "loss.complex_stft_weight=1.0"],
+    # not run yet: the next levers (results.md)
     "waveform30_kl1e-5_600": [*SCREEN, *BEFORE, "loss.waveform_weight=30", "loss.kl_weight=1e-5"],
     "hop128_600": [*SCREEN, *BEFORE, "loss.waveform_weight=30", "vae.strides=[2,4,4,4]"],
     # with data=data/real (real_data.py): the kept recipe, and the one before, at 600 steps
