@@ -16,6 +16,17 @@ from torch import Tensor, nn
 DiscriminatorOutputs = Sequence[tuple[Tensor, Sequence[Tensor]]]
 
 
+def resolutions(
+    fft_sizes: Sequence[int], hop_sizes: Sequence[int] | None, win_lengths: Sequence[int] | None
+) -> tuple[list[int], list[int], list[int]]:
+    """(fft sizes, hops, windows) of a multi-resolution loss: windows default to the FFT sizes,
+    hops to a quarter window."""
+    fft_sizes = [int(n) for n in fft_sizes]
+    win_lengths = [int(n) for n in win_lengths] if win_lengths is not None else fft_sizes
+    hop_sizes = [int(n) for n in hop_sizes] if hop_sizes is not None else [w // 4 for w in win_lengths]
+    return fft_sizes, hop_sizes, win_lengths
+
+
 class SpectralReconstructionLoss(nn.Module):
     """Multi-resolution STFT distance (spectral convergence + log magnitude), after auraloss.
 
@@ -41,9 +52,7 @@ class SpectralReconstructionLoss(nn.Module):
         stereo_sum_diff: bool = True,
     ):
         super().__init__()
-        fft_sizes = list(fft_sizes)
-        win_lengths = list(win_lengths) if win_lengths is not None else fft_sizes
-        hop_sizes = list(hop_sizes) if hop_sizes is not None else [w // 4 for w in win_lengths]
+        fft_sizes, hop_sizes, win_lengths = resolutions(fft_sizes, hop_sizes, win_lengths)
         self.channels = channels
         self.use_sum_diff = stereo_sum_diff and channels == 2
         self.stft_loss = auraloss.freq.MultiResolutionSTFTLoss(
@@ -98,11 +107,7 @@ class ComplexSTFTLoss(nn.Module):
         eps: float = 1e-8,
     ):
         super().__init__()
-        self.fft_sizes = [int(n) for n in fft_sizes]
-        self.win_lengths = [int(n) for n in (win_lengths if win_lengths is not None else fft_sizes)]
-        self.hop_sizes = [
-            int(n) for n in (hop_sizes if hop_sizes is not None else [w // 4 for w in self.win_lengths])
-        ]
+        self.fft_sizes, self.hop_sizes, self.win_lengths = resolutions(fft_sizes, hop_sizes, win_lengths)
         if not len(self.fft_sizes) == len(self.hop_sizes) == len(self.win_lengths):
             raise ValueError("fft_sizes, hop_sizes and win_lengths need one entry per resolution")
         self.power = power
