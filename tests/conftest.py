@@ -29,6 +29,33 @@ def write_sine(path: Path, frequency=440.0, seconds=1.0, sample_rate=16000, chan
     return path
 
 
+def click_track(bpm: float, seconds: float = 4.0, rate: int = 16000) -> torch.Tensor:
+    audio = torch.zeros(1, int(seconds * rate))
+    burst = torch.randn(200, generator=torch.Generator().manual_seed(0)) * torch.linspace(1, 0, 200)
+    beat = 60.0 / bpm
+    for k in range(int(seconds / beat) + 1):
+        start = int(k * beat * rate)
+        end = min(audio.shape[-1], start + 200)
+        audio[0, start:end] += burst[: end - start]
+    return audio
+
+
+def tones_in_key(tonic: int, mode: str, seconds: float = 2.0, rate: int = 16000) -> torch.Tensor:
+    """The scale's tonic triad held over a bass tonic, then a stepwise scale: the key is audible."""
+    steps = (0, 2, 4, 5, 7, 9, 11) if mode == "major" else (0, 2, 3, 5, 7, 8, 10)
+    t = torch.arange(int(seconds * rate)) / rate
+    audio = torch.zeros_like(t)
+    for degree in (0, 2, 4):
+        midi = 60 + tonic + steps[degree]
+        audio += torch.sin(2 * math.pi * 440 * 2 ** ((midi - 69) / 12) * t)
+    audio += torch.sin(2 * math.pi * 440 * 2 ** ((48 + tonic - 69) / 12) * t)
+    note = len(t) // len(steps)
+    for i, step in enumerate(steps):
+        freq = 440 * 2 ** ((72 + tonic + step - 69) / 12)
+        audio[i * note : (i + 1) * note] += 0.7 * torch.sin(2 * math.pi * freq * t[:note])
+    return (audio / audio.abs().max())[None]
+
+
 @pytest.fixture
 def sine_folder(tmp_path: Path) -> Path:
     """Twelve short sine files at 16 kHz mono, in nested folders, with a metadata.csv."""
