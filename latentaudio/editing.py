@@ -1,16 +1,20 @@
-"""What each editing mode asks of the sampler, as plain functions of the input's latents.
+"""What each editing mode asks of the sampler, as plain functions of the input's latents, and
+the signal-processing transforms that the pitch, tempo and speed modes start from.
 
-Every editing mode of ``Pipeline`` (vary, inpaint, extend, enhance) encodes its input, turns
-the latents into an ``Edit`` with one of these functions, and hands it to the one routine that
-samples and decodes (``Pipeline._edit``). Pure torch: no model is called here.
+Every editing mode of ``Pipeline`` (vary, inpaint, extend, enhance, pitch, tempo, speed)
+encodes its input (pitch, tempo and speed first transform it), turns the latents into an
+``Edit`` with one of these functions, and hands it to the one routine that samples and decodes
+(``Pipeline._edit``). Pure torch: no model is called here.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 import torch
+import torchaudio.functional as AF
 from torch import Tensor
 
 from latentaudio.dit.aligned import aligned_input
@@ -76,3 +80,64 @@ def enhance(latents: Tensor, length: int) -> Edit:
     """Generate from noise with the degraded input's latents as the aligned input (all known)."""
     everything = torch.ones(1, 1, latents.shape[-1], device=latents.device)
     return Edit(latents.shape[-1], length, aligned_cond=aligned_input(latents, everything))
+
+
+# --------------------------------------------------------------------------------------
+# Signal-processing transforms: (B, C, T) at ``sample_rate`` in, (B, C, T') out
+# --------------------------------------------------------------------------------------
+
+
+def _fit_length(audio: Tensor, length: int) -> Tensor:
+    if audio.shape[-1] >= length:
+        return audio[..., :length]
+    return torch.nn.functional.pad(audio, (0, length - audio.shape[-1]))
+
+
+def _check_rate(rate: float, what: str) -> None:
+    if not (math.isfinite(rate) and 0.25 <= rate <= 4.0):
+        raise ValueError(f"{what}={rate}: give a factor between 0.25 and 4 (1 leaves the clip as it is)")
+
+
+def speed(audio: Tensor, rate: float) -> Tensor:
+    """Tape-style: ``rate`` times faster and higher, ``round(T / rate)`` samples (band-limited
+    resampling; the factor is taken as a fraction with a denominator up to 200, which is
+    within 0.001 semitone)."""
+    _check_rate(rate, "rate")
+    fraction = Fraction(rate).limit_denominator(200)
+    played = AF.resample(audio, fraction.numerator, fraction.denominator)
+    return _fit_length(played, round(audio.shape[-1] / rate))
+
+
+def vocoder_fft_size(sample_rate: int, seconds: float = 0.064) -> int:
+    """The phase vocoder's FFT size: the power of two nearest to ``seconds`` (1024 at 16 kHz)."""
+    return 2 ** round(math.log2(seconds * sample_rate))
+
+
+def tempo(audio: Tensor, sample_rate: int, rate: float, n_fft: int | None = None) -> Tensor:
+    """``rate`` times faster at the same pitch, ``round(T / rate)`` samples: a phase vocoder
+    (``torchaudio.functional.phase_vocoder``) over an STFT with a quarter-window hop."""
+    _check_rate(rate, "rate")
+    n_fft = n_fft or vocoder_fft_size(sample_rate)
+    hop = n_fft // 4
+    batch, channels, samples = audio.shape
+    window = torch.hann_window(n_fft, device=audio.device)
+    flat = audio.reshape(batch * channels, samples)
+    if samples < n_fft:  # shorter than one window: the STFT's reflection padding needs n_fft // 2
+        flat = torch.nn.functional.pad(flat, (0, n_fft - samples))
+    spectrum = torch.stft(flat, n_fft, hop, window=window, return_complex=True)  # (BC, F, frames)
+    advance = torch.linspace(0, math.pi * hop, n_fft // 2 + 1, device=audio.device)[:, None]  # (F, 1)
+    stretched = AF.phase_vocoder(spectrum, rate, advance)  # (BC, F, ceil(frames / rate))
+    length = round(samples / rate)
+    out = torch.istft(stretched, n_fft, hop, window=window, length=max(length, n_fft))[..., :length]
+    return out.reshape(batch, channels, length)
+
+
+def pitch(audio: Tensor, sample_rate: int, semitones: float, n_fft: int | None = None) -> Tensor:
+    """Transposed by ``semitones`` at the same length: slowed by the pitch factor with the phase
+    vocoder (:func:`tempo`), then played that much faster (:func:`speed`)."""
+    if not (math.isfinite(semitones) and abs(semitones) <= 24):
+        raise ValueError(f"semitones={semitones}: give a shift between -24 and +24")
+    factor = 2.0 ** (semitones / 12.0)
+    if semitones == 0:
+        return audio.clone()
+    return _fit_length(speed(tempo(audio, sample_rate, 1.0 / factor, n_fft), factor), audio.shape[-1])

@@ -196,8 +196,11 @@ def log_frequency_spectrum(
     high_hz: float = 4000.0,
     bins_per_semitone: int = 10,
 ) -> torch.Tensor:
-    """(bins,) the clip's time-averaged power spectrum on a log-frequency axis, log-compressed
-    (``bins_per_semitone`` bins per semitone from ``low_hz`` to ``high_hz``)."""
+    """(bins,) the clip's time-averaged magnitude spectrum on a log-frequency axis, peak 1
+    (``bins_per_semitone`` bins per semitone from ``low_hz`` to ``high_hz``).
+
+    Magnitude, not decibels: a log scale lifts the phase vocoder's low-level sidebands and biases
+    the shift estimate by up to 0.05 semitone, the magnitude by under 0.015 on the same signals."""
     mono = metrics.mono_clips([clip], sample_rate)[0].double()  # (T,) at ANALYSIS_RATE
     n_fft = 8192  # 2 Hz bins: a semitone at 50 Hz is 3 Hz wide
     if mono.shape[-1] < n_fft:
@@ -209,7 +212,7 @@ def log_frequency_spectrum(
     below = position.floor().long()
     fraction = position - below
     on_log_axis = power[below] * (1 - fraction) + power[below + 1] * fraction  # (bins,)
-    return torch.log10(on_log_axis / on_log_axis.max().clamp_min(1e-20) + 1e-6)  # 0 dB at the peak, floor -60
+    return (on_log_axis / on_log_axis.max().clamp_min(1e-20)).sqrt()
 
 
 def estimate_pitch_shift(

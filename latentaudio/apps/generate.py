@@ -6,6 +6,9 @@ make generate ARGS="vae=... dit=... mode=vary input=take.wav strength=0.5"
 make generate ARGS="vae=... dit=... mode=inpaint input=take.wav start=[1.0,3.0] end=[1.5,3.2]"
 make generate ARGS="vae=... dit=... mode=extend input=take.wav seconds=8"
 make generate ARGS="vae=... dit=... mode=enhance input=noisy.wav strength=0.3"
+make generate ARGS="vae=... dit=... mode=pitch input=take.wav semitones=3 strength=0.3"
+make generate ARGS="vae=... dit=... mode=tempo input=take.wav rate=1.25"     # faster, same pitch
+make generate ARGS="vae=... dit=... mode=speed input=take.wav rate=0.8"      # tape-style: slower, lower
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from latentaudio.apps.common import CONFIG_PATH, ConfigError, log
 from latentaudio.audio import audio_info, read_audio, write_audio
 from latentaudio.training.media import spectrogram_image
 
-MODES = ("generate", "vary", "inpaint", "extend", "enhance")
+MODES = ("generate", "vary", "inpaint", "extend", "enhance", "pitch", "tempo", "speed")
+SIGNAL_MODES = ("pitch", "tempo", "speed")  # a transform first; strength 0 keeps it alone
 EDITING_MODES = MODES[1:]
 
 
@@ -73,6 +77,23 @@ def check_generate_config(cfg: DictConfig) -> None:
         raise ConfigError("mode=extend needs seconds=<length to add>")
     if cfg.mode in ("vary", "enhance") and cfg.strength is not None and not 0 < cfg.strength <= 1:
         raise ConfigError(f"strength={cfg.strength}: must be in (0, 1]")
+    if cfg.mode in SIGNAL_MODES:
+        check_signal_mode(cfg)
+
+
+def check_signal_mode(cfg: DictConfig) -> None:
+    if cfg.strength is not None and not 0 <= cfg.strength <= 1:
+        raise ConfigError(f"strength={cfg.strength}: must be in [0, 1] (0: the signal processing alone)")
+    if cfg.mode == "pitch":
+        if cfg.get("semitones") is None or not -24 <= cfg.semitones <= 24:
+            raise ConfigError(
+                f"mode=pitch needs semitones=<shift> between -24 and 24, got {cfg.get('semitones')}"
+            )
+        return
+    if cfg.get("rate") is None or not 0.25 <= cfg.rate <= 4:
+        raise ConfigError(
+            f"mode={cfg.mode} needs rate=<factor> between 0.25 and 4 (1.25: 25% faster), got {cfg.get('rate')}"
+        )
 
 
 def run_mode(pipeline, cfg: DictConfig):
@@ -92,11 +113,16 @@ def run_mode(pipeline, cfg: DictConfig):
     if cfg.mode == "generate":
         return pipeline.generate(seconds=cfg.seconds, **common), None
     audio, rate = read_audio(cfg.input)
-    strength = {"vary": 0.5, "enhance": 0.3}.get(cfg.mode) if cfg.strength is None else cfg.strength
+    if cfg.strength is not None:  # else each mode's own default
+        common["strength"] = cfg.strength
     if cfg.mode == "vary":
-        out = pipeline.vary(audio, rate, strength=strength, **common)
+        out = pipeline.vary(audio, rate, **common)
     elif cfg.mode == "enhance":
-        out = pipeline.enhance(audio, rate, strength=strength, **common)
+        out = pipeline.enhance(audio, rate, **common)
+    elif cfg.mode == "pitch":
+        out = pipeline.pitch(audio, rate, semitones=cfg.semitones, **common)
+    elif cfg.mode in ("tempo", "speed"):
+        out = getattr(pipeline, cfg.mode)(audio, rate, rate=cfg.rate, **common)
     elif cfg.mode == "inpaint":
         out = pipeline.inpaint(audio, rate, ranges=inpaint_ranges(cfg), **common)
     else:

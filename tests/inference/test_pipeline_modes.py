@@ -14,6 +14,7 @@ import torch
 from apps_helpers import compose_app
 from conftest import sine, write_sine
 
+from latentaudio import editing
 from latentaudio.apps.common import ConfigError
 from latentaudio.apps.generate import generate
 from latentaudio.apps.train_diffusion import train
@@ -123,6 +124,27 @@ def test_every_mode_returns_the_right_length_at_the_model_rate(pipe, clip):
     assert pipe.enhance(audio, rate, strength=0.3, **FAST).shape == (1, 1, input_samples)
     extended = pipe.extend(audio, rate, seconds=0.25, **FAST)
     assert extended.shape == (1, 1, (input_samples // hop) * hop + round(0.25 * RATE))
+    assert pipe.pitch(audio, rate, semitones=-2, n=2, **FAST).shape == (2, 1, input_samples)
+    assert pipe.tempo(audio, rate, rate=1.25, **FAST).shape == (1, 1, round(input_samples / 1.25))
+    assert pipe.speed(audio, rate, rate=0.8, **FAST).shape == (1, 1, round(input_samples / 0.8))
+
+
+def test_signal_modes_at_strength_zero_are_the_signal_processing_alone(pipe, clip):
+    audio, rate = clip
+    prepared = pipe.autoencoder.prepare(audio, rate)
+    cases = {
+        "pitch": (dict(semitones=3), lambda x: editing.pitch(x, RATE, 3)),
+        "tempo": (dict(rate=0.8), lambda x: editing.tempo(x, RATE, 0.8)),
+        "speed": (dict(rate=1.5), lambda x: editing.speed(x, 1.5)),
+    }
+    for mode, (asked, transform) in cases.items():
+        method = getattr(pipe, mode)
+        alone = method(audio, rate, strength=0.0, n=2, **asked, **FAST)
+        expected = transform(prepared)
+        assert torch.equal(alone, expected.repeat(2, 1, 1)), mode
+        regenerated = method(audio, rate, strength=0.5, **asked, **FAST)
+        assert regenerated.shape == expected.shape
+        assert not torch.allclose(regenerated, expected, atol=1e-3), mode
 
 
 def test_a_seed_gives_the_same_audio_and_another_seed_other_audio(pipe, clip):
@@ -228,9 +250,15 @@ def test_bad_inputs_are_refused_with_clear_messages(pipe, clip):
         pipe.extend(audio, rate, seconds=0, **FAST)
     with pytest.raises(ValueError, match="at least one latent frame"):
         pipe.vary(audio[..., :4], rate, **FAST)
+    with pytest.raises(ValueError, match="between 0.25 and 4"):
+        pipe.tempo(audio, rate, rate=0.0, **FAST)
+    with pytest.raises(ValueError, match="between -24"):
+        pipe.pitch(audio, rate, semitones=30, **FAST)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        pipe.speed(audio, rate, rate=1.1, strength=-0.1, **FAST)
 
 
-@pytest.mark.parametrize("mode", ["vary", "inpaint", "extend", "enhance"])
+@pytest.mark.parametrize("mode", ["vary", "inpaint", "extend", "enhance", "pitch", "tempo", "speed"])
 def test_generate_app_runs_every_editing_mode(bundles, tmp_path, mode):
     vae, dits = bundles
     source = write_sine(
@@ -241,6 +269,9 @@ def test_generate_app_runs_every_editing_mode(bundles, tmp_path, mode):
         "inpaint": ["start=[0.05,0.2]", "end=[0.1,0.22]"],
         "extend": ["seconds=0.25"],
         "enhance": ["strength=0.3"],
+        "pitch": ["semitones=-3.5", "strength=0.2"],
+        "tempo": ["rate=1.25"],
+        "speed": ["rate=0.8", "strength=0"],
     }[mode]
     out = tmp_path / "out"
     cfg = compose_app(
@@ -261,8 +292,8 @@ def test_generate_app_runs_every_editing_mode(bundles, tmp_path, mode):
     info = sf.info(str(paths[0]))
     assert info.samplerate == RATE and info.channels == 1
     samples = round(CLIP_SECONDS * RATE)
-    expected = samples if mode != "extend" else (samples // HOP) * HOP + 4000
-    assert info.frames == expected
+    expected = {"extend": (samples // HOP) * HOP + 4000, "tempo": round(samples / 1.25), "speed": 6000}
+    assert info.frames == expected.get(mode, samples)
     assert (out / "clip00.png").exists() and (out / "input.wav").exists() and (out / "settings.json").exists()
 
 
@@ -277,6 +308,9 @@ def test_generate_app_refuses_bad_editing_settings(bundles, tmp_path):
         "same length": ["mode=inpaint", f"input={source}", "start=[0.1,0.2]", "end=0.3"],
         "seconds=<length to add>": ["mode=extend", f"input={source}"],
         "strength": ["mode=vary", f"input={source}", "strength=1.5"],
+        "semitones=<shift>": ["mode=pitch", f"input={source}"],
+        "rate=<factor>": ["mode=tempo", f"input={source}", "rate=9"],
+        "0: the signal processing alone": ["mode=speed", f"input={source}", "rate=2", "strength=-1"],
         "choose one of": ["mode=remix"],
     }
     for message, overrides in cases.items():
