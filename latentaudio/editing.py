@@ -10,6 +10,7 @@ encodes its input (pitch, tempo and speed first transform it), turns the latents
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -93,7 +94,7 @@ def _fit_length(audio: Tensor, length: int) -> Tensor:
     return torch.nn.functional.pad(audio, (0, length - audio.shape[-1]))
 
 
-def _check_rate(rate: float, what: str) -> None:
+def check_rate(rate: float, what: str = "rate") -> None:
     if not (math.isfinite(rate) and 0.25 <= rate <= 4.0):
         raise ValueError(f"{what}={rate}: give a factor between 0.25 and 4 (1 leaves the clip as it is)")
 
@@ -102,7 +103,7 @@ def speed(audio: Tensor, rate: float) -> Tensor:
     """Tape-style: ``rate`` times faster and higher, ``round(T / rate)`` samples (band-limited
     resampling; the factor is taken as a fraction with a denominator up to 200, which is
     within 0.001 semitone)."""
-    _check_rate(rate, "rate")
+    check_rate(rate)
     fraction = Fraction(rate).limit_denominator(200)
     played = AF.resample(audio, fraction.numerator, fraction.denominator)
     return _fit_length(played, round(audio.shape[-1] / rate))
@@ -116,7 +117,7 @@ def vocoder_fft_size(sample_rate: int, seconds: float = 0.064) -> int:
 def tempo(audio: Tensor, sample_rate: int, rate: float, n_fft: int | None = None) -> Tensor:
     """``rate`` times faster at the same pitch, ``round(T / rate)`` samples: a phase vocoder
     (``torchaudio.functional.phase_vocoder``) over an STFT with a quarter-window hop."""
-    _check_rate(rate, "rate")
+    check_rate(rate)
     n_fft = n_fft or vocoder_fft_size(sample_rate)
     hop = n_fft // 4
     batch, channels, samples = audio.shape
@@ -132,12 +133,26 @@ def tempo(audio: Tensor, sample_rate: int, rate: float, n_fft: int | None = None
     return out.reshape(batch, channels, length)
 
 
-def pitch(audio: Tensor, sample_rate: int, semitones: float, n_fft: int | None = None) -> Tensor:
-    """Transposed by ``semitones`` at the same length: slowed by the pitch factor with the phase
-    vocoder (:func:`tempo`), then played that much faster (:func:`speed`)."""
+def pitch(
+    audio: Tensor,
+    sample_rate: int,
+    semitones: float,
+    stretch: Callable[[Tensor, float], Tensor] | None = None,
+) -> Tensor:
+    """Transposed by ``semitones`` at the same length: slowed by the pitch factor with
+    ``stretch(audio, rate)`` (default: the phase vocoder, :func:`tempo`), then played that much
+    faster (:func:`speed`)."""
     if not (math.isfinite(semitones) and abs(semitones) <= 24):
         raise ValueError(f"semitones={semitones}: give a shift between -24 and +24")
-    factor = 2.0 ** (semitones / 12.0)
     if semitones == 0:
         return audio.clone()
-    return _fit_length(speed(tempo(audio, sample_rate, 1.0 / factor, n_fft), factor), audio.shape[-1])
+    factor = 2.0 ** (semitones / 12.0)
+    stretch = stretch or (lambda x, rate: tempo(x, sample_rate, rate))
+    return _fit_length(speed(stretch(audio, 1.0 / factor), factor), audio.shape[-1])
+
+
+def stretch_latents(latents: Tensor, frames: int) -> Tensor:
+    """(B, D, F) -> (B, D, ``frames``): the latent sequence stretched in time by linear
+    interpolation between frames, first and last frames kept. Decoded, it plays the clip's
+    events at the new pace with the decoder's own waveform detail, so attacks stay sharp."""
+    return torch.nn.functional.interpolate(latents, size=frames, mode="linear", align_corners=True)

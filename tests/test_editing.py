@@ -71,3 +71,11 @@ def test_transforms_refuse_rates_that_make_no_sense():
             editing.tempo(audio, RATE, rate)
     with pytest.raises(ValueError, match="semitones"):
         editing.pitch(audio, RATE, 25.0)
+
+
+def test_stretched_latents_keep_their_ends_and_interpolate_between_frames():
+    latents = torch.arange(5.0).view(1, 1, 5).repeat(2, 3, 1)  # a ramp 0..4 in every channel
+    longer = editing.stretch_latents(latents, 9)
+    assert longer.shape == (2, 3, 9)
+    assert torch.allclose(longer[0, 0], torch.linspace(0, 4, 9))
+    assert torch.allclose(editing.stretch_latents(latents, 3)[0, 0], torch.tensor([0.0, 2.0, 4.0]))

@@ -80,3 +80,11 @@ def test_onset_sharpness_falls_when_attacks_are_smeared():
     assert estimators.onset_sharpness(0.25 * clicks, RATE) == pytest.approx(
         estimators.onset_sharpness(clicks, RATE), rel=0.05
     )
+
+
+@pytest.mark.parametrize("rate", [0.8, 1.0, 1.25, 1.6])
+def test_time_scale_of_a_click_track_played_faster(rate):
+    clicks = click_track(110, seconds=3.0)
+    played = AF.resample(clicks, round(100 * rate), 100)  # rate times faster
+    assert estimators.estimate_time_scale(played, clicks, RATE) == pytest.approx(rate, rel=0.01)
+    assert math.isnan(estimators.estimate_time_scale(torch.zeros(1, RATE), clicks, RATE))

@@ -6,8 +6,8 @@ make generate ARGS="vae=... dit=... mode=vary input=take.wav strength=0.5"
 make generate ARGS="vae=... dit=... mode=inpaint input=take.wav start=[1.0,3.0] end=[1.5,3.2]"
 make generate ARGS="vae=... dit=... mode=extend input=take.wav seconds=8"
 make generate ARGS="vae=... dit=... mode=enhance input=noisy.wav strength=0.3"
-make generate ARGS="vae=... dit=... mode=pitch input=take.wav semitones=3 strength=0.3"
-make generate ARGS="vae=... dit=... mode=tempo input=take.wav rate=1.25"     # faster, same pitch
+make generate ARGS="vae=... dit=... mode=pitch input=take.wav semitones=3"
+make generate ARGS="vae=... dit=... mode=tempo input=take.wav rate=1.25 stretch=vocoder strength=0.2"
 make generate ARGS="vae=... dit=... mode=speed input=take.wav rate=0.8"      # tape-style: slower, lower
 """
 
@@ -83,7 +83,11 @@ def check_generate_config(cfg: DictConfig) -> None:
 
 def check_signal_mode(cfg: DictConfig) -> None:
     if cfg.strength is not None and not 0 <= cfg.strength <= 1:
-        raise ConfigError(f"strength={cfg.strength}: must be in [0, 1] (0: the signal processing alone)")
+        raise ConfigError(f"strength={cfg.strength}: must be in [0, 1] (0: the transform alone)")
+    if cfg.mode in ("pitch", "tempo") and cfg.get("stretch", "latent") not in ("latent", "vocoder"):
+        raise ConfigError(
+            f"stretch={cfg.stretch}: choose latent (stretch the latents) or vocoder (phase vocoder)"
+        )
     if cfg.mode == "pitch":
         if cfg.get("semitones") is None or not -24 <= cfg.semitones <= 24:
             raise ConfigError(
@@ -120,9 +124,11 @@ def run_mode(pipeline, cfg: DictConfig):
     elif cfg.mode == "enhance":
         out = pipeline.enhance(audio, rate, **common)
     elif cfg.mode == "pitch":
-        out = pipeline.pitch(audio, rate, semitones=cfg.semitones, **common)
-    elif cfg.mode in ("tempo", "speed"):
-        out = getattr(pipeline, cfg.mode)(audio, rate, rate=cfg.rate, **common)
+        out = pipeline.pitch(audio, rate, semitones=cfg.semitones, stretch=cfg.stretch, **common)
+    elif cfg.mode == "tempo":
+        out = pipeline.tempo(audio, rate, rate=cfg.rate, stretch=cfg.stretch, **common)
+    elif cfg.mode == "speed":
+        out = pipeline.speed(audio, rate, rate=cfg.rate, **common)
     elif cfg.mode == "inpaint":
         out = pipeline.inpaint(audio, rate, ranges=inpaint_ranges(cfg), **common)
     else:

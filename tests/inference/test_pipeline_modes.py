@@ -129,16 +129,18 @@ def test_every_mode_returns_the_right_length_at_the_model_rate(pipe, clip):
     assert pipe.speed(audio, rate, rate=0.8, **FAST).shape == (1, 1, round(input_samples / 0.8))
 
 
-def test_signal_modes_at_strength_zero_are_the_signal_processing_alone(pipe, clip):
+def test_signal_modes_at_strength_zero_are_the_transform_alone(pipe, clip):
     audio, rate = clip
     prepared = pipe.autoencoder.prepare(audio, rate)
     cases = {
-        "pitch": (dict(semitones=3), lambda x: editing.pitch(x, RATE, 3)),
-        "tempo": (dict(rate=0.8), lambda x: editing.tempo(x, RATE, 0.8)),
+        "pitch": (dict(semitones=3, stretch="vocoder"), lambda x: editing.pitch(x, RATE, 3)),
+        "tempo": (dict(rate=0.8, stretch="vocoder"), lambda x: editing.tempo(x, RATE, 0.8)),
         "speed": (dict(rate=1.5), lambda x: editing.speed(x, 1.5)),
+        "latent tempo": (dict(rate=1.25), lambda x: pipe.latent_tempo(x, 1.25)),
+        "latent pitch": (dict(semitones=-2), lambda x: editing.pitch(x, RATE, -2, pipe.latent_tempo)),
     }
     for mode, (asked, transform) in cases.items():
-        method = getattr(pipe, mode)
+        method = getattr(pipe, mode.split()[-1])
         alone = method(audio, rate, strength=0.0, n=2, **asked, **FAST)
         expected = transform(prepared)
         assert torch.equal(alone, expected.repeat(2, 1, 1)), mode
@@ -270,7 +272,7 @@ def test_generate_app_runs_every_editing_mode(bundles, tmp_path, mode):
         "extend": ["seconds=0.25"],
         "enhance": ["strength=0.3"],
         "pitch": ["semitones=-3.5", "strength=0.2"],
-        "tempo": ["rate=1.25"],
+        "tempo": ["rate=1.25", "stretch=vocoder"],
         "speed": ["rate=0.8", "strength=0"],
     }[mode]
     out = tmp_path / "out"
@@ -310,7 +312,8 @@ def test_generate_app_refuses_bad_editing_settings(bundles, tmp_path):
         "strength": ["mode=vary", f"input={source}", "strength=1.5"],
         "semitones=<shift>": ["mode=pitch", f"input={source}"],
         "rate=<factor>": ["mode=tempo", f"input={source}", "rate=9"],
-        "0: the signal processing alone": ["mode=speed", f"input={source}", "rate=2", "strength=-1"],
+        "0: the transform alone": ["mode=speed", f"input={source}", "rate=2", "strength=-1"],
+        "choose latent": ["mode=tempo", f"input={source}", "rate=2", "stretch=magic"],
         "choose one of": ["mode=remix"],
     }
     for message, overrides in cases.items():
@@ -389,3 +392,42 @@ def test_ten_windows_of_the_demo_model_have_no_seams(monkeypatch):
     hard_cut = join_context_ratio(pipe, seconds)
     assert hard_cut > 1.12, f"the measure no longer sees hard cuts ({hard_cut:.3f}): it cannot judge seams"
     assert crossfaded < 1.08, f"joins change the material {crossfaded:.3f}x as much as elsewhere"
+
+
+@pytest.mark.slow
+def test_pitch_and_tempo_of_held_out_demo_clips_are_what_was_asked():
+    """Needs the bundles of ``make demo``; skipped otherwise. experiments/editing/run.py has the
+    full table. Pitch on the pitched clips (not drums), tempo on the onsets of every clip."""
+    vae, dit = DEMO / "vae" / "export", DEMO / "dit" / "export"
+    if not (vae / "meta.json").exists() or not (dit / "meta.json").exists():
+        pytest.skip("train the demo bundles first (make demo)")
+    import statistics
+
+    from latentaudio import estimators
+    from latentaudio.audio import read_audio
+    from latentaudio.data.metadata import load_metadata
+    from latentaudio.data.split import held_out_files
+
+    pipe = Pipeline.from_bundles(vae, dit)
+    files = held_out_files("data/demo")[:12]
+    labels = load_metadata("data/demo", files)
+    window = round(pipe.train_seconds * RATE)
+    clips = torch.stack([read_audio(Path("data/demo") / f, frames=window)[0] for f in files])
+    pitched = [i for i, f in enumerate(files) if labels[f].get("label") != "drums"]
+    shifted = pipe.pitch(clips[pitched], RATE, semitones=3)
+    assert shifted.shape == clips[pitched].shape
+    errors = [abs(estimators.estimate_pitch_shift(a, b, RATE) - 3) for a, b in zip(shifted, clips[pitched])]
+    assert max(errors) <= 0.3, errors
+    faster = pipe.tempo(clips, RATE, rate=1.25)
+    assert faster.shape[-1] == round(clips.shape[-1] / 1.25)
+    scale = [abs(estimators.estimate_time_scale(a, b, RATE) / 1.25 - 1) for a, b in zip(faster, clips)]
+    assert statistics.median(scale) <= 0.01, scale
+    vocoded = pipe.tempo(clips, RATE, rate=1.25, stretch="vocoder")
+    sharpness = {
+        name: statistics.median(
+            estimators.onset_sharpness(a, RATE) / estimators.onset_sharpness(b, RATE)
+            for a, b in zip(out, clips)
+        )
+        for name, out in (("latent", faster), ("vocoder", vocoded))
+    }
+    assert sharpness["latent"] > sharpness["vocoder"] + 0.1, sharpness
