@@ -9,13 +9,13 @@ answer is known. A model can only be judged against what the estimator itself ge
   VAE's reconstructions of them the ceiling of any DiT on that VAE.
 - :func:`per_label_distances`: distances of clips generated for label L to real clips of L and
   to real clips of the other labels (a model that ignores labels has both equal).
-- :func:`caption_attributes` reads the asked tempo and key from metadata;
-  :func:`attribute_adherence` checks them with the estimators of ``latentaudio.estimators``.
+- :func:`attribute_adherence` checks the tempo and key that metadata asks for
+  (``latentaudio.data.metadata.caption_attributes``) with the estimators of
+  ``latentaudio.estimators``.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from latentaudio import metrics
-from latentaudio.estimators import estimate_key, estimate_tempo, normalise_key, tempo_matches
+from latentaudio.data.metadata import caption_attributes
+from latentaudio.estimators import estimate_key, estimate_tempo, tempo_matches
 
 # --------------------------------------------------------------------------------------
 # Labels
@@ -128,29 +129,6 @@ def per_label_distances(
     return out
 
 
-def caption_attributes(row: Mapping[str, str]) -> dict:
-    """The asked ``bpm`` (float) and ``key`` (normalised) of a metadata row, where it has them:
-    from ``bpm`` / ``key`` columns, else from its caption ("... in A minor at 120 bpm")."""
-    out: dict = {}
-    caption = str(row.get("caption") or "")
-    bpm = str(row.get("bpm") or "")
-    if not bpm:
-        found = re.search(r"(\d+(?:\.\d+)?)\s*bpm", caption, flags=re.IGNORECASE)
-        bpm = found.group(1) if found else ""
-    try:
-        if bpm and float(bpm) > 0:
-            out["bpm"] = float(bpm)
-    except ValueError:
-        pass
-    key = normalise_key(str(row.get("key") or ""))
-    if not key:
-        found = re.search(r"\b([A-G][#b]?\s+(?:major|minor))\b", caption, flags=re.IGNORECASE)
-        key = normalise_key(found.group(1)) if found else ""
-    if key:
-        out["key"] = key
-    return out
-
-
 def attribute_adherence(clips: Sequence[torch.Tensor], asked: Sequence[Mapping], sample_rate: int) -> dict:
     """Tempo and key of each clip against its asked attributes (:func:`caption_attributes`).
 
@@ -225,6 +203,22 @@ def timing_adherence(clips: Sequence[torch.Tensor], asked: Sequence[float], samp
     }
 
 
+def row_conditions(pipeline, conditioning: Mapping, row: Mapping[str, str]) -> dict:
+    """What a metadata row asks of a DiT, in the conditions it was trained with: its caption
+    (text), tempo and key (as numbers); its label too when the DiT has no text to name it."""
+    attributes = caption_attributes(row)
+    ask: dict = {}
+    if conditioning.get("text"):
+        ask["prompt"] = str(row.get("caption") or "")
+    elif str(row.get("label") or "") in pipeline.labels:
+        ask["label"] = str(row["label"])
+    if conditioning.get("tempo") and "bpm" in attributes:
+        ask["bpm"] = attributes["bpm"]
+    if conditioning.get("key") and "key" in attributes:
+        ask["key"] = attributes["key"]
+    return ask
+
+
 def measure_adherence(
     pipeline,
     real: RealClips,
@@ -239,9 +233,10 @@ def measure_adherence(
     - labels (a DiT with labels, a folder with a ``label`` column): ``per_label`` clips per label
       known to both; accuracy by a :class:`LabelJudge` fitted on the folder's real clips, beside
       its accuracy on held-out real clips; per-label distances beside those of real clips.
-    - captions (a DiT with text): one clip per caption of up to ``captions`` rows; tempo and key
-      (:func:`attribute_adherence`) beside the same estimators on the real clips of those rows,
-      and label accuracy of clips asked for by caption alone.
+    - captions (a DiT with text, tempo or key conditions): one clip per row of up to
+      ``captions`` rows, asked for what the row says in the conditions the DiT has
+      (:func:`row_conditions`); tempo and key (:func:`attribute_adherence`) beside the same
+      estimators on the real clips of those rows, and label accuracy of those clips.
     - timing: clips asked for half, three quarters and all of the training window; the audible
       duration against the asked one.
     ``settings``: sampler, steps, cfg_scale (the bundle's defaults where absent).
@@ -254,6 +249,8 @@ def measure_adherence(
     labels_known = [label for label in pipeline.labels if label in real_by_label]
     conditioning = pipeline.bundle.meta.get("conditioning") or {}
     has_text = bool(conditioning.get("text"))
+    # a DiT that can be asked for a tempo or a key: by caption (text) or as numbers (tempo, key)
+    has_attributes = has_text or bool(conditioning.get("tempo")) or bool(conditioning.get("key"))
     train, held = judge_split(real.paths)
     out: dict = {}
     judge = None
@@ -265,7 +262,7 @@ def measure_adherence(
             [str(real.rows[i].get("label") or "") for i in held],
             rate,
         )
-    jobs = len(labels_known) + (min(captions, len(real.rows)) if has_text else 0) + 3
+    jobs = len(labels_known) + (min(captions, len(real.rows)) if has_attributes else 0) + 3
     bar = tqdm(total=jobs, desc="adherence", unit="batch", disable=not progress)
 
     if judge is not None and labels_known:
@@ -298,20 +295,22 @@ def measure_adherence(
             "real": per_label_distances(real.by_label(train), real.by_label(held), rate),
         }
 
-    if has_text:
-        rows = [i for i in held + train if real.rows[i].get("caption")][:captions]
+    if has_attributes:
+        rows = [i for i in held + train if real.rows[i].get("caption") or caption_attributes(real.rows[i])]
+        rows = rows[:captions]
         clips = []
         for number, i in enumerate(rows):
-            prompt = str(real.rows[i]["caption"])
+            ask = row_conditions(pipeline, conditioning, real.rows[i])
             clips.append(
-                pipeline.generate(seconds=window, n=1, prompt=prompt, seed=seed + number, **settings)[0].cpu()
+                pipeline.generate(seconds=window, n=1, seed=seed + number, **ask, **settings)[0].cpu()
             )
             bar.update(1)
         asked = [caption_attributes(real.rows[i]) for i in rows]
         text: dict = {
             "generated": attribute_adherence(clips, asked, rate),
             "real": attribute_adherence([real.clips[i] for i in rows], asked, rate),
-            "captions": [str(real.rows[i]["caption"]) for i in rows],
+            "captions": [str(real.rows[i].get("caption") or "") for i in rows],
+            "asked_by": sorted(row_conditions(pipeline, conditioning, real.rows[rows[0]])) if rows else [],
         }
         if judge is not None:
             row_labels = [str(real.rows[i].get("label") or "") for i in rows]

@@ -157,6 +157,8 @@ ARGUMENTS: dict[str, dict[str, float | None]] = {
         "text_heads": 512,
         "text_max_length": 65536,
         "label_tokens": None,
+        "tempo": None,
+        "key": None,
     },
 }
 # Arguments that point the loader at local files: refused unless the caller trusts the bundle.

@@ -5,7 +5,7 @@ adherence measures (``latentaudio.adherence``) and the editing study (``experime
 
 - :func:`estimate_tempo` (onset-envelope autocorrelation) and :func:`tempo_matches` (within a
   tolerance, octave errors told apart);
-- :func:`estimate_key` (chroma against Krumhansl-Kessler key profiles), :func:`normalise_key`;
+- :func:`estimate_key` (chroma against Krumhansl-Kessler key profiles);
 - :func:`estimate_pitch_shift`: by how many semitones one clip is transposed from another
   (the shift that best aligns their log-frequency spectra: for any harmonic sound it is the
   f0 ratio, and it needs no monophony);
@@ -17,17 +17,15 @@ from __future__ import annotations
 
 import functools
 import math
-import re
 
 import numpy as np
 import torch
 import torchaudio.transforms as T
 
 from latentaudio import metrics
+from latentaudio.data.metadata import NOTE_NAMES
 
 ANALYSIS_RATE = metrics.FEATURE_RATE  # every clip is analysed mono at this rate
-NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
-_FLATS = {"Db": "C#", "Eb": "D#", "Gb": "F#", "Ab": "G#", "Bb": "A#"}
 # Krumhansl-Kessler probe-tone ratings (Krumhansl 1990), tonic first.
 MAJOR_PROFILE = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88)
 MINOR_PROFILE = (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17)
@@ -168,20 +166,6 @@ def estimate_key(clip: torch.Tensor, sample_rate: int) -> str:
             if score > best_score:
                 best, best_score = f"{NOTE_NAMES[tonic]} {mode}", score
     return best
-
-
-def normalise_key(key: str) -> str:
-    """``"c# Minor"``, ``"Db major"`` -> ``"C# minor"``; ``""`` for anything that is not a key."""
-    match = re.fullmatch(r"\s*([A-Ga-g])([#b]?)\s*(major|minor|maj|min)\s*", key or "", flags=re.IGNORECASE)
-    if not match:
-        return ""
-    note = match.group(1).upper() + match.group(2)
-    note = _FLATS.get(note, note)
-    if note not in NOTE_NAMES:  # Cb, Fb, E#, B#
-        index = (NOTE_NAMES.index(note[0]) + (1 if note.endswith("#") else -1)) % 12
-        note = NOTE_NAMES[index]
-    mode = "major" if match.group(3).lower().startswith("maj") else "minor"
-    return f"{note} {mode}"
 
 
 # --------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from tqdm import tqdm
 from latentaudio import editing
 from latentaudio.autoencoder import Autoencoder
 from latentaudio.bundle import Bundle, check_same_vae, load_bundle
+from latentaudio.data import metadata
 from latentaudio.dit.aligned import aligned_input, crossfade_ramp, nothing_known
 from latentaudio.dit.denoiser import Denoiser
 from latentaudio.dit.diffusion import make_objective, objective_args
@@ -130,15 +131,49 @@ class Pipeline:
         return max(1, math.ceil(seconds * self.sample_rate / self.autoencoder.hop))
 
     def conditions(
-        self, n: int, seconds: float, prompt: str | None = None, label: str | int | None = None
+        self,
+        n: int,
+        seconds: float,
+        prompt: str | None = None,
+        label: str | int | None = None,
+        bpm: float | None = None,
+        key: str | None = None,
     ) -> dict:
         batch: dict = {
             "seconds_start": torch.zeros(n, device=self.device),
             "seconds_total": torch.full((n,), float(seconds), device=self.device),
             "caption": [prompt or ""] * n,
             "label": torch.full((n,), self.label_index(label), dtype=torch.long, device=self.device),
+            "bpm": torch.full((n,), self.tempo_value(bpm), device=self.device),
+            "key": torch.full((n,), self.key_index(key), dtype=torch.long, device=self.device),
         }
         return batch
+
+    def tempo_value(self, bpm: float | None) -> float:
+        """``bpm`` checked against what the DiT was trained with; NaN for none."""
+        if bpm is None:
+            return math.nan
+        if self.denoiser.conditioner.tempo is None:
+            raise ValueError(
+                f"bpm={bpm} needs a DiT trained with conditioning.tempo=true; {self.bundle.path} has no tempo "
+                "condition (a text DiT may still follow a tempo in its prompt)"
+            )
+        if not (math.isfinite(bpm) and bpm > 0):
+            raise ValueError(f"bpm={bpm}: give a positive tempo in beats per minute")
+        return float(bpm)
+
+    def key_index(self, key: str | None) -> int:
+        """``key`` ("A minor", "Db major", ...) as its index in ``metadata.KEYS``; -1 for none."""
+        if key is None or key == "":
+            return -1
+        if self.denoiser.conditioner.key is None:
+            raise ValueError(
+                f"key={key!r} needs a DiT trained with conditioning.key=true; {self.bundle.path} has no key condition"
+            )
+        index = metadata.key_index(str(key))
+        if index < 0:
+            raise ValueError(f"key={key!r}: name a major or minor key, like 'A minor' or 'Eb major'")
+        return index
 
     def negative_conditions(self, n: int, negative: str | None) -> dict | None:
         """The conditions that replace the prompt's in guidance's negative branch: the caption only,
@@ -247,6 +282,8 @@ class Pipeline:
         prompt: str | None = None,
         label: str | int | None = None,
         negative: str | None = None,
+        bpm: float | None = None,
+        key: str | None = None,
         known: torch.Tensor | None = None,
         keep: torch.Tensor | None = None,
         init: torch.Tensor | None = None,
@@ -279,7 +316,7 @@ class Pipeline:
             lead = int(torch.cumprod(made[a:b].long(), 0).sum())  # frames the previous window made
             ramp = crossfade_ramp(lead).to(self.device).view(1, 1, -1)
             window_keep[..., :lead] = torch.maximum(window_keep[..., :lead], ramp)
-            batch = self.conditions(n, seconds_total, prompt, label)
+            batch = self.conditions(n, seconds_total, prompt, label, bpm, key)
             batch["seconds_start"] = torch.full(
                 (n,), a * self.autoencoder.hop / self.sample_rate, device=self.device
             )
@@ -339,6 +376,8 @@ class Pipeline:
         prompt: str | None = None,
         label: str | int | None = None,
         negative: str | None = None,
+        bpm: float | None = None,
+        key: str | None = None,
         sampler: str | None = None,
         steps: int | None = None,
         cfg_scale: float | None = None,
@@ -347,6 +386,8 @@ class Pipeline:
         progress: bool = False,
     ) -> torch.Tensor:
         """``n`` clips of ``seconds`` (default: the training window) as (n, channels, samples).
+
+        ``bpm`` and ``key`` ("A minor"): for a DiT trained with ``conditioning.tempo`` / ``key``.
 
         Longer than the training window: overlapping windows, crossfaded in latent space.
         ``negative``: a caption to steer away from (guidance then contrasts the two captions
@@ -361,6 +402,8 @@ class Pipeline:
             prompt,
             label,
             negative=negative,
+            bpm=bpm,
+            key=key,
             seed=seed,
             progress=progress,
             **settings,
@@ -369,7 +412,7 @@ class Pipeline:
 
     # The editing modes take audio ``(C, T)`` or ``(B, C, T)`` at any rate and return
     # (B * n, channels, samples) at the model's rate. ``options``: n, prompt, label, negative,
-    # seed, progress, sampler, steps, cfg_scale, cfg_rescale, as for ``generate``.
+    # bpm, key, seed, progress, sampler, steps, cfg_scale, cfg_rescale, as for ``generate``.
 
     def vary(self, audio: torch.Tensor, sample_rate: int, strength: float = 0.5, **options) -> torch.Tensor:
         """Audio to audio: the input's latents noised to t = ``strength`` (0: unchanged, 1: new)
@@ -535,6 +578,8 @@ class Pipeline:
         prompt: str | None = None,
         label: str | int | None = None,
         negative: str | None = None,
+        bpm: float | None = None,
+        key: str | None = None,
         seed: int = 0,
         progress: bool = False,
         **settings,
@@ -560,6 +605,8 @@ class Pipeline:
             prompt,
             label,
             negative=negative,
+            bpm=bpm,
+            key=key,
             known=edit.known,
             keep=None if edit.keep is None else edit.keep.to(self.device),
             init=edit.init,

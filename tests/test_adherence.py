@@ -10,18 +10,6 @@ from latentaudio import adherence
 RATE = 16000
 
 
-def test_caption_attributes_from_columns_or_caption():
-    assert adherence.caption_attributes({"caption": "organ chords in Db Major at 92 bpm"}) == {
-        "bpm": 92.0,
-        "key": "C# major",
-    }
-    assert adherence.caption_attributes({"caption": "x", "bpm": "120", "key": "a minor"}) == {
-        "bpm": 120.0,
-        "key": "A minor",
-    }
-    assert adherence.caption_attributes({"caption": "a drum beat"}) == {}
-
-
 def test_attribute_adherence_counts_right_and_wrong_answers():
     clips = [click_track(100), click_track(100), tones_in_key(0, "major")]
     asked = [{"bpm": 100.0}, {"bpm": 50.0}, {"key": "C major"}]
@@ -77,3 +65,22 @@ def test_per_label_distances_tell_labels_apart():
     mixed = {k: generated for k in ("low", "high", "noise")}
     ignoring = adherence.per_label_distances(by_label(real, labels), mixed, RATE)
     assert all(v["fd_same"] > 0.5 * v["fd_other"] for v in ignoring.values())
+
+
+def test_rows_ask_a_dit_in_the_conditions_it_was_trained_with():
+    class Demo:
+        labels = ["pluck", "drums"]
+
+    row = {"caption": "plucked melody in A minor at 120 bpm", "label": "pluck"}
+    caption = row["caption"]
+    assert adherence.row_conditions(Demo, {"text": "bytes"}, row) == {"prompt": caption}
+    assert adherence.row_conditions(Demo, {"tempo": True, "key": True}, row) == {
+        "label": "pluck",
+        "bpm": 120.0,
+        "key": "A minor",
+    }
+    assert adherence.row_conditions(Demo, {"text": "bytes", "tempo": True}, row) == {
+        "prompt": caption,
+        "bpm": 120.0,
+    }
+    assert adherence.row_conditions(Demo, {}, {"caption": "a bell", "label": "bell"}) == {}

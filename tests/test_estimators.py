@@ -8,6 +8,7 @@ import torchaudio.functional as AF
 from conftest import click_track, tones_in_key
 
 from latentaudio import estimators
+from latentaudio.data.metadata import NOTE_NAMES
 
 RATE = 16000
 
@@ -34,7 +35,7 @@ def test_tempo_of_silence_is_nan():
     "tonic,mode", [(0, "major"), (9, "minor"), (7, "major"), (2, "minor"), (10, "major")]
 )
 def test_key_of_tones_in_a_key(tonic, mode):
-    expected = f"{estimators.NOTE_NAMES[tonic]} {mode}"
+    expected = f"{NOTE_NAMES[tonic]} {mode}"
     assert estimators.estimate_key(tones_in_key(tonic, mode), RATE) == expected
 
 
@@ -43,7 +44,7 @@ def test_estimators_take_clips_shorter_than_a_frame():
     assert math.isnan(estimators.estimate_tempo(short, RATE)) or estimators.estimate_tempo(short, RATE) > 0
     assert estimators.estimate_key(short, RATE) in {
         "",
-        *(f"{n} {m}" for n in estimators.NOTE_NAMES for m in ("major", "minor")),
+        *(f"{n} {m}" for n in NOTE_NAMES for m in ("major", "minor")),
     }
 
 

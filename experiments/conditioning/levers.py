@@ -33,6 +33,9 @@ LEVERS: dict[str, tuple[list[str], list[str]]] = {
     "steps_4000": (["trainer.max_steps=4000"], []),
     "rectified_flow": (["objective.name=rectified_flow"], []),
     "label_tokens": (["conditioning.label_tokens=true"], []),
+    "tempo_key": (["experiment=demo_dit_tempo_key"], []),  # label, tempo and key as numbers
+    # run with vae=<a demo VAE trained with loss.latent_noise=0.1> (the VAE-side regulariser)
+    "latent_noise": ([], []),
 }
 
 

@@ -262,6 +262,8 @@ def format_adherence(result: dict) -> list[str]:
             )
     if "captions" in result:
         generated, real = result["captions"]["generated"], result["captions"]["real"]
+        asked_by = ", ".join(result["captions"].get("asked_by") or ["caption"])
+        lines.append(f"  asked by each row's {asked_by}:")
         for name, title in (
             ("tempo_exact", "tempo within 4%"),
             ("tempo_octave", "tempo off by an octave"),
@@ -273,7 +275,7 @@ def format_adherence(result: dict) -> list[str]:
         if "label_accuracy" in result["captions"]:
             text = result["captions"]
             lines.append(
-                f"  label accuracy from text {text['label_accuracy']:6.1%} | {text['label_ceiling']:6.1%}"
+                f"  label accuracy           {text['label_accuracy']:6.1%} | {text['label_ceiling']:6.1%}"
             )
     timing = result["timing"]
     lines.append(

@@ -2,6 +2,7 @@
 
 make generate ARGS="vae=<vae bundle> dit=<dit bundle> seconds=4 n=2 seed=0 output=outputs/clips"
 make generate ARGS="vae=... dit=... prompt='warm pad' negative='distorted' cfg_scale=4"
+make generate ARGS="vae=... dit=... label=pluck bpm=120 key='A minor'"     # a DiT with tempo and key
 make generate ARGS="vae=... dit=... mode=vary input=take.wav strength=0.5"
 make generate ARGS="vae=... dit=... mode=inpaint input=take.wav start=[1.0,3.0] end=[1.5,3.2]"
 make generate ARGS="vae=... dit=... mode=extend input=take.wav seconds=8"
@@ -107,6 +108,8 @@ def run_mode(pipeline, cfg: DictConfig):
         prompt=cfg.prompt,
         label=cfg.label,
         negative=cfg.negative,
+        bpm=cfg.get("bpm"),
+        key=cfg.get("key"),
         sampler=cfg.sampler,
         steps=cfg.steps,
         cfg_scale=cfg.cfg_scale,

@@ -176,6 +176,8 @@ def train(cfg: DictConfig) -> float | None:
             "cfg_dropout": plain(c.cfg_dropout),
             "max_seconds": c.max_seconds,
             "label_tokens": bool(c.label_tokens and labels),
+            "tempo": bool(c.get("tempo", False)),
+            "key": bool(c.get("key", False)),
         },
         objective=plain(cfg.objective),
         optim=plain(cfg.optim),

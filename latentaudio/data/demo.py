@@ -23,10 +23,10 @@ import numpy as np
 import torch
 
 from latentaudio.audio import write_audio
+from latentaudio.data.metadata import NOTE_NAMES
 
 DEFAULT_ROOT = "data/demo"
 CLASSES = ("pluck", "bell", "organ", "drums", "band")
-NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10)}
 TEMPOS = (80, 90, 100, 110, 120, 130, 140)
 # Triads on these scale degrees, one per half bar; the first column is the tonic.

@@ -95,6 +95,8 @@ def encode_folder(
                     "offset": pending_frames,
                     "caption": str(meta.get("caption") or ""),
                     "label": "" if label in (None, "") else str(label),
+                    "bpm": str(meta.get("bpm") or ""),
+                    "key": str(meta.get("key") or ""),
                 }
             )
             pending.append(latents)

@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import Dataset
 
 from latentaudio.bundle import check_same_vae
+from latentaudio.data.metadata import row_tempo_and_key
 from latentaudio.data.shards import ENCODE_AGAIN, read_manifest, read_shard
 
 
@@ -80,6 +81,8 @@ class LatentDataset(Dataset):
         if valid < self.crop_frames:
             latents = torch.nn.functional.pad(latents, (0, self.crop_frames - valid))
         label = clip["label"]
+        # shards written before the bpm and key columns were kept: their captions still say them
+        bpm, key = row_tempo_and_key(clip)
         return {
             "latents": latents.float().contiguous(),  # (latent_dim, crop_frames)
             "padding_mask": torch.arange(self.crop_frames) < valid,  # (crop_frames,)
@@ -87,6 +90,8 @@ class LatentDataset(Dataset):
             "seconds_total": clip["duration"],
             "caption": clip["caption"],
             "label": self.label_index.get(label, -1) if label else -1,
+            "bpm": bpm,  # NaN: none given
+            "key": key,  # index in metadata.KEYS, -1: none given
             "path": clip["path"],
         }
 

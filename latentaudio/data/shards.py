@@ -5,7 +5,7 @@ Layout::
     manifest.json               format, VAE hash, rate, hop, shards, skipped files, statistics
     shard-00000.safetensors     tensors ``latents`` (latent_dim, frames) float32 and
                                 ``offsets`` (clips + 1,) int64; header metadata ``clips``
-                                (JSON: path, start, duration, frames, offset, caption, label)
+                                (JSON: path, start, duration, frames, offset, caption, label, bpm, key)
 
 A shard holds the latents of many clips back to back, so a folder of 100k short files is
 a few hundred files on disk, not 100k. All clips of one source file sit in one shard, so

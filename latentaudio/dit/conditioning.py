@@ -2,15 +2,17 @@
 
 Where each condition goes:
 - global (one vector per item, summed into ``global_cond`` of size ``global_dim``, which the
-  DiT adds to its time embedding for adaLN): timing (``seconds_start``, ``seconds_total``)
-  and the class label. Summing keeps the size fixed whichever of them are enabled.
+  DiT adds to its time embedding for adaLN): timing (``seconds_start``, ``seconds_total``),
+  the class label, and the musical tempo (``bpm``) and key (``key``, an index into
+  ``latentaudio.data.metadata.KEYS``). Summing keeps the size fixed whichever are enabled.
 - cross (a token sequence for cross-attention, ``cross_cond`` (B, S, cross_dim) with
   ``cross_mask`` (B, S) bool, True = real token): the caption, and with ``label_tokens`` the
   label as one more token in front of it. Timing is global only.
 
 Classifier-free guidance: each condition has a null form, used both when training drops it
 (probability ``cfg_dropout``) and for ``force_uncond=True``: a learned null timing embedding,
-label -1 (a learned null label embedding) and the empty caption "" (which still encodes to
+label -1 (a learned null label embedding), bpm NaN and key -1 (learned null embeddings: also
+what an item without a tempo or key gets) and the empty caption "" (which still encodes to
 its start and end tokens, so the unconditional text is one fixed, attendable sequence).
 """
 
@@ -23,7 +25,9 @@ from torch import Tensor, nn
 
 from latentaudio.dit.model import RotaryEmbedding, SelfAttention
 
-CONDITION_NAMES = ("timing", "label", "text")
+CONDITION_NAMES = ("timing", "label", "text", "tempo", "key")
+KEY_COUNT = 24  # latentaudio.data.metadata.KEYS: 12 tonics x major, minor
+BATCH_KEYS = ("seconds_total", "seconds_start", "label", "caption", "bpm", "key")  # what forward reads
 
 
 #################################################################################
@@ -62,6 +66,32 @@ class TimingConditioner(nn.Module):
     def forward(self, seconds_start: Tensor, seconds_total: Tensor) -> Tensor:
         features = torch.cat([self.fourier(seconds_start), self.fourier(seconds_total)], dim=-1)
         return self.mlp(features.to(self.null.device))  # (B, dim)
+
+
+class TempoConditioner(nn.Module):
+    """Embeds tempi in beats per minute (B,) float into (B, dim); NaN (no tempo) gives a learned null.
+
+    The tempo is taken on a log scale between ``low`` and ``high`` bpm (a tempo and its double
+    are as far apart at 60 as at 120), expanded into Fourier features, then an MLP.
+    """
+
+    def __init__(self, dim: int, low: float = 40.0, high: float = 250.0, num_frequencies: int = 16):
+        super().__init__()
+        self.low, self.high = low, high
+        self.register_buffer(
+            "freqs", torch.logspace(math.log10(0.5), math.log10(64.0), num_frequencies), persistent=False
+        )
+        self.mlp = nn.Sequential(nn.Linear(2 * num_frequencies + 1, dim), nn.SiLU(), nn.Linear(dim, dim))
+        self.null = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, bpm: Tensor) -> Tensor:
+        bpm = bpm.float().to(self.null.device)
+        known = torch.isfinite(bpm) & (bpm > 0)  # (B,)
+        u = torch.log(bpm.where(known, self.low).clamp(self.low, self.high) / self.low)
+        u = (u / math.log(self.high / self.low))[:, None]  # (B, 1) in [0, 1]
+        angles = 2 * math.pi * u * self.freqs[None]  # (B, F)
+        embedded = self.mlp(torch.cat([u, angles.sin(), angles.cos()], dim=-1))  # (B, dim)
+        return torch.where(known[:, None], embedded, self.null)
 
 
 class LabelConditioner(nn.Module):
@@ -216,6 +246,8 @@ class Conditioner(nn.Module):
         label_tokens: also give the label to cross-attention as a learned token (needs
             ``cross_dim`` > 0): unlike the global path it does not pass through the zero-initialised
             adaLN gates, so the label reaches every block from the first step.
+        tempo: condition on ``bpm`` (beats per minute, NaN for none).
+        key: condition on ``key`` (an index into the 24 keys of ``metadata.KEYS``, -1 for none).
     """
 
     def __init__(
@@ -232,6 +264,8 @@ class Conditioner(nn.Module):
         text_heads: int = 4,
         text_max_length: int = 128,
         label_tokens: bool = False,
+        tempo: bool = False,
+        key: bool = False,
     ):
         super().__init__()
         if text not in (None, "bytes", "t5"):
@@ -255,6 +289,8 @@ class Conditioner(nn.Module):
         self.timing = TimingConditioner(global_dim, max_seconds) if timing else None
         self.label = LabelConditioner(num_labels, global_dim) if num_labels > 0 else None
         self.label_token = LabelConditioner(num_labels, cross_dim) if label_tokens else None
+        self.tempo = TempoConditioner(global_dim) if tempo else None
+        self.key = LabelConditioner(KEY_COUNT, global_dim) if key else None
         self.text_encoder: nn.Module | None = None
         self.text_proj: nn.Module = nn.Identity()
         if text == "bytes":
@@ -267,7 +303,11 @@ class Conditioner(nn.Module):
     # ------------------------------------------------------------------ sizes
     @property
     def global_cond_dim(self) -> int:
-        return self.global_dim if (self.timing is not None or self.label is not None) else 0
+        return (
+            self.global_dim
+            if any(c is not None for c in (self.timing, self.label, self.tempo, self.key))
+            else 0
+        )
 
     @property
     def cross_attn_dim(self) -> int:
@@ -284,8 +324,8 @@ class Conditioner(nn.Module):
         return torch.ones(batch_size, dtype=torch.bool, device=device)
 
     def forward(self, batch: dict, force_uncond: bool = False) -> dict[str, Tensor | None]:
-        """batch may hold ``seconds_start``, ``seconds_total`` (B,) float, ``label`` (B,) long
-        and ``caption`` list[str]. A missing key means that condition is unconditional for the
+        """batch may hold ``seconds_start``, ``seconds_total`` (B,) float, ``label`` (B,) long,
+        ``bpm`` (B,) float, ``key`` (B,) long and ``caption`` list[str]. A missing key means that condition is unconditional for the
         whole batch (``seconds_start`` alone defaults to 0). Returns ``global_cond`` (B,
         global_dim) or None, ``cross_cond`` (B, S, cross_dim) or None, ``cross_mask`` (B, S) or None.
         """
@@ -307,6 +347,18 @@ class Conditioner(nn.Module):
             labels = torch.where(self._keep("label", batch_size, force_uncond), labels, -1)
             embedded = self.label(labels)  # (B, D)
             global_cond = embedded if global_cond is None else global_cond + embedded
+        if self.tempo is not None:
+            bpm = torch.as_tensor(
+                batch.get("bpm", [math.nan] * batch_size), dtype=torch.float32, device=device
+            )
+            bpm = torch.where(self._keep("tempo", batch_size, force_uncond), bpm, math.nan)
+            embedded = self.tempo(bpm)  # (B, D)
+            global_cond = embedded if global_cond is None else global_cond + embedded
+        if self.key is not None:
+            keys = torch.as_tensor(batch.get("key", [-1] * batch_size), dtype=torch.long, device=device)
+            keys = torch.where(self._keep("key", batch_size, force_uncond), keys, -1)
+            embedded = self.key(keys)  # (B, D)
+            global_cond = embedded if global_cond is None else global_cond + embedded
 
         token_sets: list[tuple[Tensor, Tensor]] = []
         if self.label_token is not None:
@@ -327,7 +379,7 @@ class Conditioner(nn.Module):
 
 
 def _batch_size(batch: dict) -> int:
-    for key in ("seconds_total", "seconds_start", "label", "caption"):
+    for key in BATCH_KEYS:
         if key in batch:
             return len(batch[key])
     if "batch_size" in batch:

@@ -24,6 +24,7 @@ from latentaudio.dit.aligned import (
     nothing_known,
     random_keep_masks,
 )
+from latentaudio.dit.conditioning import BATCH_KEYS
 from latentaudio.dit.denoiser import Denoiser
 from latentaudio.dit.diffusion import make_objective, objective_args
 from latentaudio.dit.samplers import default_sampler, sample
@@ -229,11 +230,7 @@ class DiTTraining(GuardedTraining):
         if not due or not self.trainer.is_global_zero or not self.hparams.latent.get("vae_path"):
             return
         count = min(media.get("n_examples", 2), batch["latents"].shape[0])
-        conditions = {
-            k: v[:count]
-            for k, v in batch.items()
-            if k in ("seconds_start", "seconds_total", "label", "caption")
-        }
+        conditions = {k: v[:count] for k, v in batch.items() if k in BATCH_KEYS}
         sampling = self.hparams.sampling or {}
         generator = torch.Generator(device="cpu").manual_seed(0)
         noise = torch.randn(batch["latents"][:count].shape, generator=generator).to(batch["latents"])

@@ -14,7 +14,7 @@ from latentaudio.audio import read_audio
 from latentaudio.bundle import VAEMismatchError
 from latentaudio.data.encode import encode_folder
 from latentaudio.data.latent_dataset import LatentDataset
-from latentaudio.data.metadata import load_metadata
+from latentaudio.data.metadata import KEYS, load_metadata
 from latentaudio.data.scan import AudioFile, scan_audio_folder
 from latentaudio.data.shards import LatentFolderError, manifest_files, read_manifest
 from latentaudio.data.split import split
@@ -34,15 +34,17 @@ def vae():
 def audio_root(tmp_path):
     """Six sines of different lengths (one at 22.05 kHz stereo), with captions and labels."""
     root = tmp_path / "audio"
-    rows = ["path,caption,label"]
+    rows = ["path,caption,label,bpm,key"]
     for i in range(6):
         relative = f"set{i % 2}/tone{i}.wav"
         if i == 5:
             write_sine(root / relative, frequency=300.0, seconds=0.5, sample_rate=22050, channels=2)
         else:
             write_sine(root / relative, frequency=200.0 + 50 * i, seconds=0.2 + 0.1 * i)
-        if i < 4:
-            rows.append(f"{relative},tone number {i},{'low' if i < 2 else 'high'}")
+        if i < 4:  # tone 0 names its tempo and key in columns, tone 1 in its caption
+            caption = f"tone number {i}" + (" in Db major at 95 bpm" if i == 1 else "")
+            columns = "120,a minor" if i == 0 else ","
+            rows.append(f"{relative},{caption},{'low' if i < 2 else 'high'},{columns}")
     (root / "metadata.csv").write_text("\n".join(rows) + "\n")
     return root
 
@@ -92,6 +94,16 @@ def test_shards_hold_every_file_once_and_read_back_exactly(vae, audio_root, tmp_
     assert by_path["set0/tone0.wav"]["label"] == 1  # "low" in ["high", "low"]
     assert by_path["set1/tone5.wav"]["caption"] == "" and by_path["set1/tone5.wav"]["label"] == -1
     assert by_path["set1/tone5.wav"]["seconds_total"] == pytest.approx(0.5)
+    # tempo and key for conditioning: from the columns, else from the caption, else none
+    assert (by_path["set0/tone0.wav"]["bpm"], by_path["set0/tone0.wav"]["key"]) == (
+        120.0,
+        KEYS.index("A minor"),
+    )
+    assert (by_path["set1/tone1.wav"]["bpm"], by_path["set1/tone1.wav"]["key"]) == (
+        95.0,
+        KEYS.index("C# major"),
+    )
+    assert math.isnan(by_path["set1/tone5.wav"]["bpm"]) and by_path["set1/tone5.wav"]["key"] == -1
 
 
 def test_long_files_are_encoded_in_chunks_like_one_piece(vae, tmp_path):

@@ -1,7 +1,9 @@
+import math
 import os
 
 from conftest import write_sine
 
+from latentaudio.data import metadata
 from latentaudio.data.metadata import load_metadata
 from latentaudio.data.scan import scan_audio_folder
 
@@ -36,3 +38,26 @@ def test_absolute_csv_paths_work_through_a_symlinked_root(tmp_path):
         f"path,caption\n{tmp_path / 'store' / 'a.wav'},by the target\n"
     )
     assert load_metadata(tmp_path / "root", ["a.wav"])["a.wav"] == {"caption": "by the target"}
+
+
+def test_caption_attributes_from_columns_or_caption():
+    assert metadata.caption_attributes({"caption": "organ chords in Db Major at 92 bpm"}) == {
+        "bpm": 92.0,
+        "key": "C# major",
+    }
+    assert metadata.caption_attributes({"caption": "x", "bpm": "120", "key": "a minor"}) == {
+        "bpm": 120.0,
+        "key": "A minor",
+    }
+    assert metadata.caption_attributes({"caption": "a drum beat"}) == {}
+
+
+def test_keys_are_numbered_for_conditioning_in_any_spelling():
+    assert len(metadata.KEYS) == 24 and metadata.KEYS[0] == "C major" and metadata.KEYS[21] == "A minor"
+    assert metadata.key_index("a minor") == metadata.key_index("A Min") == 21
+    assert metadata.key_index("Db major") == metadata.KEYS.index("C# major")
+    assert metadata.key_index("") == metadata.key_index(None) == metadata.key_index("H dorian") == -1
+    bpm, key = metadata.row_tempo_and_key({"caption": "bell arpeggio in F# minor at 140 bpm"})
+    assert (bpm, metadata.KEYS[key]) == (140.0, "F# minor")
+    bpm, key = metadata.row_tempo_and_key({"caption": "a drum beat"})
+    assert math.isnan(bpm) and key == -1

@@ -6,6 +6,7 @@ from latentaudio.dit.conditioning import (
     Conditioner,
     LabelConditioner,
     T5TextEncoder,
+    TempoConditioner,
     TimingConditioner,
 )
 from latentaudio.dit.model import DiT
@@ -202,3 +203,39 @@ def test_label_dropout_drops_both_ways_in_together():
     timing = out["global_cond"] - torch.where(dropped_token[:, None], null_global, kept_global)
     assert 0 < int(dropped_token.sum()) < 64
     assert torch.allclose(timing, timing[:1].expand_as(timing), atol=1e-6)  # one timing, labels matched
+
+
+def test_tempo_conditioner_is_continuous_and_has_a_null():
+    torch.manual_seed(0)
+    tempo = TempoConditioner(GLOBAL_DIM)
+    out = tempo(torch.tensor([120.0, 121.0, 60.0, float("nan"), 0.0]))
+    assert out.shape == (5, GLOBAL_DIM)
+    near, far = (out[0] - out[1]).norm(), (out[0] - out[2]).norm()
+    assert 0 < near < far  # a tempo never seen lands between ones that were
+    assert torch.equal(out[3], tempo.null) and torch.equal(out[4], tempo.null)
+
+
+def test_tempo_and_key_reach_the_global_condition_and_drop_out():
+    torch.manual_seed(0)
+    conditioner = Conditioner(GLOBAL_DIM, timing=True, tempo=True, key=True, cfg_dropout=0.0).eval()
+    base = {
+        "seconds_total": torch.tensor([4.0, 4.0]),
+        "bpm": torch.tensor([80.0, 140.0]),
+        "key": torch.tensor([0, 21]),
+    }
+    cond = conditioner(base)["global_cond"]
+    assert not torch.allclose(cond[0], cond[1])
+    same_tempo = {**base, "bpm": torch.tensor([80.0, 80.0])}
+    same_both = {**same_tempo, "key": torch.tensor([21, 21])}
+    assert not torch.allclose(*conditioner(same_tempo)["global_cond"])  # the key alone differs
+    assert torch.allclose(*conditioner(same_both)["global_cond"])
+    missing = conditioner({"seconds_total": torch.tensor([4.0, 4.0])})["global_cond"]
+    unknown = conditioner({**base, "bpm": torch.full((2,), float("nan")), "key": torch.tensor([-1, -1])})
+    torch.testing.assert_close(missing, unknown["global_cond"])
+    dropping = Conditioner(
+        GLOBAL_DIM, timing=True, tempo=True, key=True, cfg_dropout={"tempo": 1.0, "key": 1.0}
+    )
+    dropping.load_state_dict(conditioner.state_dict())
+    torch.testing.assert_close(dropping.train()(base)["global_cond"], missing)
+    with pytest.raises(ValueError, match="labels must lie"):
+        conditioner({**base, "key": torch.tensor([0, 24])})

@@ -94,3 +94,29 @@ def test_generate_app_passes_the_negative_prompt(bundles, tmp_path):
         settings = json.loads((out / "settings.json").read_text())
         assert settings["negative"] == ("a dull hum" if extra else None)
     assert abs(written["plain"] - written["negative"]).max() > 1e-5
+
+
+def test_tempo_and_key_steer_a_dit_trained_with_them_and_are_refused_by_others(tmp_path, pipe):
+    vae, dit = tiny_bundles(tmp_path, tempo_and_key=True)
+    musical = Pipeline.from_bundles(vae, dit)
+    x, t, _ = inputs(musical, n=1)
+
+    def prediction(**asked):
+        with torch.no_grad():
+            return musical.denoiser(x, t, musical.conditions(1, 3.0, **asked))
+
+    slow, fast = prediction(bpm=80, key="A minor"), prediction(bpm=140, key="A minor")
+    assert (slow - fast).abs().max() > 1e-6  # exactly equal if the tempo were ignored
+    major = prediction(bpm=80, key="a Major")
+    assert (slow - major).abs().max() > 1e-6
+    assert torch.equal(major, prediction(bpm=80, key="A maj"))  # one key, two spellings
+    settings = dict(seconds=0.1, seed=0, **FAST)
+    assert musical.generate(bpm=96.5, key="Eb minor", **settings).shape == (1, 1, 1600)
+    with pytest.raises(ValueError, match="name a major or minor key"):
+        musical.generate(key="A dorian", **settings)
+    with pytest.raises(ValueError, match="positive tempo"):
+        musical.generate(bpm=-5, **settings)
+    with pytest.raises(ValueError, match="conditioning.tempo=true"):
+        pipe.generate(bpm=120, **settings)
+    with pytest.raises(ValueError, match="conditioning.key=true"):
+        pipe.generate(key="A minor", **settings)

@@ -33,6 +33,7 @@ def tiny_dit_bundle(
     sampling: dict | None = None,
     latent_std: float = 1.0,
     text: str | None = "bytes",
+    tempo_and_key: bool = False,
 ) -> str:
     generator = torch.Generator().manual_seed(0)
     conditioner_config = {
@@ -45,6 +46,8 @@ def tiny_dit_bundle(
         "text_depth": 1,
         "text_heads": 2,
         "cfg_dropout": 0.0,
+        "tempo": tempo_and_key,
+        "key": tempo_and_key,
     }
     conditioner = instantiate(conditioner_config)
     dit_config = {
