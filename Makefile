@@ -41,7 +41,7 @@ demo-data: $(STAMP) ## Write the procedural demo dataset to data/demo (determini
 	$(PY) -m latentaudio.apps.demo_data $(ARGS)
 
 DEMO := outputs/demo
-demo: $(STAMP) ## Demo data, a tiny VAE and DiT trained on it, generated clips in outputs/demo (20-40 min on 2 cores)
+demo: $(STAMP) ## Demo data, a tiny VAE and DiT trained on it, generated clips in outputs/demo (18-40 min on 2 cores, by CPU)
 	$(PY) -m latentaudio.apps.demo_data
 	$(PY) -m latentaudio.apps.train_vae experiment=demo_vae hydra.run.dir=$(DEMO)/vae ckpt_path=last
 	$(PY) -m latentaudio.apps.train_diffusion experiment=demo_dit vae=$(DEMO)/vae/export hydra.run.dir=$(DEMO)/dit ckpt_path=last
