@@ -36,6 +36,7 @@ LEVERS: dict[str, tuple[list[str], list[str]]] = {
     "tempo_key": (["experiment=demo_dit_tempo_key"], []),  # label, tempo and key as numbers
     # run with vae=<a demo VAE trained with loss.latent_noise=0.1> (the VAE-side regulariser)
     "latent_noise": ([], []),
+    "tempo_key_4000": (["experiment=demo_dit_tempo_key", "trainer.max_steps=4000"], []),
 }
 
 
