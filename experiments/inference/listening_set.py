@@ -1,6 +1,6 @@
 """The listening set: a few generated, varied, inpainted, continued, enhanced, transposed and
 time-stretched clips of the demo model;
-per label, and (with a text DiT) per caption at different tempi and keys.
+per label, and (with a text DiT or a tempo/key DiT) at different tempi and keys.
 
     python -m experiments.inference.listening_set                      # the bundles of `make demo`
     python -m experiments.inference.listening_set vae=... dit=... output=...
@@ -30,6 +30,7 @@ DEFAULTS = {
     "dit": "outputs/demo/dit/export",
     "dit_enhance": "outputs/demo/dit_enhance/export",  # make demo-enhance; left out when missing
     "dit_text": "outputs/demo/dit_text/export",  # experiment=demo_dit_text; left out when missing
+    "dit_tempo_key": "outputs/demo/dit_tempo_key/export",  # experiment=demo_dit_tempo_key; left out when missing
     "data": "data/demo/clips",
     "output": "outputs/listening_set",
 }
@@ -43,6 +44,15 @@ CAPTIONS = (
     "organ chords in F# minor at 100 bpm",
     "drum beat at 90 bpm",
     "drum beat at 130 bpm",
+)
+
+
+# one instrument in two keys and at two tempi: what the tempo/key DiT is asked to tell apart
+ASKED = (
+    ("organ", 100, "C major"),
+    ("organ", 100, "F# minor"),
+    ("pluck", 80, "A minor"),
+    ("pluck", 140, "A minor"),
 )
 
 
@@ -135,10 +145,19 @@ def main(argv: list[str]) -> None:
                 spoken.generate(seconds=4, prompt=caption, seed=0)[0],
             )
 
+    if (ROOT / args["dit_tempo_key"] / "meta.json").exists():
+        musical = Pipeline.from_bundles(ROOT / args["vae"], ROOT / args["dit_tempo_key"])
+        for label, bpm, key in ASKED:
+            add(
+                f"{label}_{bpm}bpm_{key.replace(' ', '_').replace('#', 'sharp')}",
+                f"label={label} bpm={bpm} key={key} (tempo/key DiT `{musical.bundle.hash}`), seed 0",
+                musical.generate(seconds=4, label=label, bpm=bpm, key=key, seed=0)[0],
+            )
+
     lines = [
         "# Listening set of the demo model",
         "",
-        f"Regenerate: `.venv/bin/python -m experiments.inference.listening_set` ({time.strftime('%Y-%m-%d')}); "
+        f"Regenerate: `.venv/bin/python -m experiments.inference.listening_set{''.join(' ' + a for a in argv)}` ({time.strftime('%Y-%m-%d')}); "
         f"files in `{args['output']}/` (not committed). Bundles: VAE `{pipe.autoencoder.hash}`, DiT `{pipe.bundle.hash}`; "
         f"sampler and steps: the DiT bundle's defaults {pipe.defaults}.",
         "",
