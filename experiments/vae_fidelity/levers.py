@@ -41,6 +41,21 @@ LEVERS: dict[str, list[str]] = {
     # not run yet: the next levers (results.md)
     "waveform30_kl1e-5_600": [*SCREEN, *BEFORE, "loss.waveform_weight=30", "loss.kl_weight=1e-5"],
     "hop128_600": [*SCREEN, *BEFORE, "loss.waveform_weight=30", "vae.strides=[2,4,4,4]"],
+    # on top of the kept recipe (waveform 30, 32 channels), for the plucks
+    "recipe_kl1e-5_600": [
+        *SCREEN,
+        *BEFORE,
+        "loss.waveform_weight=30",
+        "vae.latent_dim=32",
+        "loss.kl_weight=1e-5",
+    ],
+    "recipe_hop128_600": [
+        *SCREEN,
+        *BEFORE,
+        "loss.waveform_weight=30",
+        "vae.latent_dim=32",
+        "vae.strides=[2,4,4,4]",
+    ],
     # with data=data/real (real_data.py): the kept recipe, and the one before, at 600 steps
     "real_waveform30_600": SCREEN,
     "real_base600": [*SCREEN, *BEFORE],
