@@ -58,6 +58,16 @@ def onset_envelope(clip: torch.Tensor, sample_rate: int, frame_rate: int = 100) 
     return flux - flux.mean()
 
 
+def _parabolic_offset(scores: torch.Tensor, peak: int) -> float:
+    """Where between grid points the maximum of ``scores`` lies, relative to its grid maximum
+    ``peak``: the vertex of the parabola through it and its neighbours (0 at an edge or a flat top)."""
+    if not 0 < peak < scores.shape[0] - 1:
+        return 0.0
+    left, centre, right = (float(scores[peak + k]) for k in (-1, 0, 1))
+    curvature = left - 2 * centre + right
+    return 0.5 * (left - right) / curvature if curvature < 0 else 0.0
+
+
 def estimate_tempo(
     clip: torch.Tensor,
     sample_rate: int,
@@ -99,13 +109,7 @@ def estimate_tempo(
     if float(score.max()) <= 0:
         return float("nan")
     peak = int(score.argmax())
-    lag = float(shortest + peak)
-    if 0 < peak < score.shape[0] - 1:
-        left, centre, right = (float(score[peak + k]) for k in (-1, 0, 1))
-        curvature = left - 2 * centre + right
-        if curvature < 0:
-            lag += 0.5 * (left - right) / curvature
-    return 60.0 * frame_rate / lag
+    return 60.0 * frame_rate / (shortest + peak + _parabolic_offset(score, peak))
 
 
 def tempo_matches(estimated: float, asked: float, tolerance: float = 0.04) -> str:
@@ -224,13 +228,7 @@ def estimate_pitch_shift(
         ]
     )
     peak = int(scores.argmax())
-    lag = float(peak - max_lag)
-    if 0 < peak < scores.shape[0] - 1:
-        left, centre, right = (float(scores[peak + k]) for k in (-1, 0, 1))
-        curvature = left - 2 * centre + right
-        if curvature < 0:
-            lag += 0.5 * (left - right) / curvature
-    return lag / bins_per_semitone
+    return (peak - max_lag + _parabolic_offset(scores, peak)) / bins_per_semitone
 
 
 def onset_sharpness(clip: torch.Tensor, sample_rate: int, fraction: float = 0.02) -> float:

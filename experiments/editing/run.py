@@ -103,7 +103,7 @@ def edit(
         method = functools.partial(method, stretch=stretch)
     if strength == "vae":  # the transform alone, through the VAE and back
         alone = method(clips, pipe.sample_rate, strength=0.0, **{keyword: amount})
-        return pipe.autoencoder.decode(pipe.autoencoder.encode(alone), length=alone.shape[-1])
+        return pipe.autoencoder.reconstruct(alone)
     settings = {"steps": args["steps"]} if args["steps"] else {}
     out: list[torch.Tensor | None] = [None] * len(labels)
     for label in sorted(set(labels)):
@@ -180,9 +180,7 @@ def main(argv: list[str]) -> None:
     clips = load_clips(pipe, data, held_out)
     reference_batch = load_clips(pipe, data, trained_on)
     reference = list(reference_batch)
-    reference_vae = list(
-        pipe.autoencoder.decode(pipe.autoencoder.encode(reference_batch), length=reference_batch.shape[-1])
-    )
+    reference_vae = list(pipe.autoencoder.reconstruct(reference_batch))
     rate = pipe.sample_rate
     unpitched = set(str(args["unpitched"]).split(","))
     rows = []

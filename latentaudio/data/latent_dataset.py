@@ -62,7 +62,12 @@ class LatentDataset(Dataset):
                 continue
             latents, clips = read_shard(self.directory / shard["name"])
             self.shards.append(latents)
-            self.clips.extend((len(self.shards) - 1, c) for c in clips if paths is None or c["path"] in paths)
+            for clip in clips:
+                if paths is None or clip["path"] in paths:
+                    # parsed once here, not at every item: from the bpm and key columns, or the
+                    # caption for shards written before those columns were kept
+                    clip["bpm_value"], clip["key_index"] = row_tempo_and_key(clip)
+                    self.clips.append((len(self.shards) - 1, clip))
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -81,8 +86,6 @@ class LatentDataset(Dataset):
         if valid < self.crop_frames:
             latents = torch.nn.functional.pad(latents, (0, self.crop_frames - valid))
         label = clip["label"]
-        # shards written before the bpm and key columns were kept: their captions still say them
-        bpm, key = row_tempo_and_key(clip)
         return {
             "latents": latents.float().contiguous(),  # (latent_dim, crop_frames)
             "padding_mask": torch.arange(self.crop_frames) < valid,  # (crop_frames,)
@@ -90,8 +93,8 @@ class LatentDataset(Dataset):
             "seconds_total": clip["duration"],
             "caption": clip["caption"],
             "label": self.label_index.get(label, -1) if label else -1,
-            "bpm": bpm,  # NaN: none given
-            "key": key,  # index in metadata.KEYS, -1: none given
+            "bpm": clip["bpm_value"],  # NaN: none given
+            "key": clip["key_index"],  # index in metadata.KEYS, -1: none given
             "path": clip["path"],
         }
 
