@@ -9,7 +9,7 @@ ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install test test-all lint format demo demo-data train-vae reconstruct encode-dataset \
-	train-diffusion generate demo-enhance realtime-factor evaluate bench bench-peer throughput stress clean
+	train-diffusion finetune merge-lora generate demo-enhance realtime-factor evaluate bench bench-peer throughput stress clean
 
 help: ## List every target with what it does (coloured only on a terminal)
 	@if [ -t 1 ]; then on='\033[36m'; off='\033[0m'; else on=; off=; fi; \
@@ -60,6 +60,12 @@ encode-dataset: $(STAMP) ## Encode an audio folder to latent shards (ARGS="vae=.
 
 train-diffusion: $(STAMP) ## Train the stage-two DiT (ARGS="experiment=demo_dit vae=...")
 	$(PY) -m latentaudio.apps.train_diffusion $(ARGS)
+
+finetune: $(STAMP) ## Fine-tune a DiT bundle with LoRA adapters (ARGS="dit=... vae=... data.root=... lora.rank=16")
+	$(PY) -m latentaudio.apps.train_diffusion --config-name finetune $(ARGS)
+
+merge-lora: $(STAMP) ## Write a DiT bundle with adapters merged in (ARGS="dit=... lora=<adapter> lora_scale=1 output=...")
+	$(PY) -m latentaudio.apps.merge_lora $(ARGS)
 
 generate: $(STAMP) ## Generate or edit audio (ARGS="vae=... dit=... mode=generate|vary|inpaint|extend|enhance ...")
 	$(PY) -m latentaudio.apps.generate $(ARGS)

@@ -237,11 +237,13 @@ def check_shapes(config: dict, state: dict[str, torch.Tensor], where: str) -> No
 def save_bundle(
     directory: str | os.PathLike,
     kind: str,
-    components: dict[str, torch.nn.Module],
+    components: dict[str, torch.nn.Module | dict[str, torch.Tensor]],
     configs: dict[str, dict],
     meta: dict,
 ) -> str:
     """Write a bundle atomically (a reader sees the old bundle or the new one, never half of one).
+
+    Each component is a module (its state dict is stored) or a dict of tensors (an adapter's).
 
     Returns the content hash of the weights, which is also stored in ``meta.json``.
     """
@@ -249,7 +251,7 @@ def save_bundle(
     tensors = {
         f"{name}.{key}": value.detach().to("cpu").contiguous()
         for name, module in components.items()
-        for key, value in module.state_dict().items()
+        for key, value in (module.state_dict() if isinstance(module, torch.nn.Module) else module).items()
     }
     with atomic_write(directory) as staging:
         staging.mkdir()

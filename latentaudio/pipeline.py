@@ -92,6 +92,7 @@ class Pipeline:
         self.latent_mean = torch.tensor(stats["mean"], device=self.device).view(shape)
         self.latent_std = torch.tensor(stats["std"], device=self.device).view(shape)
         self.labels: list[str] = list(meta.get("labels") or [])
+        self.adapters: list[dict] = []  # LoRA adapters applied: name, path, hash, scale
         self.defaults: dict = {"steps": 50, "cfg_scale": 3.0, **self._stored_sampling(meta)}
         self.train_seconds: float = meta["train_seconds"]
         # long clips go a training window at a time, overlapping by a quarter window
@@ -117,11 +118,54 @@ class Pipeline:
 
     @classmethod
     def from_bundles(
-        cls, vae: str | Path, dit: str | Path, device: str | torch.device = "cpu", chunk_seconds: float = 20.0
+        cls,
+        vae: str | Path,
+        dit: str | Path,
+        device: str | torch.device = "cpu",
+        chunk_seconds: float = 20.0,
+        lora: list[str | Path] | None = None,
+        lora_scale: list[float] | float = 1.0,
     ) -> Pipeline:
-        """``chunk_seconds``: longer audio is decoded in overlapping chunks of this length (less memory)."""
+        """``chunk_seconds``: longer audio is decoded in overlapping chunks of this length (less memory).
+
+        ``lora``: adapter bundles (from ``make finetune``) applied to the DiT, each at its
+        ``lora_scale`` (one number for all, or one per adapter).
+        """
         autoencoder = Autoencoder.from_bundle(vae, device, chunk_seconds=chunk_seconds)
-        return cls(autoencoder, load_bundle(dit, kind="dit"), device)
+        pipeline = cls(autoencoder, load_bundle(dit, kind="dit"), device)
+        lora = list(lora or [])
+        scales = list(lora_scale) if isinstance(lora_scale, list | tuple) else [lora_scale] * len(lora)
+        if len(scales) != len(lora):
+            raise ValueError(
+                f"{len(lora)} adapters but {len(scales)} scales: give one scale, or one per adapter"
+            )
+        for path, scale in zip(lora, scales, strict=True):
+            pipeline.add_adapter(path, scale)
+        return pipeline
+
+    def add_adapter(self, path: str | Path, scale: float = 1.0) -> str:
+        """Apply the LoRA adapter bundle at ``path`` at ``scale`` (0: off); returns its name.
+
+        An adapter trained on another DiT bundle is refused, naming both hashes; its new labels
+        become known to :meth:`generate` and the editing modes.
+        """
+        from latentaudio.dit.lora import add_adapter
+
+        name = f"adapter{len(self.adapters)}"
+        adapter = load_bundle(path, kind="lora")
+        self.labels += add_adapter(self.denoiser, adapter, name, float(scale), self.bundle.hash, self.labels)
+        self.adapters.append({"name": name, "path": str(path), "hash": adapter.hash, "scale": float(scale)})
+        return name
+
+    def set_adapter_scale(self, name: str, scale: float) -> None:
+        """Change the scale of an applied adapter (by the name :meth:`add_adapter` returned)."""
+        from latentaudio.dit.lora import set_scale
+
+        entry = next((a for a in self.adapters if a["name"] == name), None)
+        if entry is None:
+            raise ValueError(f"no adapter named {name!r}; applied: {[a['name'] for a in self.adapters]}")
+        set_scale(self.denoiser, name, scale)
+        entry["scale"] = float(scale)
 
     @property
     def sample_rate(self) -> int:

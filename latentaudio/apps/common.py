@@ -195,3 +195,36 @@ def quiet_known_warnings() -> None:
     # the EMA copy is evaluated only, by design
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+
+
+def as_list(value) -> list[float]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple, ListConfig)):
+        return [float(v) for v in value]
+    return [float(value)]
+
+
+def adapters(cfg: DictConfig) -> tuple[list[str], list[float]]:
+    """``lora=`` and ``lora_scale=`` as lists of equal length, checked."""
+    paths = cfg.get("lora")
+    paths = (
+        []
+        if paths in (None, "")
+        else [str(p) for p in paths]
+        if isinstance(paths, ListConfig)
+        else [str(paths)]
+    )
+    scales = as_list(cfg.get("lora_scale", 1.0))
+    if len(scales) == 1:
+        scales = scales * len(paths)
+    if paths and len(scales) != len(paths):
+        raise ConfigError(
+            f"lora= names {len(paths)} adapters but lora_scale= gives {len(scales)} scales: give one, or one per adapter"
+        )
+    for path in paths:
+        if not Path(path).is_dir():
+            raise ConfigError(
+                f"lora={path}: no such adapter folder (the export/ folder of a make finetune run)"
+            )
+    return paths, scales

@@ -10,6 +10,8 @@ make generate ARGS="vae=... dit=... mode=enhance input=noisy.wav strength=0.3"
 make generate ARGS="vae=... dit=... mode=pitch input=take.wav semitones=3"
 make generate ARGS="vae=... dit=... mode=tempo input=take.wav rate=1.25 stretch=vocoder strength=0.2"
 make generate ARGS="vae=... dit=... mode=speed input=take.wav rate=0.8"      # tape-style: slower, lower
+make generate ARGS="vae=... dit=... lora=<adapter> lora_scale=0.8 label=marimba"   # with a LoRA adapter
+make generate ARGS="vae=... dit=... lora=[a,b] lora_scale=[1.0,0.5]"              # two adapters
 """
 
 from __future__ import annotations
@@ -18,23 +20,15 @@ import json
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
-from latentaudio.apps.common import CONFIG_PATH, ConfigError, log
+from latentaudio.apps.common import CONFIG_PATH, ConfigError, adapters, as_list, log
 from latentaudio.audio import audio_info, read_audio, write_audio
 from latentaudio.training.media import spectrogram_image
 
 MODES = ("generate", "vary", "inpaint", "extend", "enhance", "pitch", "tempo", "speed")
 SIGNAL_MODES = ("pitch", "tempo", "speed")  # a transform first; strength 0 keeps it alone
 EDITING_MODES = MODES[1:]
-
-
-def as_list(value) -> list[float]:
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple, ListConfig)):
-        return [float(v) for v in value]
-    return [float(value)]
 
 
 def inpaint_ranges(cfg: DictConfig, seconds: float | None = None) -> list[tuple[float, float]]:
@@ -62,6 +56,7 @@ def check_generate_config(cfg: DictConfig) -> None:
             )
     if cfg.mode not in MODES:
         raise ConfigError(f"mode={cfg.mode}: choose one of {', '.join(MODES)}")
+    adapters(cfg)
     if cfg.n < 1:
         raise ConfigError(f"n={cfg.n}: ask for at least one clip")
     if cfg.seconds is not None and cfg.seconds <= 0:
@@ -143,7 +138,8 @@ def generate(cfg: DictConfig) -> list[Path]:
     from latentaudio.pipeline import Pipeline
 
     check_generate_config(cfg)
-    pipeline = Pipeline.from_bundles(cfg.vae, cfg.dit, cfg.device)
+    lora, lora_scale = adapters(cfg)
+    pipeline = Pipeline.from_bundles(cfg.vae, cfg.dit, cfg.device, lora=lora, lora_scale=lora_scale)
     audio, source = run_mode(pipeline, cfg)
     output = Path(cfg.output)
     written = []
@@ -164,6 +160,7 @@ def generate(cfg: DictConfig) -> list[Path]:
         "aligned_task": pipeline.aligned_task,
         "vae_hash": pipeline.autoencoder.hash,
         "dit_hash": pipeline.bundle.hash,
+        "adapters": pipeline.adapters,
     }
     settings.pop("paths", None)
     (output / "settings.json").write_text(json.dumps(settings, indent=2))

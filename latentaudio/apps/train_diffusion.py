@@ -3,6 +3,12 @@
 make train-diffusion ARGS="experiment=demo_dit vae=outputs/demo/vae/export"
 latentaudio-train-diffusion vae=<bundle> data.root=/path/to/audio      # encodes the folder once, cached
 latentaudio-train-diffusion vae=<bundle> latents=/path/to/latent/shards
+
+Fine-tuning with LoRA is this app with the ``finetune`` config: the base DiT bundle frozen,
+low-rank adapters (and any labels the base does not know) trained, an adapter bundle exported.
+
+make finetune ARGS="dit=<dit bundle> vae=<vae bundle> data.root=/path/to/my/sounds lora.rank=16"
+latentaudio-finetune dit=<dit bundle> vae=<vae bundle> data.root=...
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from latentaudio.apps.common import (
     ConfigError,
     check_speed_config,
     fit,
+    log,
     plain,
     resolve_ckpt_path,
     save_resolved_config,
@@ -82,6 +89,36 @@ def check_diffusion_config(cfg: DictConfig) -> Bundle:
     return bundle
 
 
+def check_finetune_config(cfg: DictConfig) -> tuple[Bundle, Bundle]:
+    """The VAE and base DiT bundles of a fine-tuning run, checked before anything is encoded."""
+    from latentaudio.dit.lora import AdapterError, AdapterSpec
+
+    check_speed_config(cfg)
+    if cfg.get("dit") in (None, "") or not isinstance(cfg.dit, str):
+        raise ConfigError(
+            "dit=<path> is required: the DiT bundle to adapt (the export/ folder of a train-diffusion run, "
+            "e.g. outputs/demo/dit/export)"
+        )
+    vae = load_vae_bundle(cfg)
+    base = load_bundle(cfg.dit, kind="dit")
+    check_same_vae(
+        base.meta["vae_hash"],
+        vae.hash,
+        f"the DiT bundle {base.path}",
+        f"pass vae= the VAE bundle the DiT was trained with, not {vae.path}",
+    )
+    try:
+        AdapterSpec.from_config(plain(cfg.lora), "lora")
+        check_latent_data(cfg.data.crop_frames or base.meta["crop_frames"], cfg.data.val_fraction)
+    except (AdapterError, ValueError) as error:
+        raise ConfigError(str(error)) from error
+    if cfg.get("latents"):
+        read_manifest(cfg.latents)
+    else:
+        check_data_root(cfg.data.root)
+    return vae, base
+
+
 def resolve_latents(cfg: DictConfig, bundle: Bundle) -> str:
     """The latent-shard folder to train on: ``latents=`` or the (resumable) cache of ``data.root``."""
     if cfg.get("latents"):
@@ -138,17 +175,29 @@ def check_checkpoint_matches(ckpt_path: str, bundle: Bundle, statistics: dict) -
 
 
 def train(cfg: DictConfig) -> float | None:
-    """Train and export; returns the final validation loss (for sweeps)."""
+    """Train (or fine-tune, with the ``finetune`` config) and export; returns the final validation
+    loss (for sweeps)."""
     from latentaudio.data.datamodule import LatentDataModule
-    from latentaudio.dit.training import DiTTraining
 
-    bundle = check_diffusion_config(cfg)
+    if cfg.app == "finetune":
+        bundle, base = check_finetune_config(cfg)
+    else:
+        bundle, base = check_diffusion_config(cfg), None
     save_resolved_config(cfg)
-    seed_run(cfg.seed)  # the same initial weights on every rank; SeedEachRank varies the draws
+    latents = resolve_latents(cfg, bundle)
+    # after encoding, so the initial weights do not depend on whether the latents were cached;
+    # the same on every rank (SeedEachRank varies the draws)
+    seed_run(cfg.seed)
+    labels = None
+    if base is not None:  # the base's label ids first, then the labels it has not seen
+        known = list(base.meta.get("labels") or [])
+        labels = known + [name for name in read_manifest(latents).get("labels") or [] if name not in known]
+        if not base.config["conditioner"].get("num_labels"):
+            labels = []
     d = cfg.data
     datamodule = LatentDataModule(
-        latents=resolve_latents(cfg, bundle),
-        crop_frames=d.crop_frames,
+        latents=latents,
+        crop_frames=d.crop_frames or (base.meta["crop_frames"] if base else None),
         batch_size=d.batch_size,
         val_fraction=d.val_fraction,
         split_seed=d.split_seed,
@@ -158,13 +207,46 @@ def train(cfg: DictConfig) -> float | None:
         persistent_workers=d.persistent_workers,
         prefetch_factor=d.prefetch_factor,
         drop_last=d.drop_last,
+        labels=labels,
     )
+    statistics = base.meta["latent_statistics"] if base else datamodule.statistics
     ckpt_path = resolve_ckpt_path(cfg)
     if ckpt_path:
-        check_checkpoint_matches(ckpt_path, bundle, datamodule.statistics)
+        check_checkpoint_matches(ckpt_path, bundle, statistics)
+    latent = {
+        "vae_hash": bundle.hash,
+        "vae_path": str(bundle.path),
+        "sample_rate": bundle.meta["sample_rate"],
+        "hop": bundle.meta["hop"],
+        "latent_dim": bundle.meta["latent_dim"],
+        "mean": statistics["mean"],
+        "std": statistics["std"],
+        "crop_frames": datamodule.hparams.crop_frames,
+    }
+    common = dict(
+        optim=plain(cfg.optim),
+        latent=latent,
+        ema=plain(cfg.ema),
+        guard=plain(cfg.guard),
+        media=plain(cfg.media),
+        max_steps=cfg.trainer.max_steps,
+        compile=cfg.compile,
+        compile_mode=cfg.compile_mode,
+    )
+    module = (
+        finetune_module(cfg, base, datamodule.labels, common)
+        if base
+        else diffusion_module(cfg, datamodule, common)
+    )
+    return fit(cfg, module, datamodule, "val/loss", ckpt_path)
+
+
+def diffusion_module(cfg: DictConfig, datamodule, common: dict):
+    from latentaudio.dit.training import DiTTraining
+
     c = cfg.conditioning
     labels = datamodule.labels if c.labels else []
-    module = DiTTraining(
+    return DiTTraining(
         dit=plain(cfg.dit),
         conditioner={
             "global_dim": c.global_dim,
@@ -180,32 +262,47 @@ def train(cfg: DictConfig) -> float | None:
             "key": bool(c.get("key", False)),
         },
         objective=plain(cfg.objective),
-        optim=plain(cfg.optim),
-        latent={
-            "vae_hash": bundle.hash,
-            "vae_path": str(bundle.path),
-            "sample_rate": bundle.meta["sample_rate"],
-            "hop": bundle.meta["hop"],
-            "latent_dim": bundle.meta["latent_dim"],
-            "mean": datamodule.statistics["mean"],
-            "std": datamodule.statistics["std"],
-            "crop_frames": d.crop_frames,
-        },
         labels=labels,
-        ema=plain(cfg.ema),
-        guard=plain(cfg.guard),
         sampling=resolve_sampling(cfg.objective.name, plain(cfg.sampling)),
-        media=plain(cfg.media),
-        max_steps=cfg.trainer.max_steps,
         aligned=plain(cfg.aligned) if cfg.get("aligned") else None,
-        compile=cfg.compile,
-        compile_mode=cfg.compile_mode,
+        **common,
     )
-    return fit(cfg, module, datamodule, "val/loss", ckpt_path)
+
+
+def finetune_module(cfg: DictConfig, base: Bundle, labels: list[str], common: dict):
+    """The DiT training module on the base bundle's network, conditions and objective, with adapters."""
+    from latentaudio.dit.training import DiTTraining
+
+    known = list(base.meta.get("labels") or [])
+    new_labels = labels[len(known) :]
+    if new_labels:
+        log.info("new labels, trained with the adapter: %s", ", ".join(new_labels))
+    meta = base.meta
+    aligned = meta.get("aligned") or {}
+    return DiTTraining(
+        dit=base.config["dit"],
+        conditioner=base.config["conditioner"],
+        objective=meta["objective"],
+        labels=labels,
+        sampling=meta.get("sampling") or {},
+        aligned=aligned if aligned.get("enabled") else None,
+        finetune={
+            "base_path": str(base.path),
+            "base_hash": base.hash,
+            "base_labels": len(known),
+            "lora": {**plain(cfg.lora), "labels": new_labels},
+        },
+        **common,
+    )
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train_diffusion")
 def main(cfg: DictConfig) -> float | None:
+    return train(cfg)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="finetune")
+def finetune(cfg: DictConfig) -> float | None:
     return train(cfg)
 
 

@@ -110,16 +110,19 @@ class LatentDataModule(pl.LightningDataModule):
         persistent_workers: bool = False,
         prefetch_factor: int | None = None,
         drop_last: bool = True,
+        labels: list[str] | None = None,
     ):
+        """``labels``: the label vocabulary, in the order of the ids the network knows (default:
+        the labels found in the shards); a label outside it counts as none."""
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["labels"])  # the module holds the labels
         check_latent_data(crop_frames, val_fraction)
         self.manifest = read_manifest(latents)
         if expected_vae_hash is not None:
             check_same_vae(
                 self.manifest["vae_hash"], expected_vae_hash, f"the latents in {latents}", ENCODE_AGAIN
             )
-        self.labels: list[str] = list(self.manifest.get("labels") or [])
+        self.labels: list[str] = list(self.manifest.get("labels") or []) if labels is None else list(labels)
         self.train_set: LatentDataset | None = None
         self.val_set: LatentDataset | None = None
 

@@ -5,6 +5,10 @@ training set (stored in the bundle; never a hand-set constant). The VAE is never
 here: it is loaded from its bundle only to decode samples for logging, and is kept out of
 the state dict. Hyperparameters are plain values, so ``load_from_checkpoint`` needs no YAML.
 
+Fine-tuning (``finetune=``): the network starts from a DiT bundle, frozen, and trains low-rank
+adapters (latentaudio/dit/lora.py) and the rows of new labels; checkpoints then hold only what
+trains (the base is read again from its bundle, hash-checked), and the export is an adapter bundle.
+
 Manual optimisation with ``optim.accumulate_grad_batches`` micro-batches per optimizer step
 (see latentaudio/training/speed.py): ``global_step`` and ``max_steps`` count optimizer steps.
 """
@@ -27,6 +31,7 @@ from latentaudio.dit.aligned import (
 from latentaudio.dit.conditioning import BATCH_KEYS
 from latentaudio.dit.denoiser import Denoiser
 from latentaudio.dit.diffusion import make_objective, objective_args
+from latentaudio.dit.lora import AdapterSpec, load_base_weights, prepare_training, save_adapter
 from latentaudio.dit.samplers import default_sampler, sample
 from latentaudio.training.ema import EMA
 from latentaudio.training.media import log_audio_examples
@@ -56,6 +61,7 @@ class DiTTraining(GuardedTraining):
         aligned: dict | None = None,
         compile: bool = False,
         compile_mode: str | None = None,
+        finetune: dict | None = None,
     ):
         super().__init__(optim.get("accumulate_grad_batches", 1), (guard or {}).get("max_bad_steps", 20))
         self.save_hyperparameters()
@@ -80,6 +86,13 @@ class DiTTraining(GuardedTraining):
             else None
         )
         self.denoiser = Denoiser(instantiate(self.dit_config), conditioner_module)
+        self.finetune = dict(finetune or {})
+        if self.finetune:
+            # {"base_path", "base_hash", "base_labels": count, "lora": AdapterSpec fields}
+            self.adapter_spec = AdapterSpec.from_config(self.finetune["lora"], "lora")
+            load_base_weights(self.denoiser, self.finetune["base_path"], self.finetune["base_hash"])
+            prepare_training(self.denoiser, self.adapter_spec, self.finetune["base_labels"])
+            self.strict_loading = False  # checkpoints leave the frozen base out
         self.objective = make_objective(**objective_args(objective))
         ema_decay = (ema or {}).get("decay", 0.0)
         self.ema = EMA(self.denoiser, ema_decay, (ema or {}).get("warmup", True)) if ema_decay > 0 else None
@@ -90,6 +103,14 @@ class DiTTraining(GuardedTraining):
         if compile:
             # the transformer only, after the EMA copy; the conditioner's dropout draws stay eager
             compile_in_place([self.denoiser.dit], compile_mode)
+
+    # ------------------------------------------------------------------ checkpoints
+    def frozen_weights(self) -> set[str]:
+        """Fine-tuning: the frozen base lives in its bundle, so checkpoints keep only what trains."""
+        if not self.finetune:
+            return set()
+        frozen = {name for name, p in self.denoiser.named_parameters() if not p.requires_grad}
+        return {f"{prefix}{name}" for name in frozen for prefix in ("denoiser.", "ema.averaged.module.")}
 
     # ------------------------------------------------------------------ data scaling
     def normalize(self, latents: torch.Tensor) -> torch.Tensor:
@@ -278,6 +299,19 @@ class DiTTraining(GuardedTraining):
     def export(self, directory: str | Path) -> str:
         network = self.inference_network()
         latent = self.hparams.latent
+        if self.finetune:
+            return save_adapter(
+                directory,
+                network,
+                self.adapter_spec,
+                self.finetune["base_labels"],
+                meta={
+                    "base_hash": self.finetune["base_hash"],
+                    "vae_hash": latent["vae_hash"],
+                    "step": self.global_step,
+                    "ema": self.ema is not None,
+                },
+            )
         return save_bundle(
             directory,
             kind="dit",

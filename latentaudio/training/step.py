@@ -69,11 +69,26 @@ class GuardedTraining(pl.LightningModule):
         if not self.accumulation.in_progress:
             super().on_validation_model_zero_grad()
 
+    def frozen_weights(self) -> set[str]:
+        """State-dict keys that checkpoints leave out: frozen weights read again from elsewhere
+        (a fine-tuned DiT's base bundle) when the module is built."""
+        return set()
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["nonfinite_guard"] = self.guard.state_dict()
+        frozen = self.frozen_weights()
+        if frozen:
+            checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k not in frozen}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.guard.load_state_dict(checkpoint.get("nonfinite_guard", {}))
+        frozen = self.frozen_weights()
+        missing = [k for k in self.state_dict() if k not in checkpoint["state_dict"] and k not in frozen]
+        if frozen and missing:
+            raise ValueError(
+                f"the checkpoint lacks {len(missing)} tensors that train (e.g. {missing[0]}): it was not written "
+                "by this run; start a new run folder, or resume from this run's own last.ckpt"
+            )
 
 
 def clip_gradients(network: torch.nn.Module, max_norm: float) -> torch.Tensor:
