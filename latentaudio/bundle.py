@@ -82,6 +82,11 @@ class Bundle:
     def hash(self) -> str:
         return self.meta["hash"]
 
+    def state(self, component: str) -> dict[str, torch.Tensor]:
+        """The stored tensors of ``component`` (a dotted path inside the weights), keyed without it."""
+        prefix = f"{component}."
+        return {k[len(prefix) :]: v for k, v in self.tensors.items() if k.startswith(prefix)}
+
     def build(self, component: str, device: str | torch.device = "cpu") -> torch.nn.Module:
         """Instantiate ``component`` from its config and load its weights, in eval mode."""
         if component not in self.config:
@@ -91,8 +96,7 @@ class Bundle:
         config = self.config[component]
         where = f"{self.path / CONFIG}, {component}"
         check_arguments(config, component, where, self.trust_paths, self.size_limits)
-        prefix = f"{component}."
-        state = {k[len(prefix) :]: v for k, v in self.tensors.items() if k.startswith(prefix)}
+        state = self.state(component)
         if not any(config.get(key) for key in _PATH_ARGUMENTS):
             check_shapes(config, state, where)
         module = instantiate(config)

@@ -133,14 +133,11 @@ class Pipeline:
         """
         autoencoder = Autoencoder.from_bundle(vae, device, chunk_seconds=chunk_seconds)
         pipeline = cls(autoencoder, load_bundle(dit, kind="dit"), device)
-        lora = list(lora or [])
-        scales = list(lora_scale) if isinstance(lora_scale, list | tuple) else [lora_scale] * len(lora)
-        if len(scales) != len(lora):
-            raise ValueError(
-                f"{len(lora)} adapters but {len(scales)} scales: give one scale, or one per adapter"
-            )
-        for path, scale in zip(lora, scales, strict=True):
-            pipeline.add_adapter(path, scale)
+        if lora:
+            from latentaudio.dit.lora import pair_scales
+
+            for path, scale in pair_scales(list(lora), lora_scale):
+                pipeline.add_adapter(path, scale)
         return pipeline
 
     def add_adapter(self, path: str | Path, scale: float = 1.0) -> str:

@@ -132,6 +132,19 @@ def build_trainer(cfg: DictConfig, callbacks: list, loggers: list) -> pl.Trainer
     return trainer
 
 
+def training_arguments(cfg: DictConfig) -> dict:
+    """What both training modules take alike: the optimiser, EMA, guard, media, step count, compile."""
+    return dict(
+        optim=plain(cfg.optim),
+        ema=plain(cfg.ema),
+        guard=plain(cfg.guard),
+        media=plain(cfg.media),
+        max_steps=cfg.trainer.max_steps,
+        compile=cfg.compile,
+        compile_mode=cfg.compile_mode,
+    )
+
+
 def resolve_ckpt_path(cfg: DictConfig) -> str | None:
     """``ckpt_path=last``: this run folder's checkpoints/last.ckpt when it exists (restart after a kill)."""
     wanted = cfg.get("ckpt_path")
@@ -205,8 +218,10 @@ def as_list(value) -> list[float]:
     return [float(value)]
 
 
-def adapters(cfg: DictConfig) -> tuple[list[str], list[float]]:
-    """``lora=`` and ``lora_scale=`` as lists of equal length, checked."""
+def adapters(cfg: DictConfig) -> list[tuple[str, float]]:
+    """``lora=`` and ``lora_scale=`` as ``[(adapter path, scale), ...]``, checked."""
+    from latentaudio.dit.lora import AdapterError, pair_scales
+
     paths = cfg.get("lora")
     paths = (
         []
@@ -215,16 +230,12 @@ def adapters(cfg: DictConfig) -> tuple[list[str], list[float]]:
         if isinstance(paths, ListConfig)
         else [str(paths)]
     )
-    scales = as_list(cfg.get("lora_scale", 1.0))
-    if len(scales) == 1:
-        scales = scales * len(paths)
-    if paths and len(scales) != len(paths):
-        raise ConfigError(
-            f"lora= names {len(paths)} adapters but lora_scale= gives {len(scales)} scales: give one, or one per adapter"
-        )
     for path in paths:
         if not Path(path).is_dir():
             raise ConfigError(
                 f"lora={path}: no such adapter folder (the export/ folder of a make finetune run)"
             )
-    return paths, scales
+    try:
+        return pair_scales(paths, as_list(cfg.get("lora_scale", 1.0)))
+    except AdapterError as error:
+        raise ConfigError(f"lora= and lora_scale=: {error}") from error

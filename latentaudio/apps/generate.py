@@ -138,8 +138,10 @@ def generate(cfg: DictConfig) -> list[Path]:
     from latentaudio.pipeline import Pipeline
 
     check_generate_config(cfg)
-    lora, lora_scale = adapters(cfg)
-    pipeline = Pipeline.from_bundles(cfg.vae, cfg.dit, cfg.device, lora=lora, lora_scale=lora_scale)
+    pairs = adapters(cfg)
+    pipeline = Pipeline.from_bundles(
+        cfg.vae, cfg.dit, cfg.device, lora=[p for p, _ in pairs], lora_scale=[s for _, s in pairs]
+    )
     audio, source = run_mode(pipeline, cfg)
     output = Path(cfg.output)
     written = []

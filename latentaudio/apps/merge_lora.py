@@ -20,9 +20,9 @@ def merge_lora(cfg: DictConfig) -> str:
             raise ConfigError(
                 f"{key}= is required: dit=<base DiT bundle> lora=<adapter bundle(s)> output=<new bundle folder>"
             )
-    paths, scales = adapters(cfg)
-    digest = merge_into_bundle(str(cfg.dit), list(zip(paths, scales, strict=True)), str(cfg.output))
-    log.info("merged %d adapter(s) into %s: DiT bundle %s at %s", len(paths), cfg.dit, digest, cfg.output)
+    pairs = adapters(cfg)
+    digest = merge_into_bundle(str(cfg.dit), pairs, str(cfg.output))
+    log.info("merged %d adapter(s) into %s: DiT bundle %s at %s", len(pairs), cfg.dit, digest, cfg.output)
     return digest
 
 

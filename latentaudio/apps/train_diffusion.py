@@ -25,6 +25,7 @@ from latentaudio.apps.common import (
     plain,
     resolve_ckpt_path,
     save_resolved_config,
+    training_arguments,
 )
 from latentaudio.bundle import Bundle, check_same_vae, load_bundle
 from latentaudio.data.datamodule import check_latent_data
@@ -82,11 +83,16 @@ def check_diffusion_config(cfg: DictConfig) -> Bundle:
                 f"aligned.fresh_per_step={fresh}, aligned.pool_size={size}: give whole numbers >= 1 "
                 "(or aligned.fresh_per_step=null to degrade every item of every batch)"
             )
+    check_data_source(cfg)
+    return bundle
+
+
+def check_data_source(cfg: DictConfig) -> None:
+    """``latents=`` must be a latent-shard folder, else ``data.root`` an audio folder."""
     if cfg.get("latents"):
         read_manifest(cfg.latents)  # LatentFolderError names what is missing
     else:
         check_data_root(cfg.data.root)
-    return bundle
 
 
 def check_finetune_config(cfg: DictConfig) -> tuple[Bundle, Bundle]:
@@ -112,10 +118,7 @@ def check_finetune_config(cfg: DictConfig) -> tuple[Bundle, Bundle]:
         check_latent_data(cfg.data.crop_frames or base.meta["crop_frames"], cfg.data.val_fraction)
     except (AdapterError, ValueError) as error:
         raise ConfigError(str(error)) from error
-    if cfg.get("latents"):
-        read_manifest(cfg.latents)
-    else:
-        check_data_root(cfg.data.root)
+    check_data_source(cfg)
     return vae, base
 
 
@@ -223,16 +226,7 @@ def train(cfg: DictConfig) -> float | None:
         "std": statistics["std"],
         "crop_frames": datamodule.hparams.crop_frames,
     }
-    common = dict(
-        optim=plain(cfg.optim),
-        latent=latent,
-        ema=plain(cfg.ema),
-        guard=plain(cfg.guard),
-        media=plain(cfg.media),
-        max_steps=cfg.trainer.max_steps,
-        compile=cfg.compile,
-        compile_mode=cfg.compile_mode,
-    )
+    common = dict(latent=latent, **training_arguments(cfg))
     module = (
         finetune_module(cfg, base, datamodule.labels, common)
         if base

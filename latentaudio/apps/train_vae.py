@@ -19,6 +19,7 @@ from latentaudio.apps.common import (
     plain,
     resolve_ckpt_path,
     save_resolved_config,
+    training_arguments,
 )
 from latentaudio.data.datamodule import check_audio_data
 from latentaudio.data.scan import check_data_root
@@ -67,13 +68,7 @@ def train(cfg: DictConfig) -> float | None:
         sample_rate=cfg.data.sample_rate,
         loss=plain(cfg.loss),
         discriminator=plain(cfg.discriminator),
-        optim=plain(cfg.optim),
-        ema=plain(cfg.ema),
-        guard=plain(cfg.guard),
-        media=plain(cfg.media),
-        max_steps=cfg.trainer.max_steps,
-        compile=cfg.compile,
-        compile_mode=cfg.compile_mode,
+        **training_arguments(cfg),
     )
     return fit(cfg, module, datamodule, "val/mrstft", resolve_ckpt_path(cfg))
 

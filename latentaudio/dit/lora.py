@@ -265,6 +265,18 @@ def save_adapter(directory, denoiser: nn.Module, spec: AdapterSpec, base_labels:
     )
 
 
+def pair_scales(paths: list, scales: list[float] | float) -> list[tuple[str, float]]:
+    """``[(path, scale), ...]`` from adapter paths and one scale for all, or one per adapter."""
+    scales = list(scales) if isinstance(scales, list | tuple) else [scales]
+    if len(scales) == 1:
+        scales = scales * len(paths)
+    if len(scales) != len(paths):
+        raise AdapterError(
+            f"{len(paths)} adapters but {len(scales)} scales: give one scale, or one per adapter"
+        )
+    return [(str(path), float(scale)) for path, scale in zip(paths, scales, strict=True)]
+
+
 def check_base(adapter: Bundle, base_hash: str) -> None:
     """Refuse an adapter trained on another DiT than ``base_hash``, naming both."""
     trained_on = adapter.meta.get("base_hash")
@@ -296,8 +308,7 @@ def add_adapter(
             f"the adapter {adapter.path} adds the labels {clash}, which the model already knows "
             "(from the base or another adapter): load one of the adapters that define them"
         )
-    prefix = "adapter.dit."
-    stored = {k[len(prefix) :]: v for k, v in adapter.tensors.items() if k.startswith(prefix)}
+    stored = adapter.state("adapter.dit")
     inject(denoiser, spec, name)
     expected = set(adapter_state(denoiser, name))
     if set(stored) != expected:
@@ -366,9 +377,7 @@ def load_base_weights(denoiser: nn.Module, path: str, expected_hash: str) -> Non
             f"re-exported since; copy the DiT bundle {expected_hash} to a folder no run writes to and pass dit= that"
         )
     for component in ("dit", "conditioner"):
-        prefix = f"{component}."
-        state = {k[len(prefix) :]: v for k, v in base.tensors.items() if k.startswith(prefix)}
-        getattr(denoiser, component).load_state_dict(state, strict=True)
+        getattr(denoiser, component).load_state_dict(base.state(component), strict=True)
 
 
 def merge_into_bundle(base_path: str, adapters: list[tuple[str, float]], output: str) -> str:

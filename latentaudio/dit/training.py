@@ -15,6 +15,7 @@ Manual optimisation with ``optim.accumulate_grad_batches`` micro-batches per opt
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
@@ -31,7 +32,13 @@ from latentaudio.dit.aligned import (
 from latentaudio.dit.conditioning import BATCH_KEYS
 from latentaudio.dit.denoiser import Denoiser
 from latentaudio.dit.diffusion import make_objective, objective_args
-from latentaudio.dit.lora import AdapterSpec, load_base_weights, prepare_training, save_adapter
+from latentaudio.dit.lora import (
+    AdapterSpec,
+    load_base_weights,
+    prepare_training,
+    save_adapter,
+    trainable_count,
+)
 from latentaudio.dit.samplers import default_sampler, sample
 from latentaudio.training.ema import EMA
 from latentaudio.training.media import log_audio_examples
@@ -42,6 +49,7 @@ from latentaudio.training.step import GuardedTraining
 # validation noise levels: the loss is reported separately at each, on fixed noise
 NOISE_LEVELS = {"low": 0.15, "mid": 0.5, "high": 0.85}
 CONDITIONER_TARGET = "latentaudio.dit.conditioning.Conditioner"
+log = logging.getLogger(__name__)
 
 
 class DiTTraining(GuardedTraining):
@@ -92,6 +100,11 @@ class DiTTraining(GuardedTraining):
             self.adapter_spec = AdapterSpec.from_config(self.finetune["lora"], "lora")
             load_base_weights(self.denoiser, self.finetune["base_path"], self.finetune["base_hash"])
             prepare_training(self.denoiser, self.adapter_spec, self.finetune["base_labels"])
+            log.info(
+                "fine-tuning %d adapter values on a frozen DiT of %d",
+                trainable_count(self.denoiser, self.adapter_spec),
+                sum(p.numel() for p in self.denoiser.parameters() if not p.requires_grad),
+            )
             self.strict_loading = False  # checkpoints leave the frozen base out
         self.objective = make_objective(**objective_args(objective))
         ema_decay = (ema or {}).get("decay", 0.0)

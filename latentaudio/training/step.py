@@ -83,8 +83,10 @@ class GuardedTraining(pl.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.guard.load_state_dict(checkpoint.get("nonfinite_guard", {}))
         frozen = self.frozen_weights()
+        if not frozen:
+            return
         missing = [k for k in self.state_dict() if k not in checkpoint["state_dict"] and k not in frozen]
-        if frozen and missing:
+        if missing:
             raise ValueError(
                 f"the checkpoint lacks {len(missing)} tensors that train (e.g. {missing[0]}): it was not written "
                 "by this run; start a new run folder, or resume from this run's own last.ckpt"
