@@ -188,7 +188,7 @@ def judge_split(paths: Sequence[str], fraction: float = 0.25, seed: int = 1) -> 
     _, held_paths = split(paths, fraction, seed)
     chosen = set(held_paths)
     held = [i for i, p in enumerate(paths) if p in chosen]
-    return [i for i in range(len(paths)) if i not in chosen], held
+    return [i for i, p in enumerate(paths) if p not in chosen], held
 
 
 def timing_adherence(clips: Sequence[torch.Tensor], asked: Sequence[float], sample_rate: int) -> dict:

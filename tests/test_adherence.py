@@ -84,3 +84,14 @@ def test_rows_ask_a_dit_in_the_conditions_it_was_trained_with():
         "bpm": 120.0,
     }
     assert adherence.row_conditions(Demo, {}, {"caption": "a bell", "label": "bell"}) == {}
+
+
+def test_judge_split_keeps_the_held_out_clips_out_of_training():
+    from latentaudio.adherence import judge_split
+
+    paths = [f"clips/{i:04d}.wav" for i in range(200)]
+    train, held = judge_split(paths)
+    assert held and train and not set(train) & set(held)  # the ceiling is measured on unseen clips
+    assert sorted(train + held) == list(range(200))
+    assert 0.15 < len(held) / len(paths) < 0.35
+    assert judge_split(paths[:100])[1] == [i for i in held if i < 100]  # a subset keeps its split
