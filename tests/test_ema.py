@@ -51,3 +51,21 @@ def test_ema_state_round_trips_with_its_count():
     assert int(other.averaged.n_averaged) == 3
     assert torch.equal(other.average.weight, ema.average.weight)
     assert not other.average.training and not any(p.requires_grad for p in other.average.parameters())
+
+
+def test_frozen_weights_are_shared_not_copied_or_averaged():
+    net = nn.Sequential(_constant_net(0.0), _constant_net(2.0))
+    net[1].requires_grad_(False)  # a frozen base under a trained head, as in LoRA fine-tuning
+    ema = EMA(net, decay=0.5, warmup=False)
+    assert ema.average[1].weight is net[1].weight  # no second copy of the frozen base
+    assert ema.average[0].weight is not net[0].weight
+    ema.update(net)
+    nn.init.constant_(net[0].weight, 1.0)
+    ema.update(net)
+    assert torch.allclose(ema.average[0].weight, torch.full((2, 2), 0.5))
+    assert torch.equal(ema.average[1].weight, torch.full((2, 2), 2.0))
+    assert net[0].weight.requires_grad  # the network keeps training
+    # the checkpoint layout of torch's AveragedModel, which earlier checkpoints have
+    assert {"averaged.n_averaged", "averaged.module.0.weight", "averaged.module.1.weight"} <= set(
+        ema.state_dict()
+    )

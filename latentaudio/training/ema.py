@@ -1,7 +1,12 @@
-"""Exponential moving average of a network's weights: torch's ``AveragedModel`` with an EMA rule.
+"""Exponential moving average of a network's weights, saved in every checkpoint and restored on resume.
 
-The average is a submodule of the LightningModule, so it is saved in every checkpoint (with its
-count of updates) and restored on resume. Buffers are copied, not averaged.
+The average is a submodule of the LightningModule (``ema.averaged.module`` with its count of
+updates in ``ema.averaged.n_averaged``, the layout of torch's ``AveragedModel``). Buffers are
+copied with the network, not averaged.
+
+Only what trains is averaged: parameters that are frozen when the EMA is made (the base of a
+LoRA fine-tune) are shared with the network, not copied, so an adapter's EMA costs the
+adapter's size, not a second copy of a billion-parameter base.
 
 Warm-up: with a fixed decay d, the average after n updates still holds d**n of the initial
 weights (0.999**2000 = 13.5%), and adaLN-Zero networks start with their conditioning paths at
@@ -13,14 +18,22 @@ updates.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel
 
 
 def ema_decay_at(update: int, decay: float, warmup: bool) -> float:
     """The decay applied at the ``update``-th update (1 for the first real average)."""
     return min(decay, (1.0 + update) / (10.0 + update)) if warmup else decay
+
+
+class _Averaged(nn.Module):
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+        self.register_buffer("n_averaged", torch.tensor(0, dtype=torch.long))
 
 
 class EMA(nn.Module):
@@ -30,12 +43,9 @@ class EMA(nn.Module):
             raise ValueError(f"ema decay must be in (0, 1), got {decay}")
         self.decay = decay
         self.warmup = warmup
-        self.averaged = AveragedModel(network, multi_avg_fn=self._average)
-        self.averaged.module.eval().requires_grad_(False)
-
-    def _average(self, averaged: list[torch.Tensor], current: list[torch.Tensor], count) -> None:
-        weight = 1.0 - ema_decay_at(int(count), self.decay, self.warmup)
-        torch._foreach_lerp_(averaged, current, weight)
+        frozen = {id(p): p for p in network.parameters() if not p.requires_grad}  # shared, not copied
+        self.averaged = _Averaged(copy.deepcopy(network, memo=frozen))
+        self.average.eval().requires_grad_(False)
 
     @property
     def average(self) -> nn.Module:
@@ -44,7 +54,18 @@ class EMA(nn.Module):
 
     @torch.no_grad()
     def update(self, network: nn.Module) -> None:
-        self.averaged.update_parameters(network)
+        pairs = [
+            (mine, theirs)
+            for mine, theirs in zip(self.average.parameters(), network.parameters())
+            if theirs.requires_grad
+        ]
+        mine, theirs = [m for m, _ in pairs], [t.detach().to(m.device) for m, t in pairs]
+        count = int(self.averaged.n_averaged)
+        if count == 0:
+            torch._foreach_copy_(mine, theirs)
+        else:
+            torch._foreach_lerp_(mine, theirs, 1.0 - ema_decay_at(count, self.decay, self.warmup))
+        self.averaged.n_averaged += 1
 
     def train(self, mode: bool = True):
         super().train(mode)
