@@ -54,3 +54,15 @@ def tiny_dit_overrides(root, vae, steps: int = 2, crop_frames: int = 64, batch_s
         f"trainer.max_steps={steps}",
         "optim.warmup_steps=0",
     ]
+
+
+def labelled_tones(root: Path, labels_and_frequencies) -> Path:
+    """One-second sine tones in ``root`` with a metadata.csv of their labels."""
+    from conftest import write_sine
+
+    rows = ["path,label"]
+    for i, (label, frequency) in enumerate(labels_and_frequencies):
+        write_sine(root / f"tone{i}.wav", frequency=frequency, seconds=1.0)
+        rows.append(f"tone{i}.wav,{label}")
+    (root / "metadata.csv").write_text("\n".join(rows) + "\n")
+    return root

@@ -67,3 +67,21 @@ def sine_folder(tmp_path: Path) -> Path:
         rows.append(f"{relative},a tone number {i},{'low' if i < 6 else 'high'}")
     (root / "metadata.csv").write_text("\n".join(rows) + "\n")
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory):
+    """(vae bundle, dit bundle, its audio folder): a tiny DiT trained a few steps on tones labelled
+    low and high, for the tests that start from a trained DiT (fine-tuning, distillation)."""
+    from apps_helpers import compose_app, labelled_tones, tiny_dit_overrides, train_tiny_vae
+
+    from latentaudio.apps.train_diffusion import train
+
+    root = labelled_tones(
+        tmp_path_factory.mktemp("base_audio"),
+        [("low", 200 + 20 * i) for i in range(5)] + [("high", 800 + 40 * i) for i in range(5)],
+    )
+    vae = train_tiny_vae(root, tmp_path_factory.mktemp("vae"))
+    run = tmp_path_factory.mktemp("dit")
+    train(compose_app("train_diffusion", run, tiny_dit_overrides(root, vae, steps=2)))
+    return vae, run / "export", root

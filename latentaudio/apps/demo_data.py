@@ -2,6 +2,7 @@
 
 make demo-data
 latentaudio-demo-data output=data/demo n_clips=320
+latentaudio-demo-data output=data/demo-marimba classes=[marimba] n_clips=48   # sounds the demo DiT never heard
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ def main(cfg: DictConfig) -> None:
         seconds=cfg.seconds,
         seed=cfg.seed,
         progress=True,
+        classes=list(cfg.classes),
     )
     log.info("demo dataset: %d clips in %s", len(files), cfg.output)
 

@@ -8,6 +8,10 @@ Five classes, each a few instruments playing in a key and on a tempo grid:
 - ``drums``: kick (pitch-swept sine), snare (noise burst plus tone), hi-hat (high-passed noise),
 - ``band``: a plucked melody over organ chords and drums.
 
+One more instrument is left out of the default set, so that a model trained on it has never
+heard it (the fine-tuning demo teaches it): ``marimba``, struck wooden bars (a few inharmonic
+modes, the upper ones dying fast) playing a melody in thirds.
+
 Clip ``i`` depends only on ``(seed, i)``, so the first clips of a large set equal those of a
 small one, and a second run writes the same bytes. Everything is numpy on one core.
 """
@@ -27,6 +31,7 @@ from latentaudio.data.metadata import NOTE_NAMES
 
 DEFAULT_ROOT = "data/demo"
 CLASSES = ("pluck", "bell", "organ", "drums", "band")
+UNSEEN_CLASSES = ("marimba",)  # not in the default set: new sounds for the fine-tuning demo
 SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10)}
 TEMPOS = (80, 90, 100, 110, 120, 130, 140)
 # Triads on these scale degrees, one per half bar; the first column is the tonic.
@@ -127,6 +132,18 @@ def _organ(freq: float, n: int, fs: int, held: int, attack: float, tremolo: floa
     return tone * envelope * (1.0 + 0.15 * np.sin(2 * np.pi * tremolo * t))
 
 
+def _marimba(freq: float, n: int, fs: int, t60: float, hardness: float) -> np.ndarray:
+    """A struck bar: modes at 1, 3.9 and 9.2 times the fundamental (a tuned bar's), each higher
+    one brighter with a harder mallet and dying faster, plus the mallet's short knock."""
+    t = np.arange(n) / fs
+    tone = np.zeros(n)
+    for ratio, weight, life in ((1.0, 1.0, 1.0), (3.9, 0.35 * hardness, 0.3), (9.2, 0.12 * hardness, 0.12)):
+        if freq * ratio < 0.45 * fs:
+            tone += weight * np.exp(-t * 6.9 / (t60 * life)) * np.sin(2 * np.pi * freq * ratio * t)
+    knock = np.sin(2 * np.pi * 2.5 * freq * t) * np.exp(-t / 0.004) * 0.3 * hardness
+    return (tone + knock) * np.minimum(t / 0.001, 1.0)
+
+
 def _kick(fs: int, rng: np.random.Generator) -> np.ndarray:
     t = np.arange(int(0.4 * fs)) / fs
     freq = 45.0 + 110.0 * np.exp(-t / 0.04)
@@ -195,6 +212,17 @@ def _organ_part(rng, n, fs, tonic, mode, beat) -> np.ndarray:
     return track
 
 
+def _marimba_part(rng, n, fs, tonic, mode, beat) -> np.ndarray:
+    track, step = np.zeros(n), beat / 2
+    t60, hardness = rng.uniform(0.35, 0.7), rng.uniform(0.5, 1.0)
+    for start, _, degree in _melody(rng, int(np.ceil(n / fs / step))):  # struck bars ring on
+        for third in (0, 2) if rng.random() < 0.6 else (0,):  # mostly two mallets, a third apart
+            midi = _degree_to_midi(degree + third, tonic + 12, mode)
+            note = _marimba(_midi_to_hz(midi), int(t60 * 1.5 * fs), fs, t60, hardness)
+            _add(track, int(start * step * fs), note * rng.uniform(0.6, 1.0) * (0.7 if third else 1.0))
+    return track
+
+
 def _drum_part(rng, n, fs, beat) -> np.ndarray:
     track, sixteenth = np.zeros(n), beat / 4
     kicks = {0, 8} | {int(s) for s in rng.choice([3, 6, 10, 11, 14], size=rng.integers(0, 3), replace=False)}
@@ -218,16 +246,21 @@ def _drum_part(rng, n, fs, beat) -> np.ndarray:
 
 
 def make_demo_clip(
-    index: int, seed: int = 0, sample_rate: int = 16000, seconds: float = 2.0
+    index: int,
+    seed: int = 0,
+    sample_rate: int = 16000,
+    seconds: float = 2.0,
+    classes: tuple[str, ...] = CLASSES,
 ) -> tuple[torch.Tensor, dict[str, str]]:
-    """Synthesize clip ``index``: ``(audio [1, samples] float32, metadata)``.
+    """Synthesize clip ``index`` (of label ``classes[index % len(classes)]``):
+    ``(audio [1, samples] float32, metadata)``.
 
     The metadata holds ``caption``, ``label``, ``instrument``, ``key`` (empty for drums) and
     ``bpm``. The audio peaks at -1 dBFS.
     """
     rng = np.random.default_rng([seed, index])
     fs, n = int(sample_rate), int(round(seconds * sample_rate))
-    label = CLASSES[index % len(CLASSES)]
+    label = classes[index % len(classes)]
     root, mode = int(rng.integers(12)), str(rng.choice(list(SCALES)))
     bpm = int(rng.choice(TEMPOS))
     tonic, beat, key = 48 + root, 60.0 / bpm, f"{NOTE_NAMES[root]} {mode}"
@@ -242,14 +275,18 @@ def make_demo_clip(
         audio, what, instrument = _bell_part(rng, n, fs, tonic, mode, beat), "bell arpeggio", "fm bell"
     elif label == "organ":
         audio, what, instrument = _organ_part(rng, n, fs, tonic, mode, beat), "organ chords", "organ"
+    elif label == "marimba":
+        audio, what, instrument = _marimba_part(rng, n, fs, tonic, mode, beat), "marimba melody", "marimba"
     elif label == "drums":
         audio, what, instrument, key = _drum_part(rng, n, fs, beat), "drum beat", "drum kit", ""
-    else:
+    elif label == "band":
         melody = _pluck_part(rng, n, fs, tonic, mode, beat)
         chords = _organ_part(rng, n, fs, tonic, mode, beat)
         drums = _drum_part(rng, n, fs, beat)
         audio = _unit_peak(melody) + 0.35 * _unit_peak(chords) + 0.6 * _unit_peak(drums)
         what, instrument = "plucked melody with organ chords and drums", "plucked string, organ, drum kit"
+    else:
+        raise ValueError(f"unknown demo class {label!r}: choose from {', '.join(CLASSES + UNSEEN_CLASSES)}")
 
     rms = float(np.sqrt(np.mean(audio**2)))
     noise_db = rng.uniform(30.0, 45.0)  # background hiss this far below the music
@@ -265,8 +302,8 @@ def _unit_peak(audio: np.ndarray) -> np.ndarray:
     return audio / max(float(np.abs(audio).max()), 1e-9)
 
 
-def _clip_name(index: int) -> str:
-    return f"clips/{index:04d}_{CLASSES[index % len(CLASSES)]}.wav"
+def _clip_name(index: int, classes: tuple[str, ...] = CLASSES) -> str:
+    return f"clips/{index:04d}_{classes[index % len(classes)]}.wav"
 
 
 def generate_demo_dataset(
@@ -276,15 +313,23 @@ def generate_demo_dataset(
     seconds: float = 2.0,
     seed: int = 0,
     progress: bool = False,
+    classes: tuple[str, ...] | list[str] = CLASSES,
 ) -> list[Path]:
     """Write ``n_clips`` demo clips to ``root/clips/`` plus ``root/metadata.csv``; return the paths.
 
-    Clips are 16-bit mono WAV at -1 dBFS peak, classes in turn (balanced). A folder that
+    Clips are 16-bit mono WAV at -1 dBFS peak, ``classes`` in turn (balanced; any of
+    ``CLASSES`` and ``UNSEEN_CLASSES``). A folder that
     already holds the complete set for the same parameters is left as it is (the parameters
     live in ``root/.demo.json``, written last, so an interrupted run is redone).
     """
     if n_clips < 1:
         raise ValueError(f"n_clips must be at least 1, got {n_clips}")
+    classes = tuple(str(c) for c in classes)
+    unknown = [c for c in classes if c not in CLASSES + UNSEEN_CLASSES]
+    if unknown or not classes:
+        raise ValueError(
+            f"demo classes {unknown or '[]'} unknown: choose from {', '.join(CLASSES + UNSEEN_CLASSES)}"
+        )
     root = Path(root)
     manifest_path = root / ".demo.json"
     params = {
@@ -294,7 +339,9 @@ def generate_demo_dataset(
         "seconds": float(seconds),
         "seed": int(seed),
     }
-    names = [_clip_name(index) for index in range(n_clips)]
+    if classes != CLASSES:  # only then, so folders written before the option stay valid
+        params["classes"] = list(classes)
+    names = [_clip_name(index, classes) for index in range(n_clips)]
     paths = [root / name for name in names]
 
     old = _read_manifest(manifest_path)
@@ -312,7 +359,7 @@ def generate_demo_dataset(
         indices = tqdm(indices, desc="demo clips", unit="clip")
     rows = []
     for index in indices:
-        audio, metadata = make_demo_clip(index, seed=seed, sample_rate=sample_rate, seconds=seconds)
+        audio, metadata = make_demo_clip(index, seed, sample_rate, seconds, classes)
         write_audio(root / names[index], audio, sample_rate, subtype="PCM_16")
         rows.append({"path": names[index], **metadata})
 

@@ -119,3 +119,20 @@ def test_pitched_clips_have_clear_tuned_peaks(demo_root):
         assert prominence > 25, row
         cents = 1200 * np.log2(freq / 440.0)
         assert abs(cents - np.round(cents / 100) * 100) < 15, (row, freq)  # on an equal-tempered note
+
+
+def test_unseen_class_set_marimba(tmp_path, demo_root):
+    paths = generate_demo_dataset(tmp_path, n_clips=3, classes=["marimba"])
+    rows = _rows(tmp_path)
+    assert [row["label"] for row in rows] == ["marimba"] * 3 and all("marimba" in p.name for p in paths)
+    assert rows[0]["caption"].startswith("marimba melody in ")
+    audio, rate = sf.read(paths[0])
+    assert 0.85 < np.abs(audio).max() <= 0.9
+    freq, prominence = _spectral_peak(audio, rate)
+    assert prominence > 25
+    cents = 1200 * np.log2(freq / 440.0)
+    assert abs(cents - np.round(cents / 100) * 100) < 15  # tuned bars
+    # not a default-set clip under another name, and the default folder's manifest is unchanged
+    assert "classes" not in json.loads((demo_root / ".demo.json").read_text())["params"]
+    with pytest.raises(ValueError, match="unknown.*marimba"):
+        generate_demo_dataset(tmp_path, n_clips=2, classes=["kazoo"])

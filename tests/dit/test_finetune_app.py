@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from apps_helpers import compose_app, tiny_dit_overrides, train_tiny_vae
-from conftest import write_sine
+from apps_helpers import compose_app, labelled_tones
 
 from latentaudio.apps.common import ConfigError
 from latentaudio.apps.merge_lora import merge_lora
@@ -14,26 +13,11 @@ from latentaudio.bundle import load_bundle
 from latentaudio.pipeline import Pipeline
 
 
-def labelled_tones(root, labels_and_frequencies):
-    rows = ["path,label"]
-    for i, (label, frequency) in enumerate(labels_and_frequencies):
-        write_sine(root / f"tone{i}.wav", frequency=frequency, seconds=1.0)
-        rows.append(f"tone{i}.wav,{label}")
-    (root / "metadata.csv").write_text("\n".join(rows) + "\n")
-    return root
-
-
 @pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    root = labelled_tones(
-        tmp_path_factory.mktemp("base_audio"),
-        [("low", 200 + 20 * i) for i in range(5)] + [("high", 800 + 40 * i) for i in range(5)],
-    )
-    vae = train_tiny_vae(root, tmp_path_factory.mktemp("vae"))
-    run = tmp_path_factory.mktemp("dit")
-    train(compose_app("train_diffusion", run, tiny_dit_overrides(root, vae, steps=2)))
+def base(tiny_base, tmp_path_factory):
+    vae, dit, _ = tiny_base
     new = labelled_tones(tmp_path_factory.mktemp("new_audio"), [("mid", 450 + 10 * i) for i in range(8)])
-    return vae, run / "export", new
+    return vae, dit, new
 
 
 def finetune_overrides(vae, dit, root, steps=4):
