@@ -9,7 +9,7 @@ ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install test test-all lint format demo demo-data train-vae reconstruct encode-dataset \
-	train-diffusion finetune demo-finetune merge-lora generate demo-enhance realtime-factor evaluate bench bench-peer throughput stress clean
+	train-diffusion finetune demo-finetune distill merge-lora generate demo-enhance realtime-factor evaluate bench bench-peer throughput stress clean
 
 help: ## List every target with what it does (coloured only on a terminal)
 	@if [ -t 1 ]; then on='\033[36m'; off='\033[0m'; else on=; off=; fi; \
@@ -71,6 +71,9 @@ demo-finetune: $(STAMP) ## After make demo: teach the demo DiT an instrument it 
 	$(PY) -m latentaudio.apps.generate vae=$(DEMO)/vae/export dit=$(DEMO)/dit/export lora=$(DEMO)/finetune/export \
 		label=marimba n=4 output=$(DEMO)/finetune/generated hydra.run.dir=$(DEMO)/finetune/generated
 	@echo "adapter: $(DEMO)/finetune/export; marimba clips: $(DEMO)/finetune/generated"
+
+distill: $(STAMP) ## Few-step post-training of a DiT bundle (ARGS="dit=... vae=... data.root=<its training audio>")
+	$(PY) -m latentaudio.apps.train_diffusion --config-name distill $(ARGS)
 
 merge-lora: $(STAMP) ## Write a DiT bundle with adapters merged in (ARGS="dit=... lora=<adapter> lora_scale=1 output=...")
 	$(PY) -m latentaudio.apps.merge_lora $(ARGS)

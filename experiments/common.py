@@ -7,8 +7,11 @@ Hydra-style ``key=value`` pairs parsed by ``parse_arguments``.
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -154,3 +157,64 @@ def markdown_table(rows: list[dict]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(str(row.get(c, "")) for c in columns) + " |" for row in rows]
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------ generation studies
+
+
+def evaluate_dit(out: Path, vae: str, dit: str | Path, overrides: list[str] = (), limit: int = 64) -> dict:
+    """``make evaluate`` of a DiT bundle on the first ``limit`` demo clips (as many generated), its metrics.json."""
+
+    command = [
+        sys.executable,
+        "-m",
+        "latentaudio.apps.evaluate",
+        f"vae={vae}",
+        f"dit={dit}",
+        "data.root=data/demo",
+    ]
+    command += [
+        f"output={out}",
+        f"hydra.run.dir={out}",
+        f"limit={limit}",
+        f"generation.n={limit}",
+        *overrides,
+    ]
+    subprocess.run(command, cwd=ROOT, check=True)
+    return json.loads((Path(out) / "metrics.json").read_text())
+
+
+def adherence_row(metrics: dict) -> dict:
+    """The figures generation studies compare, from an evaluate metrics.json: label accuracy and its
+    ceilings, per-label distance ratio, FD on MFCC statistics with its floors, timing, tempo and key."""
+    adherence = metrics.get("adherence") or {}
+    labels = adherence.get("labels") or {}
+    distances = (adherence.get("per_label_distances") or {}).get("generated") or {}
+    captions = adherence.get("captions") or {}
+    floors = metrics.get("floors") or {}
+    row = {
+        "label_accuracy": labels.get("accuracy"),
+        "label_ceiling": labels.get("ceiling"),
+        "label_vae_ceiling": labels.get("vae_ceiling"),
+        "per_label": labels.get("per_label"),
+        "fd_same_over_other": (
+            sum(v["fd_same"] / v["fd_other"] for v in distances.values()) / len(distances)
+            if distances
+            else None
+        ),
+        "fd_mfcc": floors.get("generated", {}).get("fd_mfcc"),
+        "fd_mfcc_real_floor": floors.get("real", {}).get("fd_mfcc"),
+        "fd_mfcc_vae_floor": floors.get("reconstructed", {}).get("fd_mfcc"),
+        "timing_error_s": (adherence.get("timing") or {}).get("generated", {}).get("mean_abs_error_s"),
+    }
+    if captions:
+        row.update(
+            {
+                "tempo_exact": captions["generated"].get("tempo_exact"),
+                "tempo_ceiling": captions["real"].get("tempo_exact"),
+                "key_accuracy": captions["generated"].get("key_accuracy"),
+                "key_ceiling": captions["real"].get("key_accuracy"),
+                "label_accuracy_from_text": captions.get("label_accuracy"),
+            }
+        )
+    return row

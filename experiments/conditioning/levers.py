@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from experiments.common import parse_arguments
+from experiments.common import adherence_row, evaluate_dit, parse_arguments
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / "experiments" / "conditioning" / "runs.jsonl"
@@ -54,49 +54,18 @@ def train(name: str, overrides: list[str], vae: str) -> float | None:
 
 
 def evaluate(name: str, dit_name: str, overrides: list[str], vae: str) -> dict:
-    out = ROOT / "outputs" / "levers" / name / "eval"
-    command = [sys.executable, "-m", "latentaudio.apps.evaluate", f"vae={vae}"]
-    command += [f"dit={ROOT / 'outputs' / 'levers' / dit_name / 'export'}", "data.root=data/demo"]
-    command += [f"output={out}", f"hydra.run.dir={out}", "limit=64", "generation.n=64", *overrides]
-    subprocess.run(command, cwd=ROOT, check=True)
-    return json.loads((out / "metrics.json").read_text())
+    dit = ROOT / "outputs" / "levers" / dit_name / "export"
+    return evaluate_dit(ROOT / "outputs" / "levers" / name / "eval", vae, dit, overrides)
 
 
 def summary_row(name: str, overrides: tuple[list[str], list[str]], wall: float | None, metrics: dict) -> dict:
-    adherence = metrics.get("adherence") or {}
-    labels = adherence.get("labels") or {}
-    distances = (adherence.get("per_label_distances") or {}).get("generated") or {}
-    captions = adherence.get("captions") or {}
     row = {
         "name": name,
         "train_overrides": overrides[0],
         "evaluate_overrides": overrides[1],
         "train_seconds": wall,
-        "label_accuracy": labels.get("accuracy"),
-        "label_ceiling": labels.get("ceiling"),
-        "label_vae_ceiling": labels.get("vae_ceiling"),
-        "per_label": labels.get("per_label"),
-        "fd_same_over_other": (
-            sum(v["fd_same"] / v["fd_other"] for v in distances.values()) / len(distances)
-            if distances
-            else None
-        ),
-        "fd_mfcc": (metrics.get("floors") or {}).get("generated", {}).get("fd_mfcc"),
-        "fd_mfcc_real_floor": (metrics.get("floors") or {}).get("real", {}).get("fd_mfcc"),
-        "fd_mfcc_vae_floor": (metrics.get("floors") or {}).get("reconstructed", {}).get("fd_mfcc"),
-        "timing_error_s": (adherence.get("timing") or {}).get("generated", {}).get("mean_abs_error_s"),
     }
-    if captions:
-        row.update(
-            {
-                "tempo_exact": captions["generated"].get("tempo_exact"),
-                "tempo_ceiling": captions["real"].get("tempo_exact"),
-                "key_accuracy": captions["generated"].get("key_accuracy"),
-                "key_ceiling": captions["real"].get("key_accuracy"),
-                "label_accuracy_from_text": captions.get("label_accuracy"),
-            }
-        )
-    return row
+    return {**row, **adherence_row(metrics)}
 
 
 def main(argv: list[str]) -> None:

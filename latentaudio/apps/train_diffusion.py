@@ -9,6 +9,12 @@ low-rank adapters (and any labels the base does not know) trained, an adapter bu
 
 make finetune ARGS="dit=<dit bundle> vae=<vae bundle> data.root=/path/to/my/sounds lora.rank=16"
 latentaudio-finetune dit=<dit bundle> vae=<vae bundle> data.root=...
+
+Few-step post-training is this app with the ``distill`` config: progressive distillation of the
+base DiT bundle (latentaudio/dit/distill.py) into one that samples in a few steps without guidance.
+
+make distill ARGS="dit=<dit bundle> vae=<vae bundle> data.root=<its training audio>"
+latentaudio-distill dit=<dit bundle> vae=<vae bundle> data.root=... distill.rounds=[16,8,4]
 """
 
 from __future__ import annotations
@@ -95,14 +101,17 @@ def check_data_source(cfg: DictConfig) -> None:
         check_data_root(cfg.data.root)
 
 
-def check_finetune_config(cfg: DictConfig) -> tuple[Bundle, Bundle]:
-    """The VAE and base DiT bundles of a fine-tuning run, checked before anything is encoded."""
+def check_base_config(cfg: DictConfig) -> tuple[Bundle, Bundle]:
+    """The VAE and base DiT bundles of a fine-tuning or distillation run, and the settings of
+    either, checked before anything is encoded."""
+    from latentaudio.dit.distill import DistillError
     from latentaudio.dit.lora import AdapterError, AdapterSpec
 
     check_speed_config(cfg)
     if cfg.get("dit") in (None, "") or not isinstance(cfg.dit, str):
+        what = "adapt" if cfg.app == "finetune" else "distill"
         raise ConfigError(
-            "dit=<path> is required: the DiT bundle to adapt (the export/ folder of a train-diffusion run, "
+            f"dit=<path> is required: the DiT bundle to {what} (the export/ folder of a train-diffusion run, "
             "e.g. outputs/demo/dit/export)"
         )
     vae = load_vae_bundle(cfg)
@@ -114,12 +123,37 @@ def check_finetune_config(cfg: DictConfig) -> tuple[Bundle, Bundle]:
         f"pass vae= the VAE bundle the DiT was trained with, not {vae.path}",
     )
     try:
-        AdapterSpec.from_config(plain(cfg.lora), "lora")
+        if cfg.app == "finetune":
+            AdapterSpec.from_config(plain(cfg.lora), "lora")
+        else:
+            check_distill_config(cfg, base)
         check_latent_data(cfg.data.crop_frames or base.meta["crop_frames"], cfg.data.val_fraction)
-    except (AdapterError, ValueError) as error:
+    except (AdapterError, DistillError, ValueError) as error:
         raise ConfigError(str(error)) from error
     check_data_source(cfg)
     return vae, base
+
+
+def check_distill_config(cfg: DictConfig, base: Bundle) -> None:
+    from omegaconf import open_dict
+
+    from latentaudio.dit.distill import DistillError, check_rounds
+
+    d = cfg.distill
+    rounds = check_rounds(d.rounds, d.steps_per_round)
+    total = len(rounds) * int(d.steps_per_round)
+    if cfg.trainer.max_steps is None:
+        with open_dict(cfg):
+            cfg.trainer.max_steps = total
+    elif cfg.trainer.max_steps != total:
+        raise DistillError(
+            f"trainer.max_steps={cfg.trainer.max_steps} but {len(rounds)} rounds of distill.steps_per_round="
+            f"{d.steps_per_round} take {total}: leave trainer.max_steps out (null follows the rounds)"
+        )
+    if (base.meta.get("aligned") or {}).get("enabled"):
+        raise DistillError(
+            f"{base.path} has aligned conditioning (inpaint/enhance); distillation supports plain DiTs for now"
+        )
 
 
 def resolve_latents(cfg: DictConfig, bundle: Bundle) -> str:
@@ -182,8 +216,8 @@ def train(cfg: DictConfig) -> float | None:
     loss (for sweeps)."""
     from latentaudio.data.datamodule import LatentDataModule
 
-    if cfg.app == "finetune":
-        bundle, base = check_finetune_config(cfg)
+    if cfg.app in ("finetune", "distill"):
+        bundle, base = check_base_config(cfg)
     else:
         bundle, base = check_diffusion_config(cfg), None
     save_resolved_config(cfg)
@@ -192,9 +226,13 @@ def train(cfg: DictConfig) -> float | None:
     # the same on every rank (SeedEachRank varies the draws)
     seed_run(cfg.seed)
     labels = None
-    if base is not None:  # the base's label ids first, then the labels it has not seen
+    if base is not None:  # the base's label ids first, then (fine-tuning) the labels it has not seen
         known = list(base.meta.get("labels") or [])
-        labels = known + [name for name in read_manifest(latents).get("labels") or [] if name not in known]
+        labels = known
+        if cfg.app == "finetune":
+            labels = known + [
+                name for name in read_manifest(latents).get("labels") or [] if name not in known
+            ]
         if not base.config["conditioner"].get("num_labels"):
             labels = []
     d = cfg.data
@@ -227,11 +265,12 @@ def train(cfg: DictConfig) -> float | None:
         "crop_frames": datamodule.hparams.crop_frames,
     }
     common = dict(latent=latent, **training_arguments(cfg))
-    module = (
-        finetune_module(cfg, base, datamodule.labels, common)
-        if base
-        else diffusion_module(cfg, datamodule, common)
-    )
+    if base is None:
+        module = diffusion_module(cfg, datamodule, common)
+    elif cfg.app == "finetune":
+        module = finetune_module(cfg, base, datamodule.labels, common)
+    else:
+        module = distill_module(cfg, base, common)
     return fit(cfg, module, datamodule, "val/loss", ckpt_path)
 
 
@@ -290,6 +329,31 @@ def finetune_module(cfg: DictConfig, base: Bundle, labels: list[str], common: di
     )
 
 
+def distill_module(cfg: DictConfig, base: Bundle, common: dict):
+    """The distillation module: the base bundle's network, conditions and objective, as student and teacher."""
+    from latentaudio.dit.distill import DistillTraining
+
+    meta = base.meta
+    sampling = meta.get("sampling") or {}
+    d = cfg.distill
+    return DistillTraining(
+        dit=base.config["dit"],
+        conditioner=base.config["conditioner"],
+        objective=meta["objective"],
+        labels=list(meta.get("labels") or []),
+        sampling=sampling,
+        distill={
+            "base_path": str(base.path),
+            "base_hash": base.hash,
+            "rounds": list(d.rounds),
+            "steps_per_round": d.steps_per_round,
+            "cfg_scale": d.cfg_scale if d.cfg_scale is not None else sampling.get("cfg_scale", 1.0),
+            "cfg_rescale": d.cfg_rescale,
+        },
+        **common,
+    )
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train_diffusion")
 def main(cfg: DictConfig) -> float | None:
     return train(cfg)
@@ -297,6 +361,11 @@ def main(cfg: DictConfig) -> float | None:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="finetune")
 def finetune(cfg: DictConfig) -> float | None:
+    return train(cfg)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="distill")
+def distill(cfg: DictConfig) -> float | None:
     return train(cfg)
 
 

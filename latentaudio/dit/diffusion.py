@@ -101,6 +101,24 @@ class DiffusionObjective:
         """|d x0_hat / d model_out|: an error e in the output is an error this times e in x0."""
         raise NotImplementedError
 
+    def output_for(self, x_t: Tensor, x0: Tensor, t: Tensor) -> Tensor:
+        """The model output that denoises ``x_t`` at ``t`` to ``x0`` (the inverse of ``denoised``)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------ deterministic steps (DDIM)
+    def step(self, x_t: Tensor, x0: Tensor, t: Tensor, u: Tensor) -> Tensor:
+        """The state at time ``u`` on the path through ``x0`` and the noise ``x_t`` implies at ``t``:
+        DDIM for the v objective, an Euler step for rectified flow (the same update)."""
+        a_t, s_t = _expand(self.alpha(t), x_t), _expand(self.sigma(t), x_t)
+        eps = (x_t - a_t * x0) / s_t
+        return _expand(self.alpha(u), x_t) * x0 + _expand(self.sigma(u), x_t) * eps
+
+    def x0_between(self, x_t: Tensor, x_u: Tensor, t: Tensor, u: Tensor) -> Tensor:
+        """The x0 whose :meth:`step` from ``x_t`` at ``t`` lands on ``x_u`` at ``u`` (< t)."""
+        a_t, s_t = _expand(self.alpha(t), x_t), _expand(self.sigma(t), x_t)
+        a_u, s_u = _expand(self.alpha(u), x_t), _expand(self.sigma(u), x_t)
+        return (x_u - (s_u / s_t) * x_t) / (a_u - s_u * a_t / s_t)
+
     # ------------------------------------------------------------------- loss
     def loss(
         self,
@@ -164,6 +182,9 @@ class VObjective(DiffusionObjective):
     def x0_sensitivity(self, t: Tensor) -> Tensor:
         return self.sigma(t)
 
+    def output_for(self, x_t: Tensor, x0: Tensor, t: Tensor) -> Tensor:
+        return (_expand(self.alpha(t), x_t) * x_t - x0) / _expand(self.sigma(t), x_t)
+
 
 class RectifiedFlow(DiffusionObjective):
     """Rectified flow: x_t = (1 - t) x0 + t eps, the network predicts eps - x0."""
@@ -187,6 +208,9 @@ class RectifiedFlow(DiffusionObjective):
 
     def x0_sensitivity(self, t: Tensor) -> Tensor:
         return t
+
+    def output_for(self, x_t: Tensor, x0: Tensor, t: Tensor) -> Tensor:
+        return (x_t - x0) / _expand(t, x_t)
 
 
 OBJECTIVES: dict[str, type[DiffusionObjective]] = {"v": VObjective, "rectified_flow": RectifiedFlow}

@@ -265,7 +265,7 @@ class DiTTraining(GuardedTraining):
             return
         count = min(media.get("n_examples", 2), batch["latents"].shape[0])
         conditions = {k: v[:count] for k, v in batch.items() if k in BATCH_KEYS}
-        sampling = self.hparams.sampling or {}
+        sampling = self.sampling_settings()
         generator = torch.Generator(device="cpu").manual_seed(0)
         noise = torch.randn(batch["latents"][:count].shape, generator=generator).to(batch["latents"])
         network = self.inference_network()
@@ -290,6 +290,14 @@ class DiTTraining(GuardedTraining):
             vae.sample_rate,
             "samples",
         )
+
+    def sampling_settings(self) -> dict:
+        """The sampler, steps and guidance the bundle records as its defaults."""
+        return dict(self.hparams.sampling or {})
+
+    def extra_meta(self) -> dict:
+        """What a subclass adds to the bundle's meta.json (a distilled DiT: its teacher's hash)."""
+        return {}
 
     def vae(self):
         if self._vae is None:
@@ -343,11 +351,12 @@ class DiTTraining(GuardedTraining):
                 "crop_frames": latent["crop_frames"],
                 "train_seconds": latent["crop_frames"] * latent["hop"] / latent["sample_rate"],
                 "objective": dict(self.hparams.objective),
-                "sampling": dict(self.hparams.sampling or {}),
+                "sampling": self.sampling_settings(),
                 "labels": list(self.hparams.labels or []),
                 "conditioning": self.conditioner_config,
                 "step": self.global_step,
                 "ema": self.ema is not None,
                 "aligned": {"enabled": True, **self.aligned} if self.aligned else {"enabled": False},
+                **self.extra_meta(),
             },
         )

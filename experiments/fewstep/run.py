@@ -1,0 +1,90 @@
+"""Issue 18's quality-at-equal-steps study: the distilled demo DiT against its teacher.
+
+    make distill ARGS="dit=outputs/demo/dit/export vae=outputs/demo/vae/export data.root=data/demo \\
+        hydra.run.dir=outputs/demo/distill"
+    .venv/bin/python -m experiments.fewstep.run              # writes experiments/fewstep/table.md
+
+Every row is ``make evaluate`` on the first 64 demo clips (64 generated, 8 per label for the label
+judge): FD on MFCC statistics (with the real-vs-real and VAE floors), label accuracy (with the
+judge's ceiling on held-out real clips) and the realtime factor of generation. The teacher is the
+demo DiT with its own sampler and guidance; ``teacher_N`` the same network cut to N steps (what
+distillation has to beat), ``distilled_N`` the round of the distillation that samples in N steps,
+unguided, with the bundle's own settings.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from experiments.common import adherence_row, evaluate_dit, parse_arguments
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "experiments" / "fewstep" / "table.md"
+RUNS = ROOT / "experiments" / "fewstep" / "runs.jsonl"
+DEFAULTS = {
+    "vae": "outputs/demo/vae/export",
+    "teacher": "outputs/demo/dit/export",
+    "run": "outputs/demo/distill",
+}
+
+
+def configurations(teacher: str, run: Path) -> dict[str, tuple[Path, list[str]]]:
+    rounds = {int(p.name.removesuffix("steps")): p for p in (run / "rounds").glob("*steps")}
+    final = json.loads((run / "export" / "meta.json").read_text())["sampling"]["steps"]
+    rounds[final] = run / "export"
+    out = {"teacher_50": (ROOT / teacher, ["generation.steps=50"])}
+    for steps in (8, 4, 2, 1):
+        out[f"teacher_{steps}"] = (ROOT / teacher, [f"generation.steps={steps}"])
+    for steps in (8, 4, 2, 1):
+        if steps in rounds:
+            out[f"distilled_{steps}"] = (rounds[steps], [])
+        elif steps < min(rounds):  # the fewest-step student, asked for fewer
+            out[f"distilled_{steps}"] = (rounds[min(rounds)], [f"generation.steps={steps}"])
+    return out
+
+
+def main(argv: list[str]) -> None:
+    args = parse_arguments(argv, DEFAULTS, __doc__)
+    run = ROOT / args["run"]
+    rows = []
+    for name, (dit, overrides) in configurations(args["teacher"], run).items():
+        metrics = evaluate_dit(run / "eval" / name, args["vae"], dit, overrides)
+        row = {
+            "name": name,
+            "dit": str(Path(dit).relative_to(ROOT)),
+            "overrides": overrides,
+            "realtime_factor": metrics["generation"].get("realtime_factor"),
+            "steps": metrics["generation"].get("steps"),
+            **adherence_row(metrics),
+        }
+        rows.append(row)
+        with open(RUNS, "a") as handle:
+            handle.write(json.dumps(row) + "\n")
+        print(json.dumps(row), flush=True)
+    teacher = rows[0]
+    lines = [
+        "# Few-step generation: the distilled demo DiT against its teacher (written by experiments/fewstep/run.py)",
+        "",
+        f"Command: `.venv/bin/python -m experiments.fewstep.run run={args['run']}` after the `make distill` "
+        "in its docstring. 64 demo clips, 64 generated; label accuracy over 8 clips per label. "
+        f"Floors: FD MFCC real vs real {teacher['fd_mfcc_real_floor']:.1f}, VAE reconstructions "
+        f"{teacher['fd_mfcc_vae_floor']:.1f}; label judge on held-out real clips {teacher['label_ceiling']:.2f}, "
+        f"on their VAE reconstructions {teacher['label_vae_ceiling']:.2f}.",
+        "",
+        "| model | FD MFCC | vs teacher_50 | label accuracy | vs teacher_50 | realtime factor |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['name']} | {r['fd_mfcc']:.1f} | {r['fd_mfcc'] / teacher['fd_mfcc']:.2f}x | "
+            f"{r['label_accuracy']:.2f} | {r['label_accuracy'] / max(teacher['label_accuracy'], 1e-9):.2f}x | "
+            f"{r['realtime_factor']:.1f} |"
+        )
+    RESULTS.write_text("\n".join(lines) + "\n")
+    print(f"written {RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
