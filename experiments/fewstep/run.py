@@ -2,7 +2,7 @@
 
     make distill ARGS="dit=outputs/demo/dit/export vae=outputs/demo/vae/export data.root=data/demo \\
         hydra.run.dir=outputs/demo/distill"
-    .venv/bin/python -m experiments.fewstep.run              # writes experiments/fewstep/table.md
+    .venv/bin/python -m experiments.fewstep.run              # writes experiments/fewstep/table_distill.md
 
 Every row is ``make evaluate`` on the first 64 demo clips (64 generated, 8 per label for the label
 judge): FD on MFCC statistics (with the real-vs-real and VAE floors), label accuracy (with the
@@ -21,12 +21,13 @@ from pathlib import Path
 from experiments.common import adherence_row, evaluate_dit, parse_arguments
 
 ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "experiments" / "fewstep" / "table.md"
+TABLES = ROOT / "experiments" / "fewstep"  # table_<run folder name>.md
 RUNS = ROOT / "experiments" / "fewstep" / "runs.jsonl"
 DEFAULTS = {
     "vae": "outputs/demo/vae/export",
     "teacher": "outputs/demo/dit/export",
     "run": "outputs/demo/distill",
+    "reuse_teacher": False,  # true: the teacher rows from runs.jsonl (same teacher); only the students evaluated
 }
 
 
@@ -48,12 +49,21 @@ def configurations(teacher: str, run: Path) -> dict[str, tuple[Path, list[str]]]
 def main(argv: list[str]) -> None:
     args = parse_arguments(argv, DEFAULTS, __doc__)
     run = ROOT / args["run"]
-    rows = []
+    rows, done = [], {}
+    if args["reuse_teacher"] and RUNS.exists():
+        for line in RUNS.read_text().splitlines():
+            row = json.loads(line)
+            if row["name"].startswith("teacher_") and row["dit"] == args["teacher"]:
+                done[row["name"]] = row  # the latest of each
     for name, (dit, overrides) in configurations(args["teacher"], run).items():
+        if name in done:
+            rows.append(done[name])
+            continue
         metrics = evaluate_dit(run / "eval" / name, args["vae"], dit, overrides)
         row = {
             "name": name,
             "dit": str(Path(dit).relative_to(ROOT)),
+            "run": args["run"],
             "overrides": overrides,
             "realtime_factor": metrics["generation"].get("realtime_factor"),
             "steps": metrics["generation"].get("steps"),
@@ -82,8 +92,9 @@ def main(argv: list[str]) -> None:
             f"{r['label_accuracy']:.2f} | {r['label_accuracy'] / max(teacher['label_accuracy'], 1e-9):.2f}x | "
             f"{r['realtime_factor']:.1f} |"
         )
-    RESULTS.write_text("\n".join(lines) + "\n")
-    print(f"written {RESULTS.relative_to(ROOT)}")
+    table = TABLES / f"table_{run.name}.md"
+    table.write_text("\n".join(lines) + "\n")
+    print(f"written {table.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

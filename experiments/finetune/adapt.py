@@ -26,7 +26,7 @@ import torch
 from experiments.common import parse_arguments
 
 ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "experiments" / "finetune" / "adapt.md"
+TABLES = ROOT / "experiments" / "finetune"
 USAGE = "python -m experiments.finetune.adapt [vae=...] [dit=...] [adapter=...] [per_label=16] [seed=0]"
 DEFAULTS = {
     "vae": "outputs/demo/vae/export",
@@ -38,6 +38,7 @@ DEFAULTS = {
     "per_label": 16,
     "scales": [0.0, 0.5, 1.0],
     "seed": 0,
+    "output": "adapt.md",  # under experiments/finetune/
 }
 
 
@@ -104,7 +105,7 @@ def main(argv: list[str]) -> None:
     lines = [
         "# LoRA adaptation of the demo DiT to an unseen instrument (written by experiments/finetune/adapt.py)",
         "",
-        f"Command: `.venv/bin/python -m experiments.finetune.adapt per_label={args['per_label']}` after "
+        f"Command: `.venv/bin/python -m experiments.finetune.adapt {' '.join(argv)}` after "
         "`make demo` and `make demo-finetune`. Judge: fitted on the training split of "
         f"{len(train)} real clips of {', '.join(judge.labels)}; held-out real clips: {len(held)} "
         f"(accuracy {judge.ceiling:.2f}, on {new} {held_verdict['per_label'].get(new, float('nan')):.2f}); "
@@ -143,8 +144,9 @@ def main(argv: list[str]) -> None:
         f"the five old labels {sum(held_verdict['per_label'][k] for k in old) / len(old):.2f} (mean per label); "
         f"on their VAE reconstructions, {new} {judge.judge([rebuilt[i] for i in held_new], [new] * len(held_new), rate)['accuracy']:.2f}.",
     ]
-    RESULTS.write_text("\n".join(lines) + "\n")
-    print(f"written {RESULTS.relative_to(ROOT)}")
+    table = TABLES / args["output"]
+    table.write_text("\n".join(lines) + "\n")
+    print(f"written {table.relative_to(ROOT)}")
 
 
 def adapted_at(pipeline, name: str, scale: float):
