@@ -8,6 +8,10 @@ Needs no Hydra and no Lightning:
     audio = ae.decode(latents)                       # (B, channels, frames * hop) at ae.sample_rate
 
 Long inputs go through overlapping chunks (``latentaudio.vae.chunked``), so memory stays bounded.
+
+``decode_precision``: "fp32" (default), "bf16" (autocast: 1.6-1.9x faster decoding of batches on a
+CPU with native bf16, the output within -37 dB of fp32's; experiments/inference/decode.md) or
+"auto" (bf16 where the device has native bf16 kernels, else fp32). Encoding is always fp32.
 """
 
 from __future__ import annotations
@@ -19,11 +23,24 @@ import torch
 
 from latentaudio.audio import convert_channels, resample
 from latentaudio.bundle import Bundle, load_bundle
+from latentaudio.devices import native_bf16
 from latentaudio.vae.chunked import decode_chunked, encode_chunked
+
+DECODE_PRECISIONS = ("fp32", "bf16", "auto")
 
 
 class Autoencoder:
-    def __init__(self, bundle: Bundle, device: str | torch.device = "cpu", chunk_seconds: float = 20.0):
+    def __init__(
+        self,
+        bundle: Bundle,
+        device: str | torch.device = "cpu",
+        chunk_seconds: float = 20.0,
+        decode_precision: str = "fp32",
+    ):
+        if decode_precision not in DECODE_PRECISIONS:
+            raise ValueError(
+                f"decode_precision={decode_precision!r}: choose one of {', '.join(DECODE_PRECISIONS)}"
+            )
         self.bundle = bundle
         self.vae = bundle.build("vae", device)
         self.device = torch.device(device)
@@ -34,6 +51,9 @@ class Autoencoder:
         self.latent_dim: int = meta["latent_dim"]
         self.chunk_frames = max(16, math.ceil(chunk_seconds * self.sample_rate / self.hop))
         self.overlap_frames = min(max(8, self.chunk_frames // 8), self.chunk_frames // 2)
+        self.decode_bf16 = decode_precision == "bf16" or (
+            decode_precision == "auto" and native_bf16(self.device)
+        )
 
     @classmethod
     def from_bundle(cls, path: str | Path, device: str | torch.device = "cpu", **kwargs) -> Autoencoder:
@@ -63,9 +83,14 @@ class Autoencoder:
     def decode(self, latents: torch.Tensor, length: int | None = None) -> torch.Tensor:
         """Audio ``(B, channels, length or frames * hop)`` at ``self.sample_rate``."""
         latents = latents.to(self.device, torch.float32)
-        if latents.shape[-1] <= self.chunk_frames:
-            return self.vae.decode(latents, length=length)
-        return decode_chunked(self.vae, latents, self.chunk_frames, self.overlap_frames, length=length)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.decode_bf16):
+            if latents.shape[-1] <= self.chunk_frames:
+                audio = self.vae.decode(latents, length=length)
+            else:
+                audio = decode_chunked(
+                    self.vae, latents, self.chunk_frames, self.overlap_frames, length=length
+                )
+        return audio.float()
 
     def reconstruct(self, audio: torch.Tensor, sample_rate: int | None = None) -> torch.Tensor:
         """Encode and decode: ``(B, channels, T')`` at the model's rate, same duration as the input."""

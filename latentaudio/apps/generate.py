@@ -140,7 +140,12 @@ def generate(cfg: DictConfig) -> list[Path]:
     check_generate_config(cfg)
     pairs = adapters(cfg)
     pipeline = Pipeline.from_bundles(
-        cfg.vae, cfg.dit, cfg.device, lora=[p for p, _ in pairs], lora_scale=[s for _, s in pairs]
+        cfg.vae,
+        cfg.dit,
+        cfg.device,
+        lora=[p for p, _ in pairs],
+        lora_scale=[s for _, s in pairs],
+        decode_precision=cfg.decode_precision,
     )
     audio, source = run_mode(pipeline, cfg)
     output = Path(cfg.output)

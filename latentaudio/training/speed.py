@@ -14,6 +14,8 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from latentaudio.devices import native_bf16
+
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
@@ -21,13 +23,12 @@ def fastest_precision() -> str:
     """The Lightning precision that trains fastest on this machine: ``bf16-mixed`` on a GPU with
     bf16 and on CPUs whose oneDNN has native bf16 kernels (AVX-512 BF16, AMX), else ``32-true``.
 
-    On an AVX2-only CPU bf16 autocast is emulated: convolutions run about 100x and matmuls about
-    7x slower than in fp32, so a recipe that hard-codes bf16 for speed turns minutes into hours.
+    A recipe that hard-codes bf16 for speed turns minutes into hours on an AVX2-only CPU
+    (``latentaudio.devices.native_bf16``).
     """
     if torch.cuda.is_available():
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    supported = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
-    return "bf16-mixed" if supported is not None and supported() else "32-true"
+        return "bf16-mixed" if native_bf16("cuda") else "16-mixed"
+    return "bf16-mixed" if native_bf16("cpu") else "32-true"
 
 
 def compile_in_place(networks: list[nn.Module], mode: str | None = None) -> None:

@@ -1,0 +1,33 @@
+"""VAE decoding in bf16: close to fp32, chosen only where the device has native bf16."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from inference.tiny_bundles import tiny_vae_bundle
+
+from latentaudio import autoencoder as autoencoder_module
+from latentaudio import metrics
+from latentaudio.autoencoder import Autoencoder
+
+
+def test_bf16_decoding_stays_close_to_fp32(tmp_path):
+    tiny_vae_bundle(tmp_path / "vae")
+    path = tmp_path / "vae"
+    exact, fast = (Autoencoder.from_bundle(path, decode_precision=p) for p in ("fp32", "bf16"))
+    latents = torch.randn(2, exact.latent_dim, 40, generator=torch.Generator().manual_seed(0))
+    reference, approximate = exact.decode(latents), fast.decode(latents)
+    assert approximate.dtype == torch.float32 and approximate.shape == reference.shape
+    assert not torch.equal(approximate, reference)  # bf16 really ran
+    assert float(metrics.si_sdr(approximate, reference).min()) > 20.0  # about 37 dB for the demo VAE
+
+
+def test_auto_follows_the_device_and_bad_values_are_refused(tmp_path, monkeypatch):
+    tiny_vae_bundle(tmp_path / "vae")
+    path = tmp_path / "vae"
+    for native in (True, False):
+        monkeypatch.setattr(autoencoder_module, "native_bf16", lambda device, native=native: native)
+        assert Autoencoder.from_bundle(path, decode_precision="auto").decode_bf16 is native
+    assert Autoencoder.from_bundle(path).decode_bf16 is False  # fp32 unless asked
+    with pytest.raises(ValueError, match="choose one of fp32, bf16, auto"):
+        Autoencoder.from_bundle(path, decode_precision="half")
