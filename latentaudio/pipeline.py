@@ -28,7 +28,7 @@ import functools
 import inspect
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -320,7 +320,14 @@ class Pipeline:
 
         return on_step
 
-    def sample_windows(
+    def sample_windows(self, *args, **kwargs) -> torch.Tensor:
+        """Normalised latents (n, latent_dim, frames) of any length: :meth:`iter_windows` run to the end."""
+        canvas = None
+        for canvas, _ in self.iter_windows(*args, **kwargs):
+            pass
+        return canvas
+
+    def iter_windows(
         self,
         frames: int,
         n: int,
@@ -338,8 +345,10 @@ class Pipeline:
         seed: int = 0,
         progress: bool = False,
         **settings,
-    ) -> torch.Tensor:
-        """Normalised latents (n, latent_dim, frames) of any length, a training window at a time.
+    ) -> Iterator[tuple[torch.Tensor, int]]:
+        """Normalised latents (n, latent_dim, frames) of any length, a training window at a time:
+        after each window, ``(canvas, settled)``, where frames before ``settled`` are final (no
+        later window touches them); the last yield has ``settled == frames``.
 
         Windows of ``window_frames`` overlap by ``overlap_frames``; each window treats what is
         known (``keep`` = 1) as fixed and the frames the previous window made as softly known,
@@ -382,7 +391,9 @@ class Pipeline:
                 **settings,
             )
             made[a:b] = True
-        return canvas
+            if index + 1 < len(starts):
+                yield canvas, starts[index + 1]
+        yield canvas, frames
 
     def window_starts(self, frames: int) -> list[int]:
         if frames <= self.window_frames:
@@ -455,6 +466,32 @@ class Pipeline:
             **settings,
         )
         return self.decode(x0, length=round(seconds * self.sample_rate))
+
+    def stream(
+        self, seconds: float | None = None, n: int = 1, context_frames: int = 8, **options
+    ) -> Iterator[torch.Tensor]:
+        """:meth:`generate`, returned piece by piece as its windows are sampled: audio
+        (n, channels, samples) pieces whose concatenation is the clip, the first one after the
+        first window, so playback can start before the clip is done. ``options`` as for
+        :meth:`generate`. Each piece is decoded with ``context_frames`` latent frames of settled
+        context on either side, so the joins match one whole decode closely, not bit for bit.
+        """
+        seconds = float(seconds or self.train_seconds)
+        frames, length = self.frames_for(seconds), round(seconds * self.sample_rate)
+        hop, margin = self.autoencoder.hop, int(context_frames)
+        options.setdefault("seed", 0)
+        emitted = 0  # latent frames already sent as audio
+        for canvas, settled in self.iter_windows(frames, n, seconds, **options):
+            end = frames if settled >= frames else settled - margin  # keep right context back
+            if end <= emitted:
+                continue
+            low = max(0, emitted - margin)
+            audio = self.decode(canvas[..., low:settled])  # (n, C, (settled - low) * hop)
+            piece = audio[..., (emitted - low) * hop : (end - low) * hop]
+            if end == frames:
+                piece = piece[..., : length - emitted * hop]
+            emitted = end
+            yield piece
 
     # The editing modes take audio ``(C, T)`` or ``(B, C, T)`` at any rate and return
     # (B * n, channels, samples) at the model's rate. ``options``: n, prompt, label, negative,

@@ -433,3 +433,28 @@ def test_pitch_and_tempo_of_held_out_demo_clips_are_what_was_asked():
         for name, out in (("latent", faster), ("vocoder", vocoded))
     }
     assert sharpness["latent"] > sharpness["vocoder"] + 0.1, sharpness
+
+
+def test_stream_returns_the_clip_piece_by_piece_as_windows_finish(pipe):
+    seconds = 4 * pipe.train_seconds  # several windows
+    whole = pipe.generate(seconds=seconds, n=2, seed=5, **FAST)
+    sampled = []
+    original = pipe.sample_latents
+
+    def counting(*args, **kwargs):
+        sampled.append(1)
+        return original(*args, **kwargs)
+
+    pipe.sample_latents = counting
+    try:
+        windows_before_piece = [len(sampled) for _ in pipe.stream(seconds=seconds, n=2, seed=5, **FAST)]
+    finally:
+        del pipe.sample_latents
+    pieces = list(pipe.stream(seconds=seconds, n=2, seed=5, **FAST))
+    streamed = torch.cat(pieces, dim=-1)
+    assert streamed.shape == whole.shape and len(pieces) > 1
+    assert windows_before_piece[0] == 1  # playback can start after the first window
+    assert windows_before_piece[-1] == len(pipe.window_starts(pipe.frames_for(seconds)))
+    # the same latents; only the decoder's context at the joins differs
+    error = (streamed - whole).pow(2).mean() / whole.pow(2).mean()
+    assert float(error) < 1e-3, float(error)
