@@ -322,9 +322,7 @@ class Pipeline:
 
     def sample_windows(self, *args, **kwargs) -> torch.Tensor:
         """Normalised latents (n, latent_dim, frames) of any length: :meth:`iter_windows` run to the end."""
-        canvas = None
-        for canvas, _ in self.iter_windows(*args, **kwargs):
-            pass
+        *_, (canvas, _) = self.iter_windows(*args, **kwargs)  # the last yield holds every frame
         return canvas
 
     def iter_windows(
