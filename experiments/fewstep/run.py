@@ -27,7 +27,9 @@ DEFAULTS = {
     "vae": "outputs/demo/vae/export",
     "teacher": "outputs/demo/dit/export",
     "run": "outputs/demo/distill",
-    "reuse_teacher": False,  # true: the teacher rows from runs.jsonl (same teacher); only the students evaluated
+    "reuse_teacher": False,
+    "per_label": 8,  # clips per label for the label judge (8: about 0.03 a clip over five labels)
+    "only": "",  # comma-separated row names (teacher_50,distilled_8); empty: all  # true: the teacher rows from runs.jsonl (same teacher); only the students evaluated
 }
 
 
@@ -55,15 +57,20 @@ def main(argv: list[str]) -> None:
             row = json.loads(line)
             if row["name"].startswith("teacher_") and row["dit"] == args["teacher"]:
                 done[row["name"]] = row  # the latest of each
+    wanted = [n for n in str(args["only"]).split(",") if n]
+    extra = [f"adherence.per_label={args['per_label']}"]
     for name, (dit, overrides) in configurations(args["teacher"], run).items():
-        if name in done:
+        if wanted and name not in wanted:
+            continue
+        if name in done and args["per_label"] == DEFAULTS["per_label"]:
             rows.append(done[name])
             continue
-        metrics = evaluate_dit(run / "eval" / name, args["vae"], dit, overrides)
+        metrics = evaluate_dit(run / "eval" / name, args["vae"], dit, overrides + extra)
         row = {
             "name": name,
             "dit": str(Path(dit).relative_to(ROOT)),
             "run": args["run"],
+            "per_label": args["per_label"],
             "overrides": overrides,
             "realtime_factor": metrics["generation"].get("realtime_factor"),
             "steps": metrics["generation"].get("steps"),
@@ -77,8 +84,8 @@ def main(argv: list[str]) -> None:
     lines = [
         "# Few-step generation: the distilled demo DiT against its teacher (written by experiments/fewstep/run.py)",
         "",
-        f"Command: `.venv/bin/python -m experiments.fewstep.run run={args['run']}` after the `make distill` "
-        "in its docstring. 64 demo clips, 64 generated; label accuracy over 8 clips per label. "
+        f"Command: `.venv/bin/python -m experiments.fewstep.run {' '.join(argv)}` after the `make distill` "
+        f"in its docstring. 64 demo clips, 64 generated; label accuracy over {args['per_label']} clips per label. "
         f"Floors: FD MFCC real vs real {teacher['fd_mfcc_real_floor']:.1f}, VAE reconstructions "
         f"{teacher['fd_mfcc_vae_floor']:.1f}; label judge on held-out real clips {teacher['label_ceiling']:.2f}, "
         f"on their VAE reconstructions {teacher['label_vae_ceiling']:.2f}.",
@@ -92,7 +99,8 @@ def main(argv: list[str]) -> None:
             f"{r['label_accuracy']:.2f} | {r['label_accuracy'] / max(teacher['label_accuracy'], 1e-9):.2f}x | "
             f"{r['realtime_factor']:.1f} |"
         )
-    table = TABLES / f"table_{run.name}.md"
+    suffix = "" if args["per_label"] == DEFAULTS["per_label"] else f"_{args['per_label']}_per_label"
+    table = TABLES / f"table_{run.name}{suffix}.md"
     table.write_text("\n".join(lines) + "\n")
     print(f"written {table.relative_to(ROOT)}")
 
