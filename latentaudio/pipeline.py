@@ -477,7 +477,6 @@ class Pipeline:
         seconds = float(seconds or self.train_seconds)
         frames, length = self.frames_for(seconds), round(seconds * self.sample_rate)
         hop, margin = self.autoencoder.hop, int(context_frames)
-        options.setdefault("seed", 0)
         emitted = 0  # latent frames already sent as audio
         for canvas, settled in self.iter_windows(frames, n, seconds, **options):
             end = frames if settled >= frames else settled - margin  # keep right context back

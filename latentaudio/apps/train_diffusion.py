@@ -137,7 +137,7 @@ def check_base_config(cfg: DictConfig) -> tuple[Bundle, Bundle]:
 def check_distill_config(cfg: DictConfig, base: Bundle) -> None:
     from omegaconf import open_dict
 
-    from latentaudio.dit.distill import DistillError, check_rounds
+    from latentaudio.dit.distill import DistillError, check_distillable, check_rounds
 
     d = cfg.distill
     rounds = check_rounds(d.rounds, d.steps_per_round)
@@ -150,10 +150,8 @@ def check_distill_config(cfg: DictConfig, base: Bundle) -> None:
             f"trainer.max_steps={cfg.trainer.max_steps} but {len(rounds)} rounds of distill.steps_per_round="
             f"{d.steps_per_round} take {total}: leave trainer.max_steps out (null follows the rounds)"
         )
-    if (base.meta.get("aligned") or {}).get("enabled"):
-        raise DistillError(
-            f"{base.path} has aligned conditioning (inpaint/enhance); distillation supports plain DiTs for now"
-        )
+    aligned = bool((base.meta.get("aligned") or {}).get("enabled"))
+    check_distillable(base.meta["objective"]["name"], aligned, str(base.path))
 
 
 def resolve_latents(cfg: DictConfig, bundle: Bundle) -> str:

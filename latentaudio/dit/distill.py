@@ -57,6 +57,16 @@ def check_rounds(rounds, steps_per_round) -> list[int]:
     return rounds
 
 
+def check_distillable(objective_name: str, aligned: bool, where: str) -> None:
+    """A DiT can be distilled when its objective has a deterministic sampler and it has no aligned input."""
+    if objective_name not in STUDENT_SAMPLERS:
+        raise DistillError(f"{where}: objective {objective_name!r} has no deterministic sampler to distill")
+    if aligned:
+        raise DistillError(
+            f"{where} has aligned conditioning (inpaint/enhance); distillation supports plain DiTs for now"
+        )
+
+
 def two_step_target(
     objective: DiffusionObjective, teacher: Callable, x_t: Tensor, t: Tensor, n: int
 ) -> Tensor:
@@ -84,12 +94,7 @@ class DistillTraining(DiTTraining):
         super().__init__(*args, **kwargs)
         self.distill = dict(distill)
         self.rounds = check_rounds(self.distill["rounds"], self.distill["steps_per_round"])
-        if self.objective.name not in STUDENT_SAMPLERS:
-            raise DistillError(f"objective {self.objective.name!r} has no deterministic sampler to distill")
-        if self.aligned:
-            raise DistillError(
-                "distilling a DiT with aligned conditioning (inpaint/enhance) is not supported yet"
-            )
+        check_distillable(self.objective.name, bool(self.aligned), self.distill["base_path"])
         load_base_weights(self.denoiser, self.distill["base_path"], self.distill["base_hash"])
         self.teacher = copy.deepcopy(self.denoiser).eval().requires_grad_(False)
         self.register_buffer(
