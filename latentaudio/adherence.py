@@ -16,8 +16,10 @@ answer is known. A model can only be judged against what the estimator itself ge
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,6 +27,8 @@ import torch
 from latentaudio import metrics
 from latentaudio.data.metadata import caption_attributes
 from latentaudio.estimators import estimate_key, estimate_tempo, tempo_matches
+
+log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------------------
 # Labels
@@ -178,6 +182,40 @@ class RealClips:
             if label:
                 out.setdefault(label, []).append(self.clips[i])
         return out
+
+
+def read_real_clips(
+    root: Path,
+    sample_rate: int,
+    channels: int = 1,
+    paths: Sequence[str] | None = None,
+    max_seconds: float | None = None,
+    progress: bool = False,
+) -> RealClips:
+    """The audio files of ``root`` (or ``paths`` under it) with their metadata rows, at
+    ``sample_rate``, each cut to ``max_seconds``. A file that does not decode is skipped with
+    one warning naming it."""
+    from tqdm import tqdm
+
+    from latentaudio.audio import AudioDecodeError, read_audio
+    from latentaudio.data.metadata import load_metadata
+    from latentaudio.data.scan import printable, scan_audio_folder
+
+    root = Path(root)
+    if paths is None:
+        paths = [f.path for f in scan_audio_folder(root, progress=False).files]
+    rows = load_metadata(root, list(paths))
+    max_samples = None if max_seconds is None else round(max_seconds * sample_rate)
+    kept, clips = [], []
+    for path in tqdm(paths, desc="reading real clips", unit="file", disable=not progress):
+        try:
+            audio, _ = read_audio(root / path, sample_rate=sample_rate, channels=channels)
+        except AudioDecodeError as error:
+            log.warning("skipping %s: %s", printable(root / path), error.reason)
+            continue
+        clips.append(audio[:, :max_samples])
+        kept.append(path)
+    return RealClips(kept, clips, [rows.get(p, {}) for p in kept], sample_rate)
 
 
 def judge_split(paths: Sequence[str], fraction: float = 0.25, seed: int = 1) -> tuple[list[int], list[int]]:

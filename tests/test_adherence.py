@@ -95,3 +95,18 @@ def test_judge_split_keeps_the_held_out_clips_out_of_training():
     assert sorted(train + held) == list(range(200))
     assert 0.15 < len(held) / len(paths) < 0.35
     assert judge_split(paths[:100])[1] == [i for i in held if i < 100]  # a subset keeps its split
+
+
+def test_read_real_clips_keeps_metadata_crops_and_skips_a_bad_file(tmp_path, caplog):
+    import soundfile as sf
+
+    t = torch.arange(2 * RATE) / RATE
+    for name, freq in (("low.wav", 220.0), ("high.wav", 1760.0)):
+        sf.write(tmp_path / name, (0.5 * torch.sin(2 * math.pi * freq * t)).numpy(), RATE)
+    (tmp_path / "broken.wav").write_text("not audio")
+    (tmp_path / "metadata.csv").write_text("path,label\nlow.wav,low\nhigh.wav,high\nbroken.wav,low\n")
+    real = adherence.read_real_clips(tmp_path, 8000, max_seconds=1.5)
+    assert sorted(real.paths) == ["high.wav", "low.wav"]
+    assert "broken.wav" in caplog.text
+    assert all(clip.shape == (1, 12000) for clip in real.clips)  # resampled to 8 kHz, cut at 1.5 s
+    assert {p: r["label"] for p, r in zip(real.paths, real.rows)} == {"low.wav": "low", "high.wav": "high"}

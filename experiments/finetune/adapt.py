@@ -42,21 +42,9 @@ DEFAULTS = {
 }
 
 
-def read_folder(root: Path, rate: int):
-    """Every audio file of ``root`` with its metadata row: (names, clips, rows), names prefixed by the folder."""
-    from latentaudio.audio import read_audio
-    from latentaudio.data.metadata import load_metadata
-    from latentaudio.data.scan import scan_audio_folder
-
-    paths = [f.path for f in scan_audio_folder(root, progress=False).files]
-    rows = load_metadata(root, paths)
-    clips = [read_audio(root / p, sample_rate=rate, channels=1)[0] for p in paths]
-    return [f"{root.name}/{p}" for p in paths], clips, [rows[p] for p in paths]
-
-
 def main(argv: list[str]) -> None:
     from latentaudio import metrics
-    from latentaudio.adherence import LabelJudge, judge_split
+    from latentaudio.adherence import LabelJudge, judge_split, read_real_clips
     from latentaudio.pipeline import Pipeline
 
     args = parse_arguments(argv, DEFAULTS, USAGE)
@@ -72,8 +60,9 @@ def main(argv: list[str]) -> None:
 
     names, clips, rows = [], [], []
     for folder in (args["data"], args["new_data"]):
-        n, c, r = read_folder(ROOT / folder, rate)
-        names, clips, rows = names + n, clips + c, rows + r
+        real = read_real_clips(ROOT / folder, rate)
+        names += [f"{Path(folder).name}/{p}" for p in real.paths]  # two folders, one judge split
+        clips, rows = clips + real.clips, rows + real.rows
     labels = [str(r.get("label") or "") for r in rows]
     train, held = judge_split(names)
     with torch.inference_mode():

@@ -21,7 +21,6 @@ from tqdm import tqdm
 
 from latentaudio import adherence, evaluation
 from latentaudio.apps.common import CONFIG_PATH, ConfigError, log
-from latentaudio.audio import AudioDecodeError, read_audio
 from latentaudio.data.metadata import load_metadata
 from latentaudio.data.scan import printable, scan_audio_folder
 from latentaudio.data.split import held_out_files
@@ -168,18 +167,9 @@ def measure_adherence(cfg: DictConfig, pipeline, root: Path, output: Path) -> di
     if not any(row.get("label") or row.get("caption") for row in rows.values()):
         log.warning("no label or caption in the metadata of %s: no adherence metrics", printable(root))
         return None
-    clips, kept = [], []
-    rate = pipeline.sample_rate
-    max_samples = round((g.max_seconds or math.inf) * rate)
-    for path in tqdm(paths, desc="reading real clips", unit="file"):
-        try:
-            audio, _ = read_audio(root / path, sample_rate=rate, channels=pipeline.autoencoder.channels)
-        except AudioDecodeError as error:
-            log.warning("skipping %s: %s", printable(root / path), error.reason)
-            continue
-        clips.append(audio[:, : int(min(max_samples, audio.shape[-1]))])
-        kept.append(path)
-    real = adherence.RealClips(kept, clips, [rows.get(p, {}) for p in kept], rate)
+    real = adherence.read_real_clips(
+        root, pipeline.sample_rate, pipeline.autoencoder.channels, paths, g.max_seconds or None, progress=True
+    )
     settings = dict(sampler=g.sampler, steps=g.steps, cfg_scale=g.cfg_scale)
     result = adherence.measure_adherence(
         pipeline, real, a.per_label, a.captions, seed=cfg.seed, progress=True, **settings
