@@ -91,18 +91,19 @@ class DistillTraining(DiTTraining):
     """
 
     def __init__(self, *args, distill: dict, **kwargs):
+        self.distill = dict(distill)  # before DiTTraining's init, which calls start_from_base
         super().__init__(*args, **kwargs)
-        self.distill = dict(distill)
-        self.rounds = check_rounds(self.distill["rounds"], self.distill["steps_per_round"])
-        check_distillable(self.objective.name, bool(self.aligned), self.distill["base_path"])
-        load_base_weights(self.denoiser, self.distill["base_path"], self.distill["base_hash"])
         self.teacher = copy.deepcopy(self.denoiser).eval().requires_grad_(False)
         self.register_buffer(
             "teacher_round", torch.tensor(0, dtype=torch.long)
         )  # whose student the teacher is
         self._exporting_round: int | None = None
-        if self.ema is not None:  # the EMA started from the random network: restart it on the base
-            self.ema.averaged.module.load_state_dict(self.denoiser.state_dict())
+
+    def start_from_base(self) -> None:
+        """The student starts as the teacher: the base DiT's weights (EMA included)."""
+        self.rounds = check_rounds(self.distill["rounds"], self.distill["steps_per_round"])
+        check_distillable(self.objective.name, bool(self.aligned), self.distill["base_path"])
+        load_base_weights(self.denoiser, self.distill["base_path"], self.distill["base_hash"])
 
     # ------------------------------------------------------------------ rounds
     def round_at(self, step: int) -> int:

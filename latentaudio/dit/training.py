@@ -95,18 +95,8 @@ class DiTTraining(GuardedTraining):
         )
         self.denoiser = Denoiser(instantiate(self.dit_config), conditioner_module)
         self.finetune = dict(finetune or {})
-        if self.finetune:
-            # {"base_path", "base_hash", "base_labels": count, "lora": AdapterSpec fields}
-            self.adapter_spec = AdapterSpec.from_config(self.finetune["lora"], "lora")
-            load_base_weights(self.denoiser, self.finetune["base_path"], self.finetune["base_hash"])
-            prepare_training(self.denoiser, self.adapter_spec, self.finetune["base_labels"])
-            log.info(
-                "fine-tuning %d adapter values on a frozen DiT of %d",
-                trainable_count(self.denoiser, self.adapter_spec),
-                sum(p.numel() for p in self.denoiser.parameters() if not p.requires_grad),
-            )
-            self.strict_loading = False  # checkpoints leave the frozen base out
         self.objective = make_objective(**objective_args(objective))
+        self.start_from_base()  # before the EMA copy, so the average starts from the base
         ema_decay = (ema or {}).get("decay", 0.0)
         self.ema = EMA(self.denoiser, ema_decay, (ema or {}).get("warmup", True)) if ema_decay > 0 else None
         shape = (1, latent["latent_dim"], 1)
@@ -116,6 +106,22 @@ class DiTTraining(GuardedTraining):
         if compile:
             # the transformer only, after the EMA copy; the conditioner's dropout draws stay eager
             compile_in_place([self.denoiser.dit], compile_mode)
+
+    def start_from_base(self) -> None:
+        """Fine-tuning: load the base DiT's weights and put adapters on them. Subclasses that
+        start from a trained DiT (distillation) override this; it runs before the EMA copy."""
+        if not self.finetune:
+            return
+        # {"base_path", "base_hash", "base_labels": count, "lora": AdapterSpec fields}
+        self.adapter_spec = AdapterSpec.from_config(self.finetune["lora"], "lora")
+        load_base_weights(self.denoiser, self.finetune["base_path"], self.finetune["base_hash"])
+        prepare_training(self.denoiser, self.adapter_spec, self.finetune["base_labels"])
+        log.info(
+            "fine-tuning %d adapter values on a frozen DiT of %d",
+            trainable_count(self.denoiser, self.adapter_spec),
+            sum(p.numel() for p in self.denoiser.parameters() if not p.requires_grad),
+        )
+        self.strict_loading = False  # checkpoints leave the frozen base out
 
     # ------------------------------------------------------------------ checkpoints
     def frozen_weights(self) -> set[str]:

@@ -131,3 +131,19 @@ def test_distill_refuses_bad_rounds_and_step_counts_before_training(tiny_base, t
         )
     with pytest.raises(ConfigError, match="dit=<path> is required: the DiT bundle to distill"):
         train(compose_app("distill", tmp_path / "c", distill_overrides(vae, "", root)))
+
+
+def test_the_students_average_starts_from_the_teacher(tiny_base, tmp_path):
+    """With an EMA, the exported student is the average of weights that started at the base's,
+    not at a random network's."""
+    from safetensors.torch import load_file
+
+    vae, dit, root = tiny_base
+    overrides = distill_overrides(vae, dit, root, rounds="[1]") + ["ema.decay=0.999", "ema.warmup=false"]
+    train(compose_app("distill", tmp_path / "d", overrides))
+    base = load_file(load_bundle(dit).path / "model.safetensors")
+    student = load_file(load_bundle(tmp_path / "d" / "export", kind="dit").path / "model.safetensors")
+    assert base.keys() == student.keys()
+    moved = sum(float((student[k].float() - v.float()).pow(2).sum()) for k, v in base.items())
+    size = sum(float(v.float().pow(2).sum()) for v in base.values())
+    assert moved < 1e-4 * size, (moved, size)  # an average started at random weights is O(size) away
