@@ -56,6 +56,31 @@ LEVERS: dict[str, list[str]] = {
         "vae.latent_dim=32",
         "vae.strides=[2,4,4,4]",
     ],
+    # on top of the kept recipe: the mel distance (bells), the optimiser, the crop, the width
+    "recipe_mel15_600": [*SCREEN, "loss.mel_weight=15"],
+    "recipe_mel5_600": [*SCREEN, "loss.mel_weight=5"],
+    "recipe_lr2e-3_600": [*SCREEN, "optim.lr=2e-3"],
+    "recipe_lr5e-4_600": [*SCREEN, "optim.lr=5e-4"],
+    "recipe_crop16k_600": [*SCREEN, "data.sample_length=16384", "data.batch_size=4"],
+    "recipe_wide24_600": [*SCREEN, "vae.base_channels=24"],
+    "recipe_600": SCREEN,  # the kept recipe itself, on the day's machine
+    # 4x the screening budget: does fidelity still climb with steps? (val/ metrics every 400 steps)
+    "recipe_2400": [
+        "trainer.max_steps=2400",
+        *SCREEN[1:2],  # no critic
+        "trainer.val_check_interval=400",
+        *SCREEN[3:4],  # checkpoints every 200 steps
+        "media.every_n_steps=2400",
+    ],
+    # the critic's time spent on plain steps instead: 1800 steps without it take about what the
+    # demo's 900 + 300 with it take
+    "recipe_nocritic_1800": [
+        "trainer.max_steps=1800",
+        *SCREEN[1:2],  # no critic
+        "trainer.val_check_interval=600",
+        *SCREEN[3:4],
+        "media.every_n_steps=1800",
+    ],
     # with data=data/real (real_data.py): the kept recipe, and the one before, at 600 steps
     "real_waveform30_600": SCREEN,
     "real_base600": [*SCREEN, *BEFORE],

@@ -61,6 +61,7 @@ class VAETraining(GuardedTraining):
             if loss.get("complex_stft_weight", 0.0) > 0
             else None
         )
+        self.mel_loss = losses.MelDistanceLoss(sample_rate) if loss.get("mel_weight", 0.0) > 0 else None
         self.discriminator = _build_discriminator(vae["channels"], discriminator)
         ema_decay = (ema or {}).get("decay", 0.0)
         self.ema = EMA(self.vae, ema_decay, (ema or {}).get("warmup", True)) if ema_decay > 0 else None
@@ -118,6 +119,10 @@ class VAETraining(GuardedTraining):
             complex_loss = self.complex_loss(out.reconstruction, audio)
             gen_loss = gen_loss + w["complex_stft_weight"] * complex_loss
             terms["train/complex_stft"] = complex_loss
+        if self.mel_loss is not None:
+            mel_loss = self.mel_loss(out.reconstruction, audio)
+            gen_loss = gen_loss + w["mel_weight"] * mel_loss
+            terms["train/mel"] = mel_loss
 
         if self.adversarial_active():
             self._discriminator_phase(audio, out.reconstruction.detach(), last)
