@@ -134,6 +134,8 @@ ARGUMENTS: dict[str, dict[str, float | None]] = {
         "dilations": 1024,
         "use_snake": None,
         "compile_snake": None,
+        "final_tanh": None,
+        "snake_beta_floor": None,
     },
     "latentaudio.dit.model.DiT": {
         "latent_dim": 4096,
