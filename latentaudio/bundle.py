@@ -149,6 +149,7 @@ ARGUMENTS: dict[str, dict[str, float | None]] = {
         "aligned_cond_channels": 4097,
         "dropout": None,
         "checkpoint_blocks": None,
+        "feed_forward": None,
     },
     "latentaudio.dit.conditioning.Conditioner": {
         "global_dim": 16384,

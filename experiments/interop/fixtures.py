@@ -11,6 +11,8 @@ stable-audio-tools 0.0.19 over our torch). With random weights and a fixed seed,
   inside a ``diffusion_cond`` model config as a pretransform. Its checkpoint (keys
   ``pretransform.model.*``), config, an input and the peer's posterior mean and decode of it are
   written to ``tests/fixtures/interop/sao_vae_small/``, which ``tests/interop`` checks us against;
+- the DiT's pieces that map onto one option of ours each (``sao_dit_parts.safetensors``: the SwiGLU
+  feed-forward so far), with an input and the peer's output;
 - the full-size autoencoder of Stable Audio Open 1.0 (no download: random weights), on a
   ``full_seconds`` input, compared and timed the same way.
 
@@ -34,6 +36,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "interop" / "sao_vae_small"
+DIT_PARTS = ROOT / "tests" / "fixtures" / "interop" / "sao_dit_parts.safetensors"
 SEED = 0
 RATE = 44100
 SMALL_CHANNELS, SMALL_LATENT = 3, 8
@@ -244,6 +247,22 @@ def small() -> dict:
     return result
 
 
+def dit_parts() -> None:
+    """The peer's DiT pieces that map onto one option of ours each, with random weights, an input
+    and the peer's output: ``feed_forward`` (SwiGLU, width 16, mult 4)."""
+    import torch
+    from safetensors.torch import save_file
+    from stable_audio_tools.models.transformer import FeedForward
+
+    torch.manual_seed(SEED)
+    feed_forward = FeedForward(16, mult=4, zero_init_output=False).eval()
+    x = torch.randn(2, 5, 16)
+    with torch.no_grad():
+        y = feed_forward(x)
+    tensors = {f"feed_forward.weights.{k}": v.contiguous() for k, v in feed_forward.state_dict().items()}
+    save_file({**tensors, "feed_forward.input": x, "feed_forward.output": y}, str(DIT_PARTS))
+
+
 def full(seconds: float) -> dict:
     """Stable Audio Open 1.0's autoencoder at full size, random weights, a ``seconds`` input."""
     config = model_config(128, 64)
@@ -317,6 +336,7 @@ def main() -> None:
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
     print(f"latentaudio from {Path(latentaudio.__file__).parent}", flush=True)
+    dit_parts()
     results = {"small": small()}
     print("small:", {k: v for k, v in results["small"].items()}, flush=True)
     if args["full"]:

@@ -83,6 +83,13 @@ OOBLECK_RULES = tuple(
     for their_name, our_name, reshape in OOBLECK_PARAMETERS[kind]
 )
 
+# The DiT's pieces, one option of ours at a time (the whole DiT does not map yet).
+# Their FeedForward (glu=True) <-> our SwiGLU: ff.0 is the GLU's projection, ff.2 the output.
+FEED_FORWARD_RULES = (
+    Rule("ff.0.proj.{p:weight|bias}", "proj.{p:weight|bias}"),
+    Rule("ff.2.{p:weight|bias}", "out.{p:weight|bias}"),
+)
+
 # --------------------------------------------------------------------------------------
 # The config: their autoencoder section <-> AudioVAE's arguments
 # --------------------------------------------------------------------------------------
