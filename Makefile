@@ -9,7 +9,7 @@ ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install test test-all lint format demo demo-data train-vae reconstruct encode-dataset \
-	train-diffusion finetune demo-finetune distill merge-lora generate demo-enhance realtime-factor evaluate bench bench-peer throughput stress clean
+	train-diffusion finetune demo-finetune distill merge-lora import-sat export-sat generate demo-enhance realtime-factor evaluate bench bench-peer throughput stress clean
 
 help: ## List every target with what it does (coloured only on a terminal)
 	@if [ -t 1 ]; then on='\033[36m'; off='\033[0m'; else on=; off=; fi; \
@@ -77,6 +77,12 @@ distill: $(STAMP) ## Few-step post-training of a DiT bundle (ARGS="dit=... vae=.
 
 merge-lora: $(STAMP) ## Write a DiT bundle with adapters merged in (ARGS="dit=... lora=<adapter> lora_scale=1 output=...")
 	$(PY) -m latentaudio.apps.merge_lora $(ARGS)
+
+import-sat: $(STAMP) ## Import a Stable Audio Open checkpoint's VAE as a bundle (ARGS="checkpoint=... config=model_config.json output=...")
+	$(PY) -m latentaudio.apps.import_sat $(ARGS)
+
+export-sat: $(STAMP) ## Write a VAE bundle as stable-audio-tools files (ARGS="vae=... output=...")
+	$(PY) -m latentaudio.apps.export_sat $(ARGS)
 
 generate: $(STAMP) ## Generate or edit audio (ARGS="vae=... dit=... mode=generate|vary|inpaint|extend|enhance ...")
 	$(PY) -m latentaudio.apps.generate $(ARGS)

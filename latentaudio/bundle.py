@@ -134,6 +134,8 @@ ARGUMENTS: dict[str, dict[str, float | None]] = {
         "dilations": 1024,
         "use_snake": None,
         "compile_snake": None,
+        "final_tanh": None,
+        "snake_beta_floor": None,
     },
     "latentaudio.dit.model.DiT": {
         "latent_dim": 4096,
@@ -147,6 +149,7 @@ ARGUMENTS: dict[str, dict[str, float | None]] = {
         "aligned_cond_channels": 4097,
         "dropout": None,
         "checkpoint_blocks": None,
+        "feed_forward": None,
     },
     "latentaudio.dit.conditioning.Conditioner": {
         "global_dim": 16384,

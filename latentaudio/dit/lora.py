@@ -29,7 +29,7 @@ from latentaudio.bundle import Bundle, BundleError, save_bundle
 TARGETS = {
     "attention": r"blocks\.\d+\.attn\.(qkv|proj)",
     "cross_attention": r"blocks\.\d+\.cross_attn\.(q|kv|proj)",
-    "mlp": r"blocks\.\d+\.mlp\.(0|3)",
+    "mlp": r"blocks\.\d+\.mlp\.(0|3|proj|out)",  # GELU's two layers, or SwiGLU's
     # the conditioning projections: adaLN modulation of every block and the final layer,
     # and the embedders of the global condition and the diffusion time
     "conditioning": r"((blocks\.\d+|final_layer)\.adaln_modulation\.1|global_embedder\.(0|2)|t_embedder\.mlp\.(0|2))",

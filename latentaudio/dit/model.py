@@ -136,6 +136,41 @@ class CrossAttention(nn.Module):
 
 
 #################################################################################
+#                                 Feed-forward                                  #
+#################################################################################
+
+FEED_FORWARDS = ("gelu", "swiglu")
+
+
+class SwiGLU(nn.Module):
+    """value * silu(gate), both from one projection, then back to the width: the feed-forward of
+    Stable Audio Open's DiT (stable-audio-tools' FeedForward with its default glu=True)."""
+
+    def __init__(self, width: int, hidden: int, dropout: float = 0.0):
+        super().__init__()
+        self.proj = nn.Linear(width, 2 * hidden)
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden, width)
+
+    def forward(self, x: Tensor) -> Tensor:
+        value, gate = self.proj(x).chunk(2, dim=-1)  # (B, N, H) each
+        return self.out(self.dropout(value * F.silu(gate)))  # (B, N, D)
+
+
+def make_feed_forward(kind: str, width: int, hidden: int, dropout: float) -> nn.Module:
+    if kind == "gelu":
+        return nn.Sequential(
+            nn.Linear(width, hidden),
+            nn.GELU(approximate="tanh"),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, width),
+        )
+    if kind == "swiglu":
+        return SwiGLU(width, hidden, dropout)
+    raise ValueError(f"feed_forward={kind!r}: choose one of {', '.join(FEED_FORWARDS)}")
+
+
+#################################################################################
 #                                 Core DiT model                                #
 #################################################################################
 
@@ -143,7 +178,15 @@ class CrossAttention(nn.Module):
 class DiTBlock(nn.Module):
     """Self-attention, optional cross-attention and an MLP, with adaLN-Zero conditioning."""
 
-    def __init__(self, width: int, heads: int, mlp_ratio: float, cross_attn_dim: int, dropout: float):
+    def __init__(
+        self,
+        width: int,
+        heads: int,
+        mlp_ratio: float,
+        cross_attn_dim: int,
+        dropout: float,
+        feed_forward_kind: str = "gelu",
+    ):
         super().__init__()
         self.norm1 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
         self.attn = SelfAttention(width, heads, dropout)
@@ -154,13 +197,7 @@ class DiTBlock(nn.Module):
         else:
             self.cross_attn = None
         self.norm2 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
-        hidden = int(width * mlp_ratio)
-        self.mlp = nn.Sequential(
-            nn.Linear(width, hidden),
-            nn.GELU(approximate="tanh"),
-            nn.Dropout(dropout),
-            nn.Linear(hidden, width),
-        )
+        self.mlp = make_feed_forward(feed_forward_kind, width, int(width * mlp_ratio), dropout)
         self.adaln_modulation = nn.Sequential(nn.SiLU(), nn.Linear(width, 6 * width))
 
     def forward(
@@ -210,6 +247,8 @@ class DiT(nn.Module):
         checkpoint_blocks: activation checkpointing in training: every k-th transformer block
             (True or 1: all of them; False or 0: none) keeps only its input and recomputes the
             rest in the backward pass. Same outputs and gradients, less memory, more compute.
+        feed_forward: "gelu" (two linear layers around a GELU) or "swiglu" (`SwiGLU`, as in
+            Stable Audio Open).
     """
 
     def __init__(
@@ -225,8 +264,11 @@ class DiT(nn.Module):
         aligned_cond_channels: int = 0,
         dropout: float = 0.0,
         checkpoint_blocks: bool | int = False,
+        feed_forward: str = "gelu",
     ):
         super().__init__()
+        if feed_forward not in FEED_FORWARDS:
+            raise ValueError(f"feed_forward={feed_forward!r}: choose one of {', '.join(FEED_FORWARDS)}")
         if width % heads:
             raise ValueError(f"width {width} is not a multiple of heads {heads}")
         if int(checkpoint_blocks) < 0:
@@ -241,6 +283,7 @@ class DiT(nn.Module):
         self.cross_attn_dim = cross_attn_dim
         self.aligned_cond_channels = aligned_cond_channels
         self.checkpoint_every = int(checkpoint_blocks)
+        self.feed_forward = feed_forward
 
         self.x_embedder = nn.Linear(patch_size * (latent_dim + aligned_cond_channels), width)
         self.t_embedder = TimestepEmbedder(width)
@@ -252,7 +295,7 @@ class DiT(nn.Module):
             self.global_embedder = None
         self.rotary = RotaryEmbedding(width // heads)
         self.blocks = nn.ModuleList(
-            [DiTBlock(width, heads, mlp_ratio, cross_attn_dim, dropout) for _ in range(depth)]
+            [DiTBlock(width, heads, mlp_ratio, cross_attn_dim, dropout, feed_forward) for _ in range(depth)]
         )
         self.final_layer = FinalLayer(width, patch_size * latent_dim)
         self.initialize_weights()
@@ -332,7 +375,8 @@ class DiT(nn.Module):
         """
         n = math.ceil(num_frames / self.patch_size)
         d, hidden = self.width, int(self.width * self.mlp_ratio)
-        per_block = n * (3 * d * d + d * d + 2 * d * hidden)  # qkv, out projection, MLP
+        mlp_matrices = 3 if self.feed_forward == "swiglu" else 2  # SwiGLU projects to value and gate
+        per_block = n * (3 * d * d + d * d + mlp_matrices * d * hidden)  # qkv, out projection, MLP
         per_block += 2 * n * n * d  # scores and weighted values
         if self.cross_attn_dim > 0:
             per_block += n * 2 * d * d + cross_tokens * 2 * self.cross_attn_dim * d  # q, out; k, v

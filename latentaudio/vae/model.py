@@ -44,18 +44,20 @@ def wn_conv_transpose1d(*args, **kwargs) -> nn.Module:
     return weight_norm(nn.ConvTranspose1d(*args, **kwargs))
 
 
-def _snake_factors(log_alpha: Tensor, log_beta: Tensor) -> tuple[Tensor, Tensor]:
-    """(2 alpha, 1 / (2 beta)), each (1, C, 1), in the parameters' dtype; beta floored at MIN_SNAKE_BETA."""
-    return 2.0 * log_alpha.exp(), 0.5 * torch.exp(-log_beta.clamp(min=math.log(MIN_SNAKE_BETA)))
+def _snake_factors(log_alpha: Tensor, log_beta: Tensor, beta_floor: float) -> tuple[Tensor, Tensor]:
+    """(2 alpha, 1 / (2 beta)), each (1, C, 1), in the parameters' dtype; beta floored at ``beta_floor``."""
+    log_floor = math.log(beta_floor) if beta_floor > 0 else -math.inf
+    return 2.0 * log_alpha.exp(), 0.5 * torch.exp(-log_beta.clamp(min=log_floor))
 
 
-def snake_beta(x: Tensor, log_alpha: Tensor, log_beta: Tensor) -> Tensor:
+def snake_beta(x: Tensor, log_alpha: Tensor, log_beta: Tensor, beta_floor: float = MIN_SNAKE_BETA) -> Tensor:
     """x + 1/beta * sin^2(alpha * x), written as x + (1 - cos(2 alpha x)) / (2 beta).
 
     One transcendental and no square; evaluated in the input's dtype so bf16 activations stay
     bf16. Plain autograd: the formula `SnakeBeta` hands to torch.compile and that tests compare with.
     """
-    two_alpha, half_inv_beta = (factor.to(x.dtype) for factor in _snake_factors(log_alpha, log_beta))
+    factors = _snake_factors(log_alpha, log_beta, beta_floor)
+    two_alpha, half_inv_beta = (factor.to(x.dtype) for factor in factors)
     return torch.addcmul(x + half_inv_beta, torch.cos(x * two_alpha), half_inv_beta, value=-1.0)  # (B, C, T)
 
 
@@ -114,34 +116,41 @@ class SnakeBeta(nn.Module):
     ``compiled``: evaluate `snake_beta` through torch.compile, which fuses the forward and the
     backward into a pass each. Off by default: the compile time is paid before the first step,
     and a short run does not earn it back (figures: experiments/throughput/vae_network.md).
+    ``beta_floor``: the smallest beta used (0: none); an imported network sets it at or below its
+    smallest beta, so that the floor changes nothing it computes.
     """
 
-    def __init__(self, channels: int, compiled: bool = False):
+    def __init__(self, channels: int, compiled: bool = False, beta_floor: float = MIN_SNAKE_BETA):
         super().__init__()
         self.log_alpha = nn.Parameter(torch.zeros(1, channels, 1))
         self.log_beta = nn.Parameter(torch.zeros(1, channels, 1))
         self.compiled = compiled
+        self.beta_floor = beta_floor
 
     def forward(self, x: Tensor) -> Tensor:
         if self.compiled:
-            return _compiled_snake()(x, self.log_alpha, self.log_beta)  # (B, C, T)
-        two_alpha, half_inv_beta = _snake_factors(self.log_alpha, self.log_beta)  # (1, C, 1) each
-        return _SnakeBetaFunction.apply(x, two_alpha, half_inv_beta)  # (B, C, T)
+            return _compiled_snake()(x, self.log_alpha, self.log_beta, self.beta_floor)  # (B, C, T)
+        factors = _snake_factors(self.log_alpha, self.log_beta, self.beta_floor)  # (1, C, 1) each
+        return _SnakeBetaFunction.apply(x, *factors)  # (B, C, T)
 
 
-def _activation(dim: int, use_snake: bool, compile_snake: bool = False) -> nn.Module:
-    return SnakeBeta(dim, compiled=compile_snake) if use_snake else nn.ELU()
+# Makes the activation of a given width: SnakeBeta with the VAE's options, or ELU.
+Activation = Callable[[int], nn.Module]
+
+
+def _activation(dim: int, use_snake: bool, compile_snake: bool, snake_beta_floor: float) -> nn.Module:
+    return SnakeBeta(dim, compiled=compile_snake, beta_floor=snake_beta_floor) if use_snake else nn.ELU()
 
 
 class ResidualUnit(nn.Module):
     """Snake, dilated k=7 conv, snake, 1x1 conv, plus the input."""
 
-    def __init__(self, dim: int, dilation: int, use_snake: bool = True, compile_snake: bool = False):
+    def __init__(self, dim: int, dilation: int, activation: Activation):
         super().__init__()
         self.block = nn.Sequential(
-            _activation(dim, use_snake, compile_snake),
+            activation(dim),
             wn_conv1d(dim, dim, kernel_size=7, dilation=dilation, padding=3 * dilation),
-            _activation(dim, use_snake, compile_snake),
+            activation(dim),
             wn_conv1d(dim, dim, kernel_size=1),
         )
 
@@ -194,24 +203,20 @@ class Upsample(nn.Module):
 
 
 class EncoderBlock(nn.Sequential):
-    def __init__(
-        self, in_dim: int, out_dim: int, stride: int, dilations, use_snake: bool, compile_snake: bool
-    ):
+    def __init__(self, in_dim: int, out_dim: int, stride: int, dilations, activation: Activation):
         super().__init__(
-            *[ResidualUnit(in_dim, d, use_snake, compile_snake) for d in dilations],
-            _activation(in_dim, use_snake, compile_snake),
+            *[ResidualUnit(in_dim, d, activation) for d in dilations],
+            activation(in_dim),
             Downsample(in_dim, out_dim, stride),
         )
 
 
 class DecoderBlock(nn.Sequential):
-    def __init__(
-        self, in_dim: int, out_dim: int, stride: int, dilations, use_snake: bool, compile_snake: bool
-    ):
+    def __init__(self, in_dim: int, out_dim: int, stride: int, dilations, activation: Activation):
         super().__init__(
-            _activation(in_dim, use_snake, compile_snake),
+            activation(in_dim),
             Upsample(in_dim, out_dim, stride),
-            *[ResidualUnit(out_dim, d, use_snake, compile_snake) for d in dilations],
+            *[ResidualUnit(out_dim, d, activation) for d in dilations],
         )
 
 
@@ -241,7 +246,12 @@ def kl_divergence(mean: Tensor, scale: Tensor) -> Tensor:
 
 
 class AudioVAE(nn.Module):
-    """Waveform VAE: audio (B, channels, T) <-> latents (B, latent_dim, ceil(T / hop))."""
+    """Waveform VAE: audio (B, channels, T) <-> latents (B, latent_dim, ceil(T / hop)).
+
+    ``final_tanh``: squash the decoder's output into (-1, 1); off here as in Stable Audio Open's
+    decoder (stable-audio-tools' Oobleck turns it on unless told). ``snake_beta_floor``: see
+    `SnakeBeta`.
+    """
 
     def __init__(
         self,
@@ -253,6 +263,8 @@ class AudioVAE(nn.Module):
         dilations=(1, 3, 9),
         use_snake: bool = True,
         compile_snake: bool = False,
+        final_tanh: bool = False,
+        snake_beta_floor: float = MIN_SNAKE_BETA,
     ):
         super().__init__()
         if len(channel_mults) != len(strides):
@@ -265,24 +277,28 @@ class AudioVAE(nn.Module):
         self.hop = math.prod(self.strides)
         # Block i maps widths[i] -> widths[i + 1]; the stem keeps base_channels, as in Oobleck.
         widths = [base_channels] + [base_channels * m for m in channel_mults]
+        activation = functools.partial(
+            _activation, use_snake=use_snake, compile_snake=compile_snake, snake_beta_floor=snake_beta_floor
+        )
 
         self.encoder = nn.Sequential(
             wn_conv1d(channels, widths[0], kernel_size=7, padding=3),
             *[
-                EncoderBlock(widths[i], widths[i + 1], s, dilations, use_snake, compile_snake)
+                EncoderBlock(widths[i], widths[i + 1], s, dilations, activation)
                 for i, s in enumerate(self.strides)
             ],
-            _activation(widths[-1], use_snake, compile_snake),
+            activation(widths[-1]),
             wn_conv1d(widths[-1], 2 * latent_dim, kernel_size=3, padding=1),
         )
         self.decoder = nn.Sequential(
             wn_conv1d(latent_dim, widths[-1], kernel_size=7, padding=3),
             *[
-                DecoderBlock(widths[i + 1], widths[i], s, dilations, use_snake, compile_snake)
+                DecoderBlock(widths[i + 1], widths[i], s, dilations, activation)
                 for i, s in reversed(list(enumerate(self.strides)))
             ],
-            _activation(widths[0], use_snake, compile_snake),
+            activation(widths[0]),
             wn_conv1d(widths[0], channels, kernel_size=7, padding=3, bias=False),
+            *([nn.Tanh()] if final_tanh else []),
         )
 
     def encode_posterior(self, audio: Tensor) -> tuple[Tensor, Tensor]:

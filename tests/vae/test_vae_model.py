@@ -91,6 +91,31 @@ def test_snake_beta_is_the_reference_formula_and_bounded():
     assert torch.isfinite(snake(x)).all() and (snake(x) - x).abs().max() <= 100.0 + 1e-3
 
 
+def test_a_lower_snake_floor_leaves_a_small_beta_alone():
+    # an imported network's smallest beta sets its floor, so nothing it computes is clamped
+    low = SnakeBeta(2, beta_floor=1e-3)
+    with torch.no_grad():
+        low.log_beta.copy_(torch.tensor([2e-3, 5e-3]).log().view(1, 2, 1))
+    x = torch.randn(2, 2, 50)
+    reference = x + torch.sin(x) ** 2 / low.log_beta.exp()
+    # 1/beta is 500 here: (1 - cos 2x) / 2 and sin^2 x differ by rounding of about 1e-5
+    torch.testing.assert_close(low(x), reference, atol=1e-4, rtol=1e-5)
+    default = copy.deepcopy(low)
+    default.beta_floor = SnakeBeta(1).beta_floor  # 1e-2: both betas clamped up to it
+    torch.testing.assert_close(default(x), x + torch.sin(x) ** 2 / 1e-2, atol=1e-4, rtol=1e-5)
+
+
+def test_final_tanh_bounds_the_decoder_and_adds_no_weights():
+    plain = tiny_vae()
+    torch.manual_seed(0)
+    squashed = AudioVAE(base_channels=8, channel_mults=(1, 2), strides=(2, 4), latent_dim=4, final_tanh=True)
+    assert squashed.state_dict().keys() == plain.state_dict().keys()
+    squashed.load_state_dict(plain.state_dict())
+    latents = 10.0 * torch.randn(1, 4, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(squashed.decode(latents), torch.tanh(plain.decode(latents)))
+
+
 def random_snake(channels: int, compiled: bool = False) -> SnakeBeta:
     snake = SnakeBeta(channels, compiled=compiled)
     with torch.no_grad():
