@@ -8,8 +8,9 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all lint format demo demo-data train-vae reconstruct encode-dataset \
-	train-diffusion finetune demo-finetune distill merge-lora import-sat export-sat generate demo-enhance realtime-factor evaluate bench bench-peer throughput stress clean
+.PHONY: help install test test-all lint format demo demo-data demo-speech-data speech-data train-vae reconstruct \
+	encode-dataset train-diffusion finetune demo-finetune distill merge-lora import-sat export-sat generate demo-enhance \
+	realtime-factor evaluate bench bench-peer throughput stress clean
 
 help: ## List every target with what it does (coloured only on a terminal)
 	@if [ -t 1 ]; then on='\033[36m'; off='\033[0m'; else on=; off=; fi; \
@@ -18,7 +19,7 @@ help: ## List every target with what it does (coloured only on a terminal)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev,text,sweep,slurm]"
+	$(PY) -m pip install --quiet -e ".[dev,text,sweep,slurm,speech]"
 	touch $(STAMP)
 
 install: $(STAMP) ## Create .venv; install latentaudio editable with dev tools and every extra the tests use (no-op when up to date)
@@ -39,6 +40,12 @@ format: $(STAMP) ## Reformat the code with ruff
 
 demo-data: $(STAMP) ## Write the procedural demo dataset to data/demo (deterministic)
 	$(PY) -m latentaudio.apps.demo_data $(ARGS)
+
+demo-speech-data: $(STAMP) ## Speak the procedural speech demo corpus with eSpeak NG into data/demo-speech (deterministic, seconds)
+	$(PY) -m latentaudio.apps.demo_speech_data $(ARGS)
+
+speech-data: $(STAMP) ## List an LJSpeech or LibriTTS corpus in our metadata.csv (ARGS="layout=ljspeech source=... output=...")
+	$(PY) -m latentaudio.apps.speech_data $(ARGS)
 
 DEMO := outputs/demo
 demo: $(STAMP) ## Demo data, a tiny VAE and DiT trained on it, generated clips in outputs/demo (18-40 min on 2 cores, by CPU)
@@ -109,5 +116,5 @@ stress: $(STAMP) ## Train a tiny VAE on broken files, SIGKILL and resume it twic
 	PYTHONPATH=tests$${PYTHONPATH:+:$$PYTHONPATH} $(PY) -m harness.stress $(ARGS)
 
 clean: ## Remove the virtual environment, caches, outputs and demo data
-	rm -rf $(VENV) outputs data/demo .pytest_cache .ruff_cache experiments/benchmarks/.venv-peer
+	rm -rf $(VENV) outputs data/demo data/demo-speech .pytest_cache .ruff_cache experiments/benchmarks/.venv-peer
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
