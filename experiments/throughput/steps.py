@@ -78,12 +78,11 @@ class Standalone:
     def schedule_over(self, total_steps: Callable[[], int]) -> None:
         """Stretch the schedules' decay to ``total_steps()``, asked at every step (a time budget)."""
         o = self.module.hparams.optim
-        for scheduler in self.schedulers:
-            scheduler.lr_lambdas = [
-                lambda step: warmup_decay_lambda(
-                    o["warmup_steps"], total_steps(), o["decay"], o["min_lr_ratio"]
-                )(step)
-            ]
+        factor = lambda step: warmup_decay_lambda(  # noqa: E731
+            o["warmup_steps"], total_steps(), o["decay"], o["min_lr_ratio"]
+        )(step)
+        for scheduler in self.schedulers:  # one factor per parameter group
+            scheduler.lr_lambdas = [factor] * len(scheduler.optimizer.param_groups)
 
 
 # ------------------------------------------------------------------------------ the VAE
@@ -172,6 +171,7 @@ def dit_training(
     num_labels: int = 5,
     overrides: list[str] = (),
     seed: int = 0,
+    total_steps: Callable[[], int] | None = None,
 ) -> tuple[DiTTraining, Callable]:
     """``DiTTraining`` (timing and ``num_labels`` labels, as the demo) and its step.
 
@@ -202,6 +202,8 @@ def dit_training(
         compile=compile,
     )
     driver = Standalone(module, device, bf16)
+    if total_steps is not None:  # the LR schedule's length, asked at every step (a time budget)
+        driver.schedule_over(total_steps)
     drawn = module.training_noise
 
     def step(x0: torch.Tensor, conditions: dict, t=None, noise=None) -> torch.Tensor:
