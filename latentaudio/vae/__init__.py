@@ -4,6 +4,7 @@ from latentaudio.vae.chunked import decode_chunked, encode_chunked
 from latentaudio.vae.discriminator import MultiPeriodDiscriminator, MultiScaleSTFTDiscriminator
 from latentaudio.vae.losses import (
     ComplexSTFTLoss,
+    MelDistanceLoss,
     SpectralReconstructionLoss,
     discriminator_loss,
     feature_matching_loss,
@@ -16,6 +17,7 @@ __all__ = [
     "MultiPeriodDiscriminator",
     "MultiScaleSTFTDiscriminator",
     "ComplexSTFTLoss",
+    "MelDistanceLoss",
     "SpectralReconstructionLoss",
     "VAEOutput",
     "decode_chunked",

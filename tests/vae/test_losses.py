@@ -3,6 +3,7 @@ import torch
 
 from latentaudio.vae import (
     ComplexSTFTLoss,
+    MelDistanceLoss,
     SpectralReconstructionLoss,
     discriminator_loss,
     feature_matching_loss,
@@ -91,3 +92,17 @@ def test_feature_matching():
     fake = [(logits, [f.clone().requires_grad_() for f in feats]) for logits, feats in outputs(1.0)]
     feature_matching_loss(real, fake).backward()
     assert fake[0][1][0].grad is not None
+
+
+def test_mel_loss_sees_quiet_energy_where_the_reference_has_none():
+    """A 3 kHz tone plus a hum 50 dB down: invisible to the waveform L1, plain in the log-mel term."""
+    t = torch.arange(16000) / 16000
+    target = (0.5 * torch.sin(2 * torch.pi * 3000 * t))[None, None]
+    hummed = (target + 0.0015 * torch.sin(2 * torch.pi * 120 * t)).requires_grad_()
+    loss_fn = MelDistanceLoss(16000)
+    assert loss_fn(target.clone(), target).item() == pytest.approx(0.0, abs=1e-6)
+    assert (hummed - target).abs().mean() < 1e-3
+    loss = loss_fn(hummed, target)
+    assert loss > 0.1
+    loss.backward()
+    assert torch.isfinite(hummed.grad).all() and hummed.grad.abs().sum() > 0

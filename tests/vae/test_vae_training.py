@@ -54,3 +54,15 @@ def _step(module, optimizer, real, fake):
     loss.backward()
     optimizer.step()
     optimizer.zero_grad()
+
+
+def test_the_mel_term_joins_the_generator_loss_only_when_weighted(tmp_path):
+    assert tiny_module(tmp_path).mel_loss is None  # loss.mel_weight 0 by default: not even built
+    cfg = compose_app("train_vae", tmp_path, tiny_vae_overrides(tmp_path) + ["loss.mel_weight=2"])
+    parts = {name: plain(cfg[name]) for name in ("vae", "loss", "discriminator", "optim", "ema")}
+    module = VAETraining(sample_rate=cfg.data.sample_rate, **parts)
+    from experiments.throughput.steps import Standalone  # a training step without a Trainer
+
+    driver = Standalone(module, torch.device("cpu"))
+    driver.step({"audio": torch.randn(2, 1, 2048, generator=torch.Generator().manual_seed(0)) * 0.3})
+    assert float(driver.logged["train/mel"]) > 0
