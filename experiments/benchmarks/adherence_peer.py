@@ -49,6 +49,7 @@ DEFAULTS = {
     "vae": "outputs/demo/vae/export",
     "data": "data/demo",
     "output": peer.HERE / "adherence_results.md",
+    "ours": "",  # Hydra overrides of our side's recipe, comma-separated: conditioning.label_tokens=true
 }
 
 
@@ -82,7 +83,8 @@ def our_side(num_labels: int, latent_dim: int, frames: int, rate: int, hop: int,
     from latentaudio.dit.samplers import sample
 
     steps = peer.our_steps()
-    recipe = steps.dit_recipe()
+    overrides = [o for o in str(args["ours"]).split(",") if o]
+    recipe = steps.dit_recipe(overrides)
     plan = {"total": recipe["trainer"]["max_steps"]}
     bf16 = recipe["trainer"]["precision"].startswith("bf16")
     module, train_step = steps.dit_training(
@@ -91,6 +93,7 @@ def our_side(num_labels: int, latent_dim: int, frames: int, rate: int, hop: int,
         torch.device("cpu"),
         bf16=bf16,
         num_labels=num_labels,
+        overrides=overrides,
         total_steps=lambda: plan["total"],
     )
 
@@ -115,6 +118,7 @@ def our_side(num_labels: int, latent_dim: int, frames: int, rate: int, hop: int,
             f"our DiT width {d['width']}, depth {d['depth']}, {d['heads']} heads, timing and label through "
             f"adaLN-Zero; AdamW lr {o['lr']:g}, {o['warmup_steps']} warm-up steps, {o['decay']} decay over "
             f"{plan['total']} steps; EMA {recipe['ema']['decay']}; {recipe['trainer']['precision']}"
+            + (f"; overrides {', '.join(overrides)}" if overrides else "")
         )
 
     side = DiTSide(
@@ -285,7 +289,9 @@ def write_results(args, sides, results, labels, loads) -> str:
     lines = [
         f"## {time.strftime('%Y-%m-%d %H:%M')}: {args['budget']:.0f} s of training per side ({peer.machine()})",
         "",
-        f"Command: `.venv/bin/python -m experiments.benchmarks.adherence_peer budget={args['budget']:g}` "
+        f"Command: `.venv/bin/python -m experiments.benchmarks.adherence_peer budget={args['budget']:g}"
+        + (f" ours={args['ours']}" if args["ours"] else "")
+        + "` "
         f"(turns of {args['slice']:g} s; load average {loads[0]:.1f} before, {loads[1]:.1f} after). "
         f"{args['per_label']} clips per label and side, `dpmpp_2m` {args['steps']} steps, CFG {args['cfg_scale']:g}. "
         f"Label judge ceilings: held-out real clips {results['ceiling']:.2f}, their VAE reconstructions "

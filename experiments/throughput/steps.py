@@ -189,6 +189,7 @@ def dit_training(
             "cross_dim": c["cross_dim"],
             "timing": c["timing"],
             "num_labels": num_labels if c["labels"] else 0,
+            "label_tokens": c["label_tokens"],
             "text": c["text"],
             "cfg_dropout": c["cfg_dropout"],
             "max_seconds": c["max_seconds"],
