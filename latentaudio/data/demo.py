@@ -344,7 +344,7 @@ def generate_demo_dataset(
     names = [_clip_name(index, classes) for index in range(n_clips)]
     paths = [root / name for name in names]
 
-    old = _read_manifest(manifest_path)
+    old = read_manifest(manifest_path)
     if old.get("params") == params and (root / "metadata.csv").is_file() and all(p.is_file() for p in paths):
         return paths
     manifest_path.unlink(missing_ok=True)
@@ -371,7 +371,8 @@ def generate_demo_dataset(
     return paths
 
 
-def _read_manifest(path: Path) -> dict:
+def read_manifest(path: Path) -> dict:
+    """A generator's manifest JSON (what it last wrote); empty when missing or unreadable."""
     try:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError):

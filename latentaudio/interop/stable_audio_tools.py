@@ -275,12 +275,8 @@ def read_model_config(path: str | os.PathLike) -> dict:
     return config
 
 
-def checkpoint_keys(path: str | os.PathLike) -> dict[str, torch.Tensor] | list[str]:
-    """The tensors of a checkpoint: a lazy key list for safetensors, the loaded dict otherwise."""
-    path = Path(path)
-    if path.suffix == ".safetensors":
-        with safe_open(str(path), framework="pt") as handle:
-            return list(handle.keys())
+def _pickled_state(path: Path) -> dict[str, torch.Tensor]:
+    """The state dict of a ``model.ckpt``, read with ``weights_only=True`` (under ``state_dict`` or not)."""
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as error:  # refused pickles and damaged files raise many types
@@ -294,15 +290,17 @@ def checkpoint_keys(path: str | os.PathLike) -> dict[str, torch.Tensor] | list[s
 
 
 def read_tensors(path: str | os.PathLike, prefix: str) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """(the tensors under ``prefix``, keyed without it; every other key of the checkpoint)."""
-    content = checkpoint_keys(path)
-    keys = list(content)
-    inside = [k for k in keys if k.startswith(prefix)]
-    if isinstance(content, dict):
-        tensors = {k[len(prefix) :]: content[k] for k in inside}
-    else:
+    """(the tensors under ``prefix``, keyed without it; every other key of the checkpoint).
+    A safetensors file is opened once and only the tensors under ``prefix`` are read."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
         with safe_open(str(path), framework="pt") as handle:
-            tensors = {k[len(prefix) :]: handle.get_tensor(k) for k in inside}
+            keys = list(handle.keys())
+            tensors = {k[len(prefix) :]: handle.get_tensor(k) for k in keys if k.startswith(prefix)}
+    else:
+        state = _pickled_state(path)
+        keys = list(state)
+        tensors = {k[len(prefix) :]: state[k] for k in keys if k.startswith(prefix)}
     return tensors, [k for k in keys if not k.startswith(prefix)]
 
 

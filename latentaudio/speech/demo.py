@@ -26,6 +26,7 @@ import torch
 import torchaudio
 
 from latentaudio.audio import write_audio
+from latentaudio.data.demo import read_manifest
 from latentaudio.speech.espeak import EspeakSynthesizer, Voice
 
 DEFAULT_ROOT = "data/demo-speech"
@@ -220,7 +221,7 @@ def generate_demo_speech(
         "train": [f"clips/{name}.wav" for name, _, _ in train_items],
         "heldout": [f"clips/{name}.wav" for name, _, _ in heldout_items],
     }
-    if _read_manifest(manifest_path).get("params") == params and all(
+    if read_manifest(manifest_path).get("params") == params and all(
         (root / split / path).is_file() for split, paths in files.items() for path in paths
     ):
         return files
@@ -234,11 +235,3 @@ def generate_demo_speech(
     (root / "heldout.txt").write_text("\n".join(HELDOUT_SENTENCES) + "\n", encoding="utf-8")
     manifest_path.write_text(json.dumps({"params": params}, indent=1) + "\n")
     return files
-
-
-def _read_manifest(path: Path) -> dict:
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return manifest if isinstance(manifest, dict) else {}
