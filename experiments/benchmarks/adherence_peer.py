@@ -132,6 +132,7 @@ def peer_side(num_labels: int, latent_dim: int, args) -> DiTSide:
     import torch
     from stable_audio_tools.models.dit import DiffusionTransformer
 
+    from latentaudio.dit.diffusion import make_objective
     from latentaudio.dit.samplers import sample
     from latentaudio.training.ema import EMA
     from latentaudio.training.schedules import warmup_decay_lambda
@@ -197,8 +198,6 @@ def peer_side(num_labels: int, latent_dim: int, args) -> DiTSide:
     def generate(noise, labels):
         averaged = ema.average.eval()
         model = lambda x, t: averaged(x, t, labels, cfg_scale=args["cfg_scale"]).float()  # noqa: E731
-        from latentaudio.dit.diffusion import make_objective
-
         return sample(model, noise, make_objective("v"), "dpmpp_2m", args["steps"])
 
     def describe() -> str:
@@ -255,8 +254,13 @@ def score(sides, labels, real, vae, stats, frames: int, args) -> dict:
     rate = vae.sample_rate
     fit, held = judge_split(real.paths)
     names = [str(r.get("label") or "") for r in real.rows]
-    judge = LabelJudge.fit([real.clips[i] for i in fit], [names[i] for i in fit], [], [], rate)
-    judge.ceiling = judge.judge([real.clips[i] for i in held], [names[i] for i in held], rate)["accuracy"]
+    judge = LabelJudge.fit(
+        [real.clips[i] for i in fit],
+        [names[i] for i in fit],
+        [real.clips[i] for i in held],
+        [names[i] for i in held],
+        rate,
+    )
     with torch.inference_mode():
         rebuilt = [vae.reconstruct(real.clips[i][None], rate)[0] for i in held]
     vae_ceiling = judge.judge(rebuilt, [names[i] for i in held], rate)["accuracy"]
