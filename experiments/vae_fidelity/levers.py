@@ -81,6 +81,14 @@ LEVERS: dict[str, list[str]] = {
         *SCREEN[3:4],
         "media.every_n_steps=1800",
     ],
+    # the critic's time spent on plain steps at equal time (900 + 300 with it take about 1500 plain)
+    "recipe_nocritic_1500": [
+        "trainer.max_steps=1500",
+        *SCREEN[1:2],  # no critic
+        "trainer.val_check_interval=500",
+        "callbacks.model_checkpoint.every_n_train_steps=500",
+        "media.every_n_steps=500",
+    ],
     # with data=data/real (real_data.py): the kept recipe, and the one before, at 600 steps
     "real_waveform30_600": SCREEN,
     "real_base600": [*SCREEN, *BEFORE],
