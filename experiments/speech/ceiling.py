@@ -80,7 +80,8 @@ def main(argv: list[str]) -> None:
             f"{len(voices)} eSpeak voices of `make demo-speech-data`), {seconds:.0f} s on 2 CPU cores.",
             "Metrics: `latentaudio/speech/evaluation.py` (MFCC-style mel cepstrum c1..c24, 25 ms / 10 ms "
             "frames at 16 kHz; MCD along the DTW path; speaker vector = mean/std of c1..c12 and log-f0 "
-            "median/spread, cosine after standardising by all clips).",
+            "median/spread, cosine after standardising by all clips). One DTW of two 2.5 s clips (250 x 235 "
+            "frames): 18 ms.",
             "",
             f"## Which sentence was said (nearest of {n} by MCD-DTW), across voices",
             "",

@@ -81,8 +81,8 @@ def mel_cepstrum(audio: torch.Tensor, sample_rate: int) -> torch.Tensor:
 def frame_distances(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> np.ndarray:
     """``(len(a), len(b))`` Euclidean distances between the frames of two sequences ``(frames, D)``."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    squared = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
-    return np.sqrt(np.maximum(squared, 0.0))
+    # differences, not |a|^2 + |b|^2 - 2ab: equal frames give exactly 0, not the root of a round-off
+    return np.sqrt(np.square(a[:, None, :] - b[None, :, :]).sum(axis=-1))
 
 
 def dtw(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> tuple[float, np.ndarray]:
