@@ -166,6 +166,12 @@ ARGUMENTS: dict[str, dict[str, float | None]] = {
         "label_tokens": None,
         "tempo": None,
         "key": None,
+        "phonemes": None,
+        "phoneme_dim": 16384,
+        "phoneme_symbols": 1_000_000,
+        "phoneme_depth": 512,
+        "voice": None,
+        "voice_latent_dim": 4096,
     },
 }
 # Arguments that point the loader at local files: refused unless the caller trusts the bundle.

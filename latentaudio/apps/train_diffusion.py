@@ -39,6 +39,7 @@ from latentaudio.data.encode import encode_cached
 from latentaudio.data.scan import check_data_root
 from latentaudio.data.shards import read_manifest
 from latentaudio.dit.samplers import resolve_sampling
+from latentaudio.speech.symbols import SymbolVocabulary
 from latentaudio.training.seeding import seed_run
 
 
@@ -74,6 +75,10 @@ def check_diffusion_config(cfg: DictConfig) -> Bundle:
         raise ConfigError(str(error)) from error
     if cfg.conditioning.text not in (None, "bytes", "t5"):
         raise ConfigError(f"conditioning.text={cfg.conditioning.text}: choose null, bytes or t5")
+    if cfg.conditioning.get("phonemes") and int(cfg.conditioning.get("phoneme_dim", 0)) < 1:
+        raise ConfigError(
+            f"conditioning.phoneme_dim={cfg.conditioning.phoneme_dim}: give at least 1 (64 is the default)"
+        )
     aligned = cfg.get("aligned") or {}
     if aligned.get("enabled") and aligned.get("task") not in ("inpaint", "enhance"):
         raise ConfigError(f"aligned.task={aligned.get('task')}: choose inpaint or enhance")
@@ -248,6 +253,14 @@ def train(cfg: DictConfig) -> float | None:
         drop_last=d.drop_last,
         labels=labels,
     )
+    if base is None and cfg.conditioning.get("phonemes"):
+        datamodule.setup()
+        if not datamodule.train_set.has_phonemes:
+            raise ConfigError(
+                f"conditioning.phonemes=true, but no training clip of {cfg.data.root} has timed phonemes: "
+                "give a metadata.csv with a phonemes column ([[ipa, start_s, end_s], ...], as "
+                "make demo-speech-data writes), or set conditioning.phonemes=false"
+            )
     statistics = base.meta["latent_statistics"] if base else datamodule.statistics
     ckpt_path = resolve_ckpt_path(cfg)
     if ckpt_path:
@@ -291,6 +304,11 @@ def diffusion_module(cfg: DictConfig, datamodule, common: dict):
             "label_tokens": bool(c.label_tokens and labels),
             "tempo": bool(c.get("tempo", False)),
             "key": bool(c.get("key", False)),
+            "phonemes": bool(c.get("phonemes", False)),
+            "phoneme_dim": int(c.get("phoneme_dim", 64)),
+            "phoneme_symbols": len(SymbolVocabulary()) if c.get("phonemes") else 0,
+            "voice": bool(c.get("voice", False)),
+            "voice_latent_dim": int(common["latent"]["latent_dim"]) if c.get("voice") else 0,
         },
         objective=plain(cfg.objective),
         labels=labels,

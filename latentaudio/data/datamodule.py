@@ -138,6 +138,8 @@ class LatentDataModule(pl.LightningDataModule):
         common = dict(directory=hp.latents, crop_frames=hp.crop_frames, labels=self.labels)
         self.train_set = LatentDataset(random_crop=True, paths=set(train_paths), **common)
         self.val_set = LatentDataset(random_crop=False, paths=set(val_paths), **common)
+        # one batch layout for both: phoneme features wherever any training clip has phonemes
+        self.val_set.has_phonemes = self.train_set.has_phonemes
         log.info("%d training clips, %d validation clips of latents", len(self.train_set), len(self.val_set))
 
     def train_dataloader(self) -> DataLoader:

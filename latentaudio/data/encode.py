@@ -97,6 +97,9 @@ def encode_folder(
                     "label": "" if label in (None, "") else str(label),
                     "bpm": str(meta.get("bpm") or ""),
                     "key": str(meta.get("key") or ""),
+                    # speech: the transcript and its timed phonemes (JSON), as the metadata gives them
+                    "text": str(meta.get("text") or ""),
+                    "phonemes": str(meta.get("phonemes") or ""),
                 }
             )
             pending.append(latents)

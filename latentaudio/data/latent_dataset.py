@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -11,6 +12,9 @@ from torch.utils.data import Dataset
 from latentaudio.bundle import check_same_vae
 from latentaudio.data.metadata import row_tempo_and_key
 from latentaudio.data.shards import ENCODE_AGAIN, read_manifest, read_shard
+from latentaudio.speech.units import frame_features, parse_timings
+
+log = logging.getLogger(__name__)
 
 
 class LatentDataset(Dataset):
@@ -21,6 +25,11 @@ class LatentDataset(Dataset):
     Training crops start at random; validation crops (``random_crop=False``) are the middle
     of each clip. Shorter clips are zero-padded; ``padding_mask`` is True on real frames.
     ``paths`` (source files, as :func:`latentaudio.data.split.split` gives them) limits the clips.
+
+    Speech: when any clip has timed phonemes (the metadata's ``phonemes`` column), every item
+    also has ``phoneme_ids`` (crop_frames, UNIT_SLOTS) and ``phoneme_progress`` (crop_frames, 2),
+    cropped with the latents (see :mod:`latentaudio.speech.units`; all ``<pad>`` for a clip
+    without them). A clip whose phonemes cannot be read is left out with one warning naming it.
     """
 
     def __init__(
@@ -55,6 +64,7 @@ class LatentDataset(Dataset):
             "std": torch.tensor(statistics["std"], dtype=torch.float32),
         }
         paths = set(paths) if paths is not None else None
+        self.frame_rate = self.sample_rate / self.hop
         self.shards: list[torch.Tensor] = []
         self.clips: list[tuple[int, dict]] = []  # (shard index, clip record)
         for shard in manifest["shards"]:
@@ -67,7 +77,15 @@ class LatentDataset(Dataset):
                     # parsed once here, not at every item: from the bpm and key columns, or the
                     # caption for shards written before those columns were kept
                     clip["bpm_value"], clip["key_index"] = row_tempo_and_key(clip)
+                    try:
+                        clip["timing"] = parse_timings(clip.get("phonemes"))
+                    except (ValueError, TypeError) as error:  # JSONDecodeError is a ValueError
+                        log.warning(
+                            "skipping %s: its phonemes column cannot be read (%s)", clip["path"], error
+                        )
+                        continue
                     self.clips.append((len(self.shards) - 1, clip))
+        self.has_phonemes = any(clip["timing"] for _, clip in self.clips)
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -86,7 +104,7 @@ class LatentDataset(Dataset):
         if valid < self.crop_frames:
             latents = torch.nn.functional.pad(latents, (0, self.crop_frames - valid))
         label = clip["label"]
-        return {
+        item = {
             "latents": latents.float().contiguous(),  # (latent_dim, crop_frames)
             "padding_mask": torch.arange(self.crop_frames) < valid,  # (crop_frames,)
             "seconds_start": clip["start"] + crop_start * self.hop / self.sample_rate,
@@ -97,6 +115,20 @@ class LatentDataset(Dataset):
             "key": clip["key_index"],  # index in metadata.KEYS, -1: none given
             "path": clip["path"],
         }
+        if self.has_phonemes:
+            ids, progress = self._phonemes(clip)
+            crop = slice(crop_start, crop_start + valid)
+            item["phoneme_ids"] = torch.nn.functional.pad(ids[crop], (0, 0, 0, self.crop_frames - valid))
+            item["phoneme_progress"] = torch.nn.functional.pad(
+                progress[crop], (0, 0, 0, self.crop_frames - valid)
+            )
+        return item
+
+    def _phonemes(self, clip: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """The whole clip's frame features, made once per clip (clips are short, the table small)."""
+        if "phoneme_frames" not in clip:
+            clip["phoneme_frames"] = frame_features(clip["timing"], clip["frames"], self.frame_rate)
+        return clip["phoneme_frames"]
 
 
 def check_crop_frames(crop_frames: int) -> None:

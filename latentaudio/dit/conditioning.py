@@ -3,17 +3,22 @@
 Where each condition goes:
 - global (one vector per item, summed into ``global_cond`` of size ``global_dim``, which the
   DiT adds to its time embedding for adaLN): timing (``seconds_start``, ``seconds_total``),
-  the class label, and the musical tempo (``bpm``) and key (``key``, an index into
-  ``latentaudio.data.metadata.KEYS``). Summing keeps the size fixed whichever are enabled.
+  the class label, the musical tempo (``bpm``) and key (``key``, an index into
+  ``latentaudio.data.metadata.KEYS``), and a speaker's voice (``voice``: the statistics of
+  normalised latents of a recording of them, :func:`voice_statistics`). Summing keeps the size fixed whichever are enabled.
 - cross (a token sequence for cross-attention, ``cross_cond`` (B, S, cross_dim) with
   ``cross_mask`` (B, S) bool, True = real token): the caption, and with ``label_tokens`` the
   label as one more token in front of it. Timing is global only.
+- aligned (frame by frame, ``aligned_cond`` (B, phoneme_dim, T), which the DiT reads beside the
+  noisy latents): speech's timed phonemes, ``phoneme_ids`` (B, T, UNIT_SLOTS) and
+  ``phoneme_progress`` (B, T, 2) from :mod:`latentaudio.speech.units`.
 
 Classifier-free guidance: each condition has a null form, used both when training drops it
 (probability ``cfg_dropout``) and for ``force_uncond=True``: a learned null timing embedding,
 label -1 (a learned null label embedding), bpm NaN and key -1 (learned null embeddings: also
-what an item without a tempo or key gets) and the empty caption "" (which still encodes to
-its start and end tokens, so the unconditional text is one fixed, attendable sequence).
+what an item without a tempo or key gets), the empty caption "" (which still encodes to
+its start and end tokens, so the unconditional text is one fixed, attendable sequence) and,
+for phonemes, every frame ``<pad>`` with zero progress (what a model without text hears).
 """
 
 from __future__ import annotations
@@ -24,10 +29,22 @@ import torch
 from torch import Tensor, nn
 
 from latentaudio.dit.model import RotaryEmbedding, SelfAttention
+from latentaudio.speech.symbols import SymbolVocabulary
+from latentaudio.speech.units import PROGRESS_FEATURES, UNIT_SLOTS
 
-CONDITION_NAMES = ("timing", "label", "text", "tempo", "key")
+CONDITION_NAMES = ("timing", "label", "text", "tempo", "key", "phonemes", "voice")
 KEY_COUNT = 24  # latentaudio.data.metadata.KEYS: 12 tonics x major, minor
-BATCH_KEYS = ("seconds_total", "seconds_start", "label", "caption", "bpm", "key")  # what forward reads
+BATCH_KEYS = (  # what forward reads
+    "seconds_total",
+    "seconds_start",
+    "label",
+    "caption",
+    "bpm",
+    "key",
+    "phoneme_ids",
+    "phoneme_progress",
+    "voice",
+)
 
 
 #################################################################################
@@ -108,6 +125,76 @@ class LabelConditioner(nn.Module):
         if ((labels < -1) | (labels >= self.num_labels)).any():
             raise ValueError(f"labels must lie in [-1, {self.num_labels}), got {labels.tolist()}")
         return self.embedding(torch.where(labels < 0, self.num_labels, labels))  # (B, dim)
+
+
+def voice_statistics(latents: Tensor, mask: Tensor | None = None) -> Tensor:
+    """(B, 2D): the mean and standard deviation over time of normalised latents (B, D, T), over
+    the frames where ``mask`` (B, T) is True: what a recording says of its speaker's voice
+    (timbre, pitch, level) and little of its words."""
+    weight = torch.ones_like(latents[:, :1]) if mask is None else mask[:, None].to(latents)  # (B, 1, T)
+    count = weight.sum(-1).clamp_min(1.0)  # (B, 1)
+    mean = (latents * weight).sum(-1) / count  # (B, D)
+    variance = ((latents - mean[..., None]).pow(2) * weight).sum(-1) / count
+    return torch.cat([mean, variance.sqrt()], dim=-1)  # (B, 2D)
+
+
+class VoiceConditioner(nn.Module):
+    """A voice, as :func:`voice_statistics` (B, 2D) (a row of NaN: none), into (B, dim);
+    a learned null for none or dropped."""
+
+    def __init__(self, latent_dim: int, dim: int):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.mlp = nn.Sequential(nn.Linear(2 * latent_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
+        self.null = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, statistics: Tensor) -> Tensor:
+        statistics = statistics.float().to(self.null.device)
+        if statistics.shape[-1] != 2 * self.latent_dim:
+            raise ValueError(
+                f"voice statistics have {statistics.shape[-1]} values, this model reads {2 * self.latent_dim} "
+                "(mean and std of each latent channel): they come from another VAE"
+            )
+        missing = torch.isnan(statistics).any(-1, keepdim=True)  # (B, 1)
+        embedded = self.mlp(torch.nan_to_num(statistics))
+        return torch.where(missing, self.null, embedded)  # (B, dim)
+
+
+class PhonemeConditioner(nn.Module):
+    """Timed phonemes, frame by frame, into (B, dim, T) features for the DiT's aligned input.
+
+    Each unit's symbols are embedded per slot (slot k of symbol s: row ``k * symbols + s``,
+    ``<pad>`` rows fixed at zero) and summed, the progress features (where in its phoneme a
+    frame is, and the phoneme's log duration) are projected and added, and ``depth`` residual
+    convolutions (kernel 5) let each frame see its neighbours, the way F5-TTS refines its text
+    before the transformer. All-``<pad>`` frames with zero progress are the null (no text).
+    """
+
+    def __init__(self, dim: int, symbols: int, depth: int = 2, kernel: int = 5):
+        super().__init__()
+        self.dim, self.symbols = dim, symbols
+        self.embedding = nn.Embedding(UNIT_SLOTS * symbols, dim)
+        nn.init.normal_(self.embedding.weight, std=0.02)
+        self.progress = nn.Linear(PROGRESS_FEATURES, dim)
+        self.convs = nn.ModuleList(
+            [
+                nn.Sequential(nn.Conv1d(dim, dim, kernel, padding=kernel // 2), nn.GELU(approximate="tanh"))
+                for _ in range(depth)
+            ]
+        )
+        self.register_buffer("slot_offsets", torch.arange(UNIT_SLOTS) * symbols, persistent=False)
+
+    def forward(self, ids: Tensor, progress: Tensor) -> Tensor:
+        """ids (B, T, UNIT_SLOTS) long, progress (B, T, 2) -> (B, dim, T)."""
+        ids = ids.long().to(self.embedding.weight.device)
+        if ids.numel() and (ids.min() < 0 or ids.max() >= self.symbols):
+            raise ValueError(f"phoneme ids must lie in [0, {self.symbols}): the model's symbol table")
+        pad = (ids == SymbolVocabulary.pad_id).unsqueeze(-1)  # (B, T, K, 1)
+        embedded = self.embedding(ids + self.slot_offsets).masked_fill(pad, 0.0).sum(2)  # (B, T, dim)
+        h = (embedded + self.progress(progress.to(embedded))).transpose(1, 2)  # (B, dim, T)
+        for conv in self.convs:
+            h = h + conv(h)
+        return h
 
 
 #################################################################################
@@ -248,6 +335,13 @@ class Conditioner(nn.Module):
             adaLN gates, so the label reaches every block from the first step.
         tempo: condition on ``bpm`` (beats per minute, NaN for none).
         key: condition on ``key`` (an index into the 24 keys of ``metadata.KEYS``, -1 for none).
+        phonemes: condition on timed phonemes (speech), frame by frame: ``phoneme_dim``
+            channels added to the DiT's aligned input (``self.aligned_dim``).
+        phoneme_dim, phoneme_symbols, phoneme_depth: their size, the symbol table's length
+            (0: this version's :class:`SymbolVocabulary`) and the refining convolutions.
+        voice: condition on ``voice`` (:func:`voice_statistics` of a recording of the speaker,
+            NaN for none) of latents with ``voice_latent_dim`` channels: the DiT's training
+            takes it from the clip itself, speech prompts give it at inference.
     """
 
     def __init__(
@@ -266,6 +360,12 @@ class Conditioner(nn.Module):
         label_tokens: bool = False,
         tempo: bool = False,
         key: bool = False,
+        phonemes: bool = False,
+        phoneme_dim: int = 64,
+        phoneme_symbols: int = 0,
+        phoneme_depth: int = 2,
+        voice: bool = False,
+        voice_latent_dim: int = 0,
     ):
         super().__init__()
         if text not in (None, "bytes", "t5"):
@@ -291,6 +391,11 @@ class Conditioner(nn.Module):
         self.label_token = LabelConditioner(num_labels, cross_dim) if label_tokens else None
         self.tempo = TempoConditioner(global_dim) if tempo else None
         self.key = LabelConditioner(KEY_COUNT, global_dim) if key else None
+        symbols = phoneme_symbols or len(SymbolVocabulary())
+        self.phonemes = PhonemeConditioner(phoneme_dim, symbols, phoneme_depth) if phonemes else None
+        if voice and voice_latent_dim < 1:
+            raise ValueError("voice conditioning needs voice_latent_dim, the VAE's latent channels")
+        self.voice = VoiceConditioner(voice_latent_dim, global_dim) if voice else None
         self.text_encoder: nn.Module | None = None
         self.text_proj: nn.Module = nn.Identity()
         if text == "bytes":
@@ -305,13 +410,18 @@ class Conditioner(nn.Module):
     def global_cond_dim(self) -> int:
         return (
             self.global_dim
-            if any(c is not None for c in (self.timing, self.label, self.tempo, self.key))
+            if any(c is not None for c in (self.timing, self.label, self.tempo, self.key, self.voice))
             else 0
         )
 
     @property
     def cross_attn_dim(self) -> int:
         return self.cross_dim if (self.text_encoder is not None or self.label_token is not None) else 0
+
+    @property
+    def aligned_dim(self) -> int:
+        """Channels this conditioner adds to the DiT's aligned input (the phonemes), 0 for none."""
+        return self.phonemes.dim if self.phonemes is not None else 0
 
     # ------------------------------------------------------------------ forward
     def _keep(self, name: str, batch_size: int, force_uncond: bool) -> Tensor:
@@ -323,11 +433,16 @@ class Conditioner(nn.Module):
             return torch.rand(batch_size, device=device) >= self.dropout[name]
         return torch.ones(batch_size, dtype=torch.bool, device=device)
 
-    def forward(self, batch: dict, force_uncond: bool = False) -> dict[str, Tensor | None]:
+    def forward(
+        self, batch: dict, force_uncond: bool = False, frames: int | None = None
+    ) -> dict[str, Tensor | None]:
         """batch may hold ``seconds_start``, ``seconds_total`` (B,) float, ``label`` (B,) long,
-        ``bpm`` (B,) float, ``key`` (B,) long and ``caption`` list[str]. A missing key means that condition is unconditional for the
-        whole batch (``seconds_start`` alone defaults to 0). Returns ``global_cond`` (B,
-        global_dim) or None, ``cross_cond`` (B, S, cross_dim) or None, ``cross_mask`` (B, S) or None.
+        ``bpm`` (B,) float, ``key`` (B,) long, ``caption`` list[str] and ``phoneme_ids`` (B, T,
+        UNIT_SLOTS) with ``phoneme_progress`` (B, T, 2). A missing key means that condition is
+        unconditional for the whole batch (``seconds_start`` alone defaults to 0; missing phonemes
+        need ``frames``, the latent length). Returns ``global_cond`` (B, global_dim) or None,
+        ``cross_cond`` (B, S, cross_dim) or None, ``cross_mask`` (B, S) or None and
+        ``aligned_cond`` (B, phoneme_dim, T) or None.
         """
         batch_size = _batch_size(batch)
         device = self._anchor.device
@@ -359,6 +474,16 @@ class Conditioner(nn.Module):
             keys = torch.where(self._keep("key", batch_size, force_uncond), keys, -1)
             embedded = self.key(keys)  # (B, D)
             global_cond = embedded if global_cond is None else global_cond + embedded
+        if self.voice is not None:
+            width = 2 * self.voice.latent_dim
+            voice = torch.as_tensor(
+                batch.get("voice", torch.full((batch_size, width), math.nan)),
+                dtype=torch.float32,
+                device=device,
+            )
+            voice = torch.where(self._keep("voice", batch_size, force_uncond)[:, None], voice, math.nan)
+            embedded = self.voice(voice)  # (B, D)
+            global_cond = embedded if global_cond is None else global_cond + embedded
 
         token_sets: list[tuple[Tensor, Tensor]] = []
         if self.label_token is not None:
@@ -375,7 +500,31 @@ class Conditioner(nn.Module):
         if token_sets:
             cross_cond = torch.cat([tokens for tokens, _ in token_sets], dim=1)  # (B, S', cross_dim)
             cross_mask = torch.cat([mask for _, mask in token_sets], dim=1)  # (B, S')
-        return dict(global_cond=global_cond, cross_cond=cross_cond, cross_mask=cross_mask)
+        aligned_cond = None
+        if self.phonemes is not None:
+            aligned_cond = self._phoneme_features(batch, batch_size, force_uncond, frames)
+        return dict(
+            global_cond=global_cond, cross_cond=cross_cond, cross_mask=cross_mask, aligned_cond=aligned_cond
+        )
+
+    def _phoneme_features(
+        self, batch: dict, batch_size: int, force_uncond: bool, frames: int | None
+    ) -> Tensor:
+        device = self._anchor.device
+        if "phoneme_ids" in batch:
+            ids = torch.as_tensor(batch["phoneme_ids"], device=device).long()  # (B, T, K)
+            progress = torch.as_tensor(batch["phoneme_progress"], device=device).float()  # (B, T, 2)
+            if frames is not None and ids.shape[1] != frames:
+                raise ValueError(f"phoneme_ids cover {ids.shape[1]} frames, the latents {frames}")
+        elif frames is None:
+            raise ValueError("a phoneme-conditioned model needs phoneme_ids, or frames for the null text")
+        else:
+            ids = torch.zeros(batch_size, frames, UNIT_SLOTS, dtype=torch.long, device=device)
+            progress = torch.zeros(batch_size, frames, PROGRESS_FEATURES, device=device)
+        keep = self._keep("phonemes", batch_size, force_uncond)[:, None, None]  # (B, 1, 1)
+        ids = torch.where(keep, ids, SymbolVocabulary.pad_id)
+        progress = torch.where(keep, progress, 0.0)
+        return self.phonemes(ids, progress)  # (B, phoneme_dim, T)
 
 
 def _batch_size(batch: dict) -> int:

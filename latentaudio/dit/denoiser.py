@@ -3,6 +3,9 @@
 Keeping both in one module lets one EMA, one checkpoint entry and one bundle cover them, and
 gives samplers a single ``model_fn`` with classifier-free guidance batched into one forward
 pass (conditional and unconditional halves side by side).
+
+The DiT's aligned input is the caller's (known latents and their mask, for inpainting and
+prompts) followed by the conditioner's (speech's phoneme features), frame by frame.
 """
 
 from __future__ import annotations
@@ -27,8 +30,8 @@ class Denoiser(nn.Module):
         force_uncond: bool = False,
         aligned_cond: Tensor | None = None,
     ) -> Tensor:
-        cond = self.conditioner(batch, force_uncond=force_uncond)
-        return self.dit(x, t, aligned_cond=aligned_cond, **cond)  # (B, D, T)
+        cond = self.conditioner(batch, force_uncond=force_uncond, frames=x.shape[-1])
+        return self.dit(x, t, **_with_aligned(cond, aligned_cond))  # (B, D, T)
 
     def guided(
         self,
@@ -49,22 +52,30 @@ class Denoiser(nn.Module):
         """
         if cfg_scale == 1.0:
             return self(x, t, batch, aligned_cond=aligned_cond)
-        cond = self.conditioner(batch)
+        frames = x.shape[-1]
+        cond = _with_aligned(self.conditioner(batch, frames=frames), aligned_cond)
         if negative is None:
-            uncond = self.conditioner(batch, force_uncond=True)
+            uncond = self.conditioner(batch, force_uncond=True, frames=frames)
         else:
-            uncond = self.conditioner({**batch, **negative})
-        both = _concat_conditions(cond, uncond)
-        aligned = None if aligned_cond is None else torch.cat([aligned_cond, aligned_cond])
-        out = self.dit(torch.cat([x, x]), torch.cat([t, t]), aligned_cond=aligned, **both)  # (2B, D, T)
+            uncond = self.conditioner({**batch, **negative}, frames=frames)
+        both = _concat_conditions(cond, _with_aligned(uncond, aligned_cond))
+        out = self.dit(torch.cat([x, x]), torch.cat([t, t]), **both)  # (2B, D, T)
         cond_out, uncond_out = out.chunk(2)
         return classifier_free_guidance(cond_out, uncond_out, cfg_scale, cfg_rescale)
 
 
+def _with_aligned(cond: dict, aligned_cond: Tensor | None) -> dict:
+    """The conditioner's output with the caller's aligned input in front of its own (if any)."""
+    parts = [part for part in (aligned_cond, cond.get("aligned_cond")) if part is not None]
+    aligned = None if not parts else parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)  # (B, A, T)
+    return {**cond, "aligned_cond": aligned}
+
+
 def _concat_conditions(a: dict, b: dict) -> dict:
-    out = {"global_cond": None, "cross_cond": None, "cross_mask": None}
-    if a["global_cond"] is not None:
-        out["global_cond"] = torch.cat([a["global_cond"], b["global_cond"]])  # (2B, G)
+    out = {"global_cond": None, "cross_cond": None, "cross_mask": None, "aligned_cond": None}
+    for name in ("global_cond", "aligned_cond"):
+        if a[name] is not None:
+            out[name] = torch.cat([a[name], b[name]])  # (2B, ...)
     if a["cross_cond"] is not None:
         length = max(a["cross_cond"].shape[1], b["cross_cond"].shape[1])
         out["cross_cond"] = torch.cat(

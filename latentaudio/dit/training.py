@@ -29,7 +29,7 @@ from latentaudio.dit.aligned import (
     nothing_known,
     random_keep_masks,
 )
-from latentaudio.dit.conditioning import BATCH_KEYS
+from latentaudio.dit.conditioning import BATCH_KEYS, voice_statistics
 from latentaudio.dit.denoiser import Denoiser
 from latentaudio.dit.diffusion import make_objective, objective_args
 from latentaudio.dit.lora import (
@@ -40,6 +40,7 @@ from latentaudio.dit.lora import (
     trainable_count,
 )
 from latentaudio.dit.samplers import default_sampler, sample
+from latentaudio.speech.symbols import SymbolVocabulary
 from latentaudio.training.ema import EMA
 from latentaudio.training.media import log_audio_examples
 from latentaudio.training.schedules import warmup_decay
@@ -81,12 +82,13 @@ class DiTTraining(GuardedTraining):
             "latent_dim": latent["latent_dim"],
             "global_cond_dim": conditioner_module.global_cond_dim,
             "cross_attn_dim": conditioner_module.cross_attn_dim,
+            "aligned_cond_channels": conditioner_module.aligned_dim,  # phoneme features (speech)
         }
         self.aligned = dict(aligned or {}) if (aligned or {}).get("enabled") else {}
         if self.aligned:
             check_task(self.aligned["task"])
-            # masked normalised latents plus the mask, frame by frame
-            self.dit_config["aligned_cond_channels"] = latent["latent_dim"] + 1
+            # masked normalised latents plus the mask, frame by frame, before the phoneme features
+            self.dit_config["aligned_cond_channels"] += latent["latent_dim"] + 1
         fresh = self.aligned.get("fresh_per_step")
         self.pair_pool = (
             PairPool(self.aligned["pool_size"], fresh)
@@ -158,6 +160,9 @@ class DiTTraining(GuardedTraining):
     def diffusion_loss(self, batch: dict, t: torch.Tensor, noise: torch.Tensor, network=None, generator=None):
         network = network or self.denoiser
         x0 = self.normalize(batch["latents"])  # (B, D, T)
+        if self.denoiser.conditioner.voice is not None and "voice" not in batch:
+            # the clip's own voice; at inference a prompt's (Pipeline.speak)
+            batch = {**batch, "voice": voice_statistics(x0, batch.get("padding_mask"))}
         x_t = self.objective.noisy(x0, noise, t)
         out = network(x_t, t, batch, aligned_cond=self.aligned_condition(batch, x0, generator))
         target = self.objective.target(x0, noise, t)
@@ -363,6 +368,8 @@ class DiTTraining(GuardedTraining):
                 "step": self.global_step,
                 "ema": self.ema is not None,
                 "aligned": {"enabled": True, **self.aligned} if self.aligned else {"enabled": False},
+                # speech: the symbol table the phoneme ids index, so a later, longer table keeps them
+                "phoneme_symbols": SymbolVocabulary().to_dict() if network.conditioner.phonemes else None,
                 **self.extra_meta(),
             },
         )

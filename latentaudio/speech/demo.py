@@ -156,13 +156,7 @@ def render(
     audio = torch.from_numpy(speech.audio)[None]
     if speech.sample_rate != sample_rate:
         audio = torchaudio.functional.resample(audio, speech.sample_rate, sample_rate)
-    seconds = audio.shape[-1] / sample_rate
-    starts = [min(start, seconds) for _, start in speech.phonemes]
-    timings = [
-        [name, round(start, 3), round(end, 3)]
-        for (name, _), start, end in zip(speech.phonemes, starts, starts[1:] + [seconds])
-    ]
-    return audio, timings
+    return audio, [[name, round(start, 3), round(end, 3)] for name, start, end in speech.timing()]
 
 
 def _write_folder(

@@ -76,6 +76,12 @@ class Speech:
     def seconds(self) -> float:
         return len(self.audio) / self.sample_rate
 
+    def timing(self) -> list[tuple[str, float, float]]:
+        """``(ipa, start_s, end_s)`` per phoneme: each ends where the next starts, the last with the audio."""
+        starts = [min(start, self.seconds) for _, start in self.phonemes]
+        ends = starts[1:] + [self.seconds]
+        return [(name, start, end) for (name, _), start, end in zip(self.phonemes, starts, ends)]
+
 
 class EspeakSynthesizer:
     """The eSpeak NG library, initialised for synchronous synthesis with IPA phoneme events."""

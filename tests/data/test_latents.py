@@ -254,3 +254,33 @@ def test_split_is_by_path_and_datasets_follow_it(vae, audio_root, tmp_path):
     assert {dataset[i]["path"] for i in range(len(dataset))} == set(val)
     labelled = LatentDataset(tmp_path / "latents", crop_frames=16, labels=["low", "high", "other"])
     assert {labelled[i]["label"] for i in range(len(labelled))} == {0, 1, -1}
+
+
+def test_timed_phonemes_are_cropped_with_the_latents(vae, tmp_path, caplog):
+    """Speech: the metadata's phonemes become frame features that move with every crop."""
+    from latentaudio.speech.units import frame_features, parse_timings
+
+    root = tmp_path / "speech"
+    write_sine(root / "said.wav", frequency=220.0, seconds=1.0)
+    write_sine(root / "plain.wav", frequency=330.0, seconds=1.0)
+    write_sine(root / "broken.wav", frequency=440.0, seconds=1.0)
+    said = json.dumps([["d", 0.0, 0.25], ["ˈaɪ", 0.25, 0.7], ["_", 0.7, 1.0]])
+    rows = ["path,text,phonemes", f'said.wav,die,"{said.replace(chr(34), chr(34) * 2)}"', "plain.wav,,"]
+    rows.append('broken.wav,x,"[[1, 2]]"')
+    (root / "metadata.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    encode(vae, root, tmp_path / "latents")
+    with caplog.at_level(logging.WARNING):
+        full = LatentDataset(tmp_path / "latents", crop_frames=4000, random_crop=False)
+    assert [clip["path"] for _, clip in full.clips] == ["plain.wav", "said.wav"]
+    assert "broken.wav" in caplog.text and full.has_phonemes
+    frames = full.clips[1][1]["frames"]  # 2000 frames a second at hop 8
+    whole, _ = frame_features(parse_timings(said), frames, RATE / vae.hop)
+    item = full[1]
+    assert torch.equal(item["phoneme_ids"][:frames], whole)
+    assert (item["phoneme_ids"][frames:] == 0).all() and (full[0]["phoneme_ids"] == 0).all()
+    crops = LatentDataset(tmp_path / "latents", crop_frames=500, paths={"said.wav"})
+    for _ in range(3):
+        crop = crops[0]
+        start = round(crop["seconds_start"] * RATE / vae.hop)
+        assert torch.equal(crop["phoneme_ids"], whole[start : start + 500])
+        assert crop["phoneme_progress"].shape == (500, 2)

@@ -239,3 +239,82 @@ def test_tempo_and_key_reach_the_global_condition_and_drop_out():
     torch.testing.assert_close(dropping.train()(base)["global_cond"], missing)
     with pytest.raises(ValueError, match="labels must lie"):
         conditioner({**base, "key": torch.tensor([0, 24])})
+
+
+def phoneme_batch(frames: int = 12):
+    from latentaudio.speech.units import frame_features
+
+    timing = [("d", 0.0, 0.1), ("ˈaɪ", 0.1, 0.3), ("_", 0.3, 0.4)]
+    ids, progress = frame_features(timing, frames, frame_rate=40.0)
+    other, _ = frame_features([("s", 0.0, 0.4)], frames, frame_rate=40.0)
+    return {
+        "seconds_total": torch.tensor([0.4, 0.4]),
+        "phoneme_ids": torch.stack([ids, other]),
+        "phoneme_progress": torch.stack([progress, progress]),
+    }
+
+
+def test_phonemes_become_frame_features_with_a_null_for_guidance():
+    conditioner = Conditioner(GLOBAL_DIM, phonemes=True, phoneme_dim=8).eval()
+    assert conditioner.aligned_dim == 8 and conditioner.cross_attn_dim == 0
+    batch = phoneme_batch()
+    aligned = conditioner(batch, frames=12)["aligned_cond"]
+    assert aligned.shape == (2, 8, 12)
+    assert not torch.allclose(aligned[0], aligned[1])  # other phonemes, other features
+    assert not torch.allclose(aligned[0, :, 1], aligned[0, :, 6])  # "d" and "aɪ" differ frame by frame
+    null = conditioner(batch, force_uncond=True, frames=12)["aligned_cond"]
+    missing = conditioner({"seconds_total": batch["seconds_total"]}, frames=12)["aligned_cond"]
+    torch.testing.assert_close(null, missing)  # no text and dropped text are one null
+    assert torch.allclose(null[0], null[1])
+    always = Conditioner(GLOBAL_DIM, phonemes=True, phoneme_dim=8, cfg_dropout={"phonemes": 1.0}).train()
+    always.load_state_dict(conditioner.state_dict())
+    torch.testing.assert_close(always(batch, frames=12)["aligned_cond"], null)
+    with pytest.raises(ValueError, match="cover 12 frames, the latents 10"):
+        conditioner(batch, frames=10)
+    with pytest.raises(ValueError, match="needs phoneme_ids"):
+        conditioner({"seconds_total": batch["seconds_total"]})
+
+
+def test_denoiser_puts_known_latents_before_phoneme_features():
+    from latentaudio.dit.denoiser import Denoiser
+
+    torch.manual_seed(0)
+    conditioner = Conditioner(GLOBAL_DIM, phonemes=True, phoneme_dim=8, cfg_dropout=0.0)
+    dit = DiT(4, 16, 1, 2, global_cond_dim=conditioner.global_cond_dim, aligned_cond_channels=4 + 1 + 8)
+    for p in dit.parameters():  # adaLN-Zero starts closed: open it so the output depends on the inputs
+        torch.nn.init.normal_(p, std=0.1)
+    denoiser = Denoiser(dit, conditioner).eval()
+    x, t, batch = torch.randn(2, 4, 12), torch.full((2,), 0.5), phoneme_batch()
+    known = torch.zeros(2, 5, 12)
+    with torch.no_grad():
+        out = denoiser(x, t, batch, aligned_cond=known)
+        guided = denoiser.guided(x, t, batch, cfg_scale=1.0, aligned_cond=known)
+        other = denoiser(x, t, {**batch, "phoneme_ids": batch["phoneme_ids"].flip(0)}, aligned_cond=known)
+        both = denoiser.guided(x, t, batch, cfg_scale=3.0, aligned_cond=known)
+    torch.testing.assert_close(out, guided)
+    assert not torch.allclose(out, other) and both.shape == out.shape
+
+
+def test_voice_statistics_and_the_voice_condition():
+    from latentaudio.dit.conditioning import voice_statistics
+
+    latents = torch.randn(2, 3, 50) * torch.tensor([1.0, 2.0, 0.5]).view(1, 3, 1) + 4.0
+    mask = torch.arange(50)[None].expand(2, -1) < torch.tensor([[50], [20]])
+    stats = voice_statistics(latents, mask)
+    assert stats.shape == (2, 6)
+    torch.testing.assert_close(stats[1, :3], latents[1, :, :20].mean(-1))
+    torch.testing.assert_close(stats[1, 3:], latents[1, :, :20].std(-1, unbiased=False))
+    torch.manual_seed(0)
+    conditioner = Conditioner(
+        GLOBAL_DIM, timing=False, voice=True, voice_latent_dim=3, cfg_dropout=0.0
+    ).eval()
+    assert conditioner.global_cond_dim == GLOBAL_DIM
+    cond = conditioner({"voice": stats})["global_cond"]
+    assert not torch.allclose(cond[0], cond[1])  # two voices
+    none = conditioner({"voice": torch.full((2, 6), float("nan"))})["global_cond"]
+    torch.testing.assert_close(none, conditioner({"batch_size": 2})["global_cond"])
+    torch.testing.assert_close(none, conditioner({"voice": stats}, force_uncond=True)["global_cond"])
+    with pytest.raises(ValueError, match="another VAE"):
+        conditioner({"voice": torch.zeros(2, 8)})
+    with pytest.raises(ValueError, match="voice_latent_dim"):
+        Conditioner(GLOBAL_DIM, voice=True)
