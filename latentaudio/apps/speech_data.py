@@ -3,6 +3,7 @@ path, text and, for LibriTTS, speaker.
 
 make speech-data ARGS="layout=ljspeech source=~/data/LJSpeech-1.1 output=data/ljspeech"
 latentaudio-speech-data layout=libritts source=~/data/LibriTTS output=~/data/LibriTTS   # in place
+make speech-data ARGS="layout=ljspeech source=... output=... align=true"   # + phoneme timings, for TTS
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ def convert(cfg: DictConfig) -> Path:
     """The app without Hydra's wrapper: write ``cfg.output/metadata.csv``, return its path."""
     from latentaudio.speech.layouts import convert_corpus
 
-    listing = convert_corpus(cfg.layout, cfg.source, cfg.output, audio=cfg.audio)
+    listing = convert_corpus(cfg.layout, cfg.source, cfg.output, audio=cfg.audio, align=cfg.align)
     log.info("listed: %s (train with data.root=%s)", listing, listing.parent)
     return listing
 

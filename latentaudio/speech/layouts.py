@@ -12,11 +12,15 @@ LJSpeech keeps its own ``metadata.csv`` at its root, so a converted corpus lives
 its own: each audio file is linked there (a symlink: no copy, the scan keeps the link's name),
 or copied with ``audio=copy``. A LibriTTS corpus can be converted in place (``output`` = the
 corpus), which writes only ``metadata.csv``.
+
+``align=True`` adds the ``phonemes`` column that the speech DiT trains on: each transcript's
+phonemes with their times in its recording, by :func:`latentaudio.speech.align.align_by_synthesis`.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import os
 import shutil
@@ -105,11 +109,16 @@ READERS = {"ljspeech": read_ljspeech, "libritts": read_libritts}
 
 
 def convert_corpus(
-    layout: str, source: str | os.PathLike, output: str | os.PathLike, audio: str = "link"
+    layout: str,
+    source: str | os.PathLike,
+    output: str | os.PathLike,
+    audio: str = "link",
+    align: bool = False,
+    progress: bool = True,
 ) -> Path:
-    """Write ``output/metadata.csv`` (``path``, ``text``, [``speaker``], ``raw_text``) for the corpus
-    at ``source``; audio outside ``output`` is linked or copied under ``output/audio/``. Returns
-    the metadata file."""
+    """Write ``output/metadata.csv`` (``path``, ``text``, [``speaker``], ``raw_text``, and with
+    ``align`` ``phonemes``) for the corpus at ``source``; audio outside ``output`` is linked or
+    copied under ``output/audio/``. Returns the metadata file."""
     if layout not in READERS:
         raise ValueError(f"layout={layout!r}: use one of {', '.join(LAYOUTS)}")
     if audio not in AUDIO_MODES:
@@ -123,6 +132,9 @@ def convert_corpus(
     output.mkdir(parents=True, exist_ok=True)
     rows = [_row(u, source, output, audio) for u in utterances]
     columns = ["path", "text"] + (["speaker"] if any(r["speaker"] for r in rows) else []) + ["raw_text"]
+    if align:
+        add_phonemes(rows, output, progress)
+        columns.append("phonemes")
     listing = output / METADATA_CSV
     with atomic_write(listing) as temporary:
         with open(temporary, "w", encoding="utf-8", newline="") as handle:
@@ -131,6 +143,23 @@ def convert_corpus(
             writer.writerows(rows)
     log.info("%s corpus %s: %d utterances listed in %s", layout, source, len(rows), listing)
     return listing
+
+
+def add_phonemes(rows: list[dict], root: Path, progress: bool = True) -> None:
+    """Each row's ``phonemes`` (JSON timings) aligned by synthesis; a recording that cannot be
+    read or aligned keeps an empty cell (the DiT then sees no text for it), named in one warning."""
+    from tqdm import tqdm
+
+    from latentaudio.audio import AudioDecodeError, read_audio
+    from latentaudio.speech.align import align_by_synthesis
+
+    for row in tqdm(rows, desc="aligning phonemes", unit="utterance", disable=not progress):
+        try:
+            audio, rate = read_audio(root / row["path"])
+            row["phonemes"] = json.dumps(align_by_synthesis(audio, rate, row["text"]), ensure_ascii=False)
+        except (AudioDecodeError, ValueError) as error:
+            log.warning("%s: no phoneme timings (%s)", row["path"], error)
+            row["phonemes"] = ""
 
 
 def _row(utterance: Utterance, source: Path, output: Path, audio_mode: str) -> dict:
