@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all lint format demo demo-data demo-speech-data speech-data train-vae reconstruct \
+.PHONY: help install test test-all lint format demo demo-data demo-speech demo-speech-data speech-data train-vae reconstruct \
 	encode-dataset train-diffusion finetune demo-finetune distill merge-lora import-sat export-sat generate demo-enhance \
 	realtime-factor evaluate bench bench-peer throughput stress clean
 
@@ -40,6 +40,15 @@ format: $(STAMP) ## Reformat the code with ruff
 
 demo-data: $(STAMP) ## Write the procedural demo dataset to data/demo (deterministic)
 	$(PY) -m latentaudio.apps.demo_data $(ARGS)
+
+SPEECH := outputs/demo-speech
+demo-speech: $(STAMP) ## Speech demo: eSpeak corpus, a VAE and a phoneme DiT trained on it, held-out sentences spoken (about 25 min on 2 cores)
+	$(PY) -m latentaudio.apps.demo_speech_data
+	$(PY) -m latentaudio.apps.train_vae experiment=demo_vae data.root=data/demo-speech/train hydra.run.dir=$(SPEECH)/vae ckpt_path=last
+	$(PY) -m latentaudio.apps.train_diffusion experiment=demo_speech vae=$(SPEECH)/vae/export hydra.run.dir=$(SPEECH)/dit ckpt_path=last
+	$(PY) -m latentaudio.apps.generate vae=$(SPEECH)/vae/export dit=$(SPEECH)/dit/export mode=speak n=1 \
+		text_file=data/demo-speech/heldout.txt output=$(SPEECH)/generated hydra.run.dir=$(SPEECH)/generated
+	@echo "speech bundles: $(SPEECH)/vae/export $(SPEECH)/dit/export; held-out sentences spoken: $(SPEECH)/generated"
 
 demo-speech-data: $(STAMP) ## Speak the procedural speech demo corpus with eSpeak NG into data/demo-speech (deterministic, seconds)
 	$(PY) -m latentaudio.apps.demo_speech_data $(ARGS)

@@ -68,3 +68,38 @@ def test_sao_size_dit_runs_one_step(tmp_path):
         *ONE_STEP,
     ]
     assert train_diffusion(compose_app("train_diffusion", tmp_path / "dit", overrides)) is not None
+
+
+@pytest.mark.slow
+def test_tts_ljspeech_config_runs_its_first_steps_on_a_tiny_ljspeech_corpus(tmp_path):
+    """The GPU TTS recipe on a fake LJSpeech folder (eSpeak renderings in its layout), aligned
+    by `make speech-data ... align=true`, then one step of the speech VAE and of the DiT."""
+    pytest.importorskip("espeakng_loader")
+    import soundfile as sf
+
+    from latentaudio.speech.demo import VOICES
+    from latentaudio.speech.layouts import convert_corpus
+    from latentaudio.speech.units import render_text
+
+    source = tmp_path / "LJSpeech-1.1"
+    (source / "wavs").mkdir(parents=True)
+    lines = []
+    for i, text in enumerate(
+        ["The red fox sees four old boats.", "A quiet girl opens the door.", "Why?"] * 2
+    ):
+        spoken = render_text(text, VOICES["f2"])
+        sf.write(source / "wavs" / f"LJ001-{i:04d}.wav", spoken.audio, spoken.sample_rate)
+        lines.append(f"LJ001-{i:04d}|{text}|{text}")
+    (source / "metadata.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    root = convert_corpus("ljspeech", source, tmp_path / "ljspeech", align=True, progress=False).parent
+    vae = ["experiment=speech_vae", f"data.root={root}", "data.sample_length=6400", *ONE_STEP]
+    train_vae(compose_app("train_vae", tmp_path / "vae", vae))
+    overrides = [
+        "experiment=tts_ljspeech",
+        f"vae={tmp_path / 'vae' / 'export'}",
+        f"data.root={root}",
+        "data.crop_frames=64",
+        "callbacks=none",
+        *ONE_STEP,
+    ]
+    assert train_diffusion(compose_app("train_diffusion", tmp_path / "dit", overrides)) is not None

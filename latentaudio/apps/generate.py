@@ -12,6 +12,9 @@ make generate ARGS="vae=... dit=... mode=tempo input=take.wav rate=1.25 stretch=
 make generate ARGS="vae=... dit=... mode=speed input=take.wav rate=0.8"      # tape-style: slower, lower
 make generate ARGS="vae=... dit=... lora=<adapter> lora_scale=0.8 label=marimba"   # with a LoRA adapter
 make generate ARGS="vae=... dit=... lora=[a,b] lora_scale=[1.0,0.5]"              # two adapters
+make generate ARGS="vae=... dit=... mode=speak text='The red fox sees four old boats.'"   # speech
+make generate ARGS="vae=... dit=... mode=speak text='...' prompt=voice.wav prompt_text='What it says.'"
+make generate ARGS="vae=... dit=... mode=speak text_file=sentences.txt"     # one sentence a line
 """
 
 from __future__ import annotations
@@ -26,9 +29,9 @@ from latentaudio.apps.common import CONFIG_PATH, ConfigError, adapters, as_list,
 from latentaudio.audio import audio_info, read_audio, write_audio
 from latentaudio.training.media import spectrogram_image
 
-MODES = ("generate", "vary", "inpaint", "extend", "enhance", "pitch", "tempo", "speed")
+MODES = ("generate", "vary", "inpaint", "extend", "enhance", "pitch", "tempo", "speed", "speak")
 SIGNAL_MODES = ("pitch", "tempo", "speed")  # a transform first; strength 0 keeps it alone
-EDITING_MODES = MODES[1:]
+EDITING_MODES = MODES[1:-1]
 
 
 def inpaint_ranges(cfg: DictConfig, seconds: float | None = None) -> list[tuple[float, float]]:
@@ -69,12 +72,39 @@ def check_generate_config(cfg: DictConfig) -> None:
         seconds = audio_info(cfg.input).seconds
         if cfg.mode == "inpaint":
             inpaint_ranges(cfg, seconds)
+    if cfg.mode == "speak":
+        check_speak(cfg)
     if cfg.mode == "extend" and cfg.seconds is None:
         raise ConfigError("mode=extend needs seconds=<length to add>")
     if cfg.mode in ("vary", "enhance") and cfg.strength is not None and not 0 < cfg.strength <= 1:
         raise ConfigError(f"strength={cfg.strength}: must be in (0, 1]")
     if cfg.mode in SIGNAL_MODES:
         check_signal_mode(cfg)
+
+
+def check_speak(cfg: DictConfig) -> None:
+    if bool(cfg.get("text")) == bool(cfg.get("text_file")):
+        raise ConfigError(
+            "mode=speak needs text='<a sentence>' or text_file=<a file, one sentence a line> (one of them)"
+        )
+    if cfg.get("text_file") and not Path(cfg.text_file).is_file():
+        raise ConfigError(f"text_file={cfg.text_file}: no such file")
+    if cfg.get("prompt") and not Path(cfg.prompt).is_file():
+        raise ConfigError(
+            f"mode=speak: prompt= is the voice recording to continue, and {cfg.prompt} is not a file"
+        )
+    if cfg.get("seconds") is not None and cfg.seconds <= 0:
+        raise ConfigError(
+            f"seconds={cfg.seconds}: give the speech's length in seconds (positive), or leave it out"
+        )
+
+
+def sentences(cfg: DictConfig) -> list[str]:
+    """mode=speak: ``text``, or the non-empty lines of ``text_file``."""
+    if cfg.get("text"):
+        return [str(cfg.text)]
+    lines = Path(cfg.text_file).read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip()]
 
 
 def check_signal_mode(cfg: DictConfig) -> None:
@@ -114,6 +144,8 @@ def run_mode(pipeline, cfg: DictConfig):
     )
     if cfg.mode == "generate":
         return pipeline.generate(seconds=cfg.seconds, **common), None
+    if cfg.mode == "speak":
+        return speak(pipeline, cfg, common), None
     audio, rate = read_audio(cfg.input)
     if cfg.strength is not None:  # else each mode's own default
         common["strength"] = cfg.strength
@@ -132,6 +164,21 @@ def run_mode(pipeline, cfg: DictConfig):
     else:
         out = pipeline.extend(audio, rate, seconds=cfg.seconds, **common)
     return out, pipeline.autoencoder.prepare(audio, rate)[0]
+
+
+def speak(pipeline, cfg: DictConfig, common: dict) -> list:
+    """mode=speak: ``n`` clips per sentence, in order (a list: sentences differ in length)."""
+    for unused in ("label", "negative", "bpm", "key"):
+        common.pop(unused)
+    voice, rate = read_audio(cfg.prompt) if cfg.get("prompt") else (None, None)
+    common.pop("prompt")
+    clips = []
+    for text in sentences(cfg):
+        spoken = pipeline.speak(
+            text, voice, rate, prompt_text=cfg.get("prompt_text"), seconds=cfg.seconds, **common
+        )
+        clips.extend(spoken)
+    return clips
 
 
 def generate(cfg: DictConfig) -> list[Path]:
@@ -171,7 +218,8 @@ def generate(cfg: DictConfig) -> list[Path]:
     }
     settings.pop("paths", None)
     (output / "settings.json").write_text(json.dumps(settings, indent=2))
-    log.info("wrote %d clips of %.2f s to %s", len(written), audio.shape[-1] / pipeline.sample_rate, output)
+    seconds = sum(clip.shape[-1] for clip in audio) / len(written) / pipeline.sample_rate
+    log.info("wrote %d clips of %.2f s (mean) to %s", len(written), seconds, output)
     return written
 
 
