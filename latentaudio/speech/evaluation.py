@@ -307,6 +307,7 @@ def evaluate_speech(
     seed: int = 0,
     embedding: EmbeddingModel | None = None,
     ceiling: bool = True,
+    codec: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
 ) -> dict:
     """What a speech model says and in whose voice, on the held-out sentences of the demo corpus.
 
@@ -330,6 +331,11 @@ def evaluate_speech(
       voice stands in for the generated clip (right words, another voice: a perfect model's
       score, as no rendering matches another voice frame for frame). Voice: the reference of the
       item itself (right voice, another sentence than the prompt).
+
+    ``codec(clip, rate)``: what every generated clip has been through (a model's VAE: encode and
+    decode, same length). The voice figures then compare with the references passed through it
+    too, so that they measure whose voice was chosen, not the codec's own mark on every voice
+    (the demo VAE's reconstructions of the right voice score chance against raw references).
 
     Returns a dict for ``metrics.json``: ``generated``, ``unprompted`` and ``ceiling`` scores
     (``speak=None``: the ceiling alone, nothing generated).
@@ -356,7 +362,9 @@ def evaluate_speech(
         return {key: speaker_embedding(clip, clip_rate, embedding) for key, clip in clips.items()}
 
     used = {(i, v): references[(i, v)] for i in chosen for v in voices}
-    reference_ceps, reference_vectors = cepstra(used, rate), vectors(used, rate)
+    reference_ceps = cepstra(used, rate)
+    voiced = used if codec is None else {key: codec(clip, rate) for key, clip in used.items()}
+    reference_vectors = vectors(voiced, rate)
     background = torch.stack(list(reference_vectors.values()))
 
     def content(ceps: dict) -> dict:
