@@ -20,12 +20,10 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 from experiments.common import parse_arguments
 from latentaudio.audio import write_audio
 from latentaudio.pipeline import Pipeline
-from latentaudio.speech.evaluation import evaluate_speech, read_references
+from latentaudio.speech.evaluation import evaluate_pipeline, read_references
 
 HERE = Path(__file__).resolve().parent
 SECTION = "## The trained demo"
@@ -53,50 +51,23 @@ def main(argv: list[str]) -> None:
     pipe = Pipeline.from_bundles(args["vae"], args["dit"])
     texts, references, rate = read_references(args["heldout"])
     settings = dict(steps=int(args["steps"]), cfg_scale=float(args["cfg_scale"]))
-    # evaluate_speech reads the references itself: a prompt's voice is found by its samples
-    voice_of = {_key(clip): voice for (_, voice), clip in references.items()}
-    seconds = {"generate": 0.0}
-    made: dict = {}
-
-    def speak(text, prompt, prompt_text, seed):
-        start = time.perf_counter()
-        audio = pipe.speak(
-            text, prompt, rate if prompt is not None else None, prompt_text, seed=seed, **settings
-        )
-        seconds["generate"] += time.perf_counter() - start
-        made[(text, None if prompt is None else voice_of[_key(prompt)])] = audio[0]
-        return audio[0]
-
-    def codec(clip, clip_rate):
-        with torch.inference_mode():
-            return pipe.autoencoder.decode(
-                pipe.autoencoder.encode(clip[None], clip_rate), length=clip.shape[-1]
-            )[0]
-
-    def reconstruct(text, prompt, prompt_text, seed):
-        voice = references_voices[0] if prompt is None else voice_of[_key(prompt)]
-        return codec(references[(texts.index(text), voice)], rate)
-
-    references_voices = list(dict.fromkeys(voice for _, voice in references))
     start = time.perf_counter()
-    generated = evaluate_speech(speak, args["heldout"], sample_rate=pipe.sample_rate, codec=codec)
-    through_vae = evaluate_speech(
-        reconstruct, args["heldout"], sample_rate=pipe.sample_rate, ceiling=False, codec=codec
-    )
+    result = evaluate_pipeline(pipe, args["heldout"], **settings)
     total = time.perf_counter() - start
+    made = result["clips"]
     columns = {
-        "prompted": generated["generated"],
-        "unprompted": generated["unprompted"],
-        "VAE reconstruction": through_vae["generated"],
-        "real, another voice (ceiling)": generated["ceiling"],
+        "prompted": result["generated"],
+        "unprompted": result["unprompted"],
+        "VAE reconstruction": result["vae"],
+        "real, another voice (ceiling)": result["ceiling"],
     }
     meta = json.loads((Path(args["dit"]) / "meta.json").read_text())
     lines = [
         SECTION,
         "",
         f"Command: `.venv/bin/python -m experiments.speech.run{''.join(' ' + a for a in argv)}` "
-        f"({time.strftime('%Y-%m-%d')}, 2 CPU cores, {total:.0f} s; {seconds['generate']:.0f} s of it "
-        f"speaking {len(made)} clips at {settings['steps']} steps, cfg {settings['cfg_scale']}). "
+        f"({time.strftime('%Y-%m-%d')}, 2 CPU cores, {total:.0f} s, speaking {len(made)} clips at "
+        f"{settings['steps']} steps, cfg {settings['cfg_scale']}). "
         f"Bundles: VAE `{pipe.autoencoder.hash}`, DiT `{pipe.bundle.hash}` (step {meta.get('step')}).",
         "",
         "| | " + " | ".join(columns) + " |",
@@ -118,10 +89,6 @@ def main(argv: list[str]) -> None:
     write_section(Path(args["out"]), section)
     write_listening_set(Path(args["listening"]), made, references, texts, pipe.sample_rate, rate)
     print(section)
-
-
-def _key(clip: torch.Tensor) -> int:
-    return hash(clip.numpy().tobytes())
 
 
 def write_section(path: Path, section: str) -> None:

@@ -112,7 +112,10 @@ def evaluate(cfg: DictConfig) -> dict:
     }
 
     generated = None
-    if pipeline is not None:
+    if pipeline is not None and pipeline.denoiser.conditioner.phonemes is not None:
+        summary["dit"], summary["dit_hash"] = str(cfg.dit), pipeline.bundle.hash
+        summary["speech"] = measure_speech(cfg, pipeline, root, embedding)
+    elif pipeline is not None:
         if len(real) < 2:
             raise SystemExit("generation metrics need at least 2 real clips in data.root")
         durations = [clip.shape[-1] / autoencoder.sample_rate for clip in real]
@@ -157,6 +160,33 @@ def evaluate(cfg: DictConfig) -> dict:
         plot_spectrogram_grid(rows, autoencoder.sample_rate, output / "spectrograms.png")
     log.info("metrics.json and plots in %s", output)
     return summary
+
+
+def measure_speech(cfg: DictConfig, pipeline, root: Path, embedding) -> dict:
+    """A speech DiT on a held-out folder of sentences in several voices (latentaudio.speech.evaluation)."""
+    from latentaudio.speech.evaluation import evaluate_pipeline
+
+    s = cfg.speech
+    settings = {key: s[key] for key in ("steps", "cfg_scale") if s.get(key) is not None}
+    voices = list(s.voices) if s.get("voices") else None
+    try:
+        result = evaluate_pipeline(
+            pipeline,
+            root,
+            sentences=s.get("sentences"),
+            voices=voices,
+            embedding=embedding,
+            seed=cfg.seed,
+            **settings,
+        )
+    except (ValueError, FileNotFoundError) as error:
+        raise SystemExit(
+            f"speech evaluation of {printable(root)}: {error}. data.root must be a held-out folder with "
+            "metadata.csv (path, text, speaker), each sentence in at least two voices, as "
+            "data/demo-speech/heldout from make demo-speech-data"
+        ) from error
+    result.pop("clips")
+    return result
 
 
 def measure_adherence(cfg: DictConfig, pipeline, root: Path, output: Path) -> dict | None:
@@ -227,7 +257,41 @@ def format_table(summary: dict) -> str:
             lines.append(f"  {set_name:<14}" + "".join(f"{values[n]:14.4f}" for n in names))
     if summary.get("adherence"):
         lines += format_adherence(summary["adherence"])
+    if summary.get("speech"):
+        lines += format_speech(summary["speech"])
     return "\n".join(lines)
+
+
+SPEECH_FIGURES = (
+    ("which_sentence_accuracy", "which sentence"),
+    ("mcd_same_sentence", "MCD same sentence (dB)"),
+    ("mcd_other_sentence", "MCD other sentences (dB)"),
+    ("speaker_similarity_prompt", "voice: prompt's"),
+    ("speaker_similarity_other_voices", "voice: other voices'"),
+    ("speaker_accuracy", "prompt's voice nearest"),
+)
+
+
+def format_speech(result: dict) -> list[str]:
+    """Each speech figure for prompted and unprompted speech, the VAE's reconstructions and real speech."""
+    columns = [
+        (name, result[key])
+        for key, name in (
+            ("generated", "prompted"),
+            ("unprompted", "unprompted"),
+            ("vae", "VAE"),
+            ("ceiling", "real"),
+        )
+        if key in result
+    ]
+    lines = [
+        f"speech ({result['sentences']} sentences x {len(result['voices'])} voices; chance "
+        f"{result['which_sentence_chance']:.0%} and {result['speaker_chance']:.0%}):"
+    ]
+    lines.append(f"  {'':<26}" + "".join(f"{name:>12}" for name, _ in columns))
+    for key, name in SPEECH_FIGURES:
+        lines.append(f"  {name:<26}" + "".join(f"{figures[key]:12.3f}" for _, figures in columns))
+    return lines
 
 
 def format_adherence(result: dict) -> list[str]:

@@ -424,3 +424,50 @@ def evaluate_speech(
         same_voice = {(i, v): reference_vectors[(i, v)] for i in chosen for v in voices}
         result["ceiling"] = {**content(stand_ins), **voice(same_voice)}
     return result
+
+
+def evaluate_pipeline(pipeline, heldout: str | Path, reconstruction: bool = True, **options) -> dict:
+    """:func:`evaluate_speech` of a speech :class:`~latentaudio.pipeline.Pipeline` (a DiT trained
+    with ``conditioning.phonemes``), with its VAE as the ``codec``; ``reconstruction`` adds the
+    same figures for the VAE's reconstructions of the references (``"vae"``: what a perfect DiT
+    could reach through this VAE). ``options``: ``sentences``, ``voices``, ``seed``, ``embedding``,
+    ``ceiling``, and the sampling settings of ``Pipeline.speak`` (``steps``, ``cfg_scale``, ...).
+    The generated clips are returned under ``"clips"``, keyed by (text, prompt voice or None).
+    """
+    names = ("sentences", "voices", "seed", "embedding", "ceiling")
+    common = {key: options.pop(key) for key in names if key in options}
+    texts, references, rate = read_references(heldout)
+    voice_of = {_fingerprint(clip): voice for (_, voice), clip in references.items()}
+    first_voice = next(iter(references))[1]
+    autoencoder = pipeline.autoencoder
+
+    def codec(clip: torch.Tensor, clip_rate: int) -> torch.Tensor:
+        with torch.inference_mode():
+            return autoencoder.decode(autoencoder.encode(clip[None], clip_rate), length=clip.shape[-1])[0]
+
+    clips: dict = {}
+
+    def speak(text, prompt, prompt_text, seed):
+        audio = pipeline.speak(
+            text, prompt, rate if prompt is not None else None, prompt_text, seed=seed, **options
+        )
+        clips[(text, None if prompt is None else voice_of[_fingerprint(prompt)])] = audio[0]
+        return audio[0]
+
+    def reconstruct(text, prompt, prompt_text, seed):
+        voice = first_voice if prompt is None else voice_of[_fingerprint(prompt)]
+        return codec(references[(texts.index(text), voice)], rate)
+
+    result = evaluate_speech(speak, heldout, sample_rate=pipeline.sample_rate, codec=codec, **common)
+    if reconstruction:
+        through = {**common, "ceiling": False}
+        result["vae"] = evaluate_speech(reconstruct, heldout, sample_rate=rate, codec=codec, **through)[
+            "generated"
+        ]
+    result["clips"] = clips
+    return result
+
+
+def _fingerprint(clip: torch.Tensor) -> int:
+    """evaluate_speech reads the references itself: a prompt's voice is found by its samples."""
+    return hash(clip.numpy().tobytes())

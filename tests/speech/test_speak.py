@@ -133,3 +133,29 @@ def test_phoneme_training_on_data_without_phonemes_fails_before_training(speech_
                 "train_diffusion", tmp_path / "run", overrides + ["debug=fast", "data.crop_frames=16"]
             )
         )
+
+
+def test_evaluate_app_scores_a_speech_dit_on_a_held_out_folder(speech_bundles, tmp_path):
+    """make evaluate with a speech DiT: which sentence and whose voice, beside the VAE and real speech."""
+    from latentaudio.apps.evaluate import evaluate
+
+    root, vae, dit = speech_bundles
+    overrides = [
+        f"vae={vae}",
+        f"dit={dit}",
+        f"data.root={root / 'heldout'}",
+        "limit=4",
+        "speech.sentences=3",
+        "speech.steps=2",
+        "plots=false",
+        f"output={tmp_path / 'eval'}",
+    ]
+    summary = evaluate(compose_app("evaluate", tmp_path, overrides))
+    speech = json.loads((tmp_path / "eval" / "metrics.json").read_text())["speech"]
+    assert speech == json.loads(json.dumps(summary["speech"]))
+    assert set(speech) >= {"generated", "unprompted", "vae", "ceiling"} and speech["voices"] == ["m1", "f4"]
+    assert len(speech["generated"]["ranks"]) == 6 and speech["which_sentence_chance"] == pytest.approx(1 / 3)
+    assert speech["ceiling"]["which_sentence_accuracy"] >= 2 / 3  # real speech in the other voice
+    assert speech["vae"]["speaker_similarity_prompt"] == pytest.approx(
+        speech["ceiling"]["speaker_similarity_prompt"]
+    )
