@@ -441,9 +441,16 @@ def evaluate_pipeline(pipeline, heldout: str | Path, reconstruction: bool = True
     first_voice = next(iter(references))[1]
     autoencoder = pipeline.autoencoder
 
+    coded: dict = {}  # each reference through the VAE once: both passes and reconstruct() reuse it
+
     def codec(clip: torch.Tensor, clip_rate: int) -> torch.Tensor:
-        with torch.inference_mode():
-            return autoencoder.decode(autoencoder.encode(clip[None], clip_rate), length=clip.shape[-1])[0]
+        key = (_fingerprint(clip), clip_rate)
+        if key not in coded:
+            with torch.inference_mode():
+                coded[key] = autoencoder.decode(
+                    autoencoder.encode(clip[None], clip_rate), length=clip.shape[-1]
+                )[0]
+        return coded[key]
 
     clips: dict = {}
 
