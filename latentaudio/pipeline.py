@@ -41,12 +41,9 @@ from latentaudio.autoencoder import Autoencoder
 from latentaudio.bundle import Bundle, check_same_vae, load_bundle
 from latentaudio.data import metadata
 from latentaudio.dit.aligned import aligned_input, crossfade_ramp, nothing_known
-from latentaudio.dit.conditioning import voice_statistics
 from latentaudio.dit.denoiser import Denoiser
 from latentaudio.dit.diffusion import make_objective, objective_args
 from latentaudio.dit.samplers import VALID_SAMPLERS, check_sampler, replace_known, resolve_sampling, sample
-from latentaudio.speech import units
-from latentaudio.speech.symbols import SymbolVocabulary
 
 
 class SamplingOutOfMemoryError(RuntimeError):
@@ -577,78 +574,24 @@ class Pipeline:
         prompt_window: float = 0.25,
         **settings,
     ) -> torch.Tensor:
-        """``text`` spoken, as (n, channels, samples), by a DiT trained with ``conditioning.phonemes``.
+        """``text`` spoken, as (n, channels, samples), by a DiT trained with ``conditioning.phonemes``,
+        in the voice of ``prompt`` (channels, samples) at ``sample_rate`` if given, which says
+        ``prompt_text``: :func:`latentaudio.speech.synthesis.speak`."""
+        from latentaudio.speech.synthesis import speak
 
-        The phonemes and their durations come from :func:`latentaudio.speech.units.plan_utterance`
-        (eSpeak NG's timing, scaled to ``seconds`` if given, else to the prompt's speaking rate).
-        ``prompt`` (channels, samples) or (1, channels, samples) at ``sample_rate``: a recording of
-        the voice to continue: its end (``prompt_window`` of a training window at most: a quarter
-        left room for the text in one window, and said 88% of sentences right against 78% with
-        half, on 8 held-out sentences) gives the known frames before the text, and the whole of
-        it the voice's statistics (a DiT trained with ``conditioning.voice``). ``prompt_text``:
-        what it says (its phonemes are found in it by :func:`latentaudio.speech.align.align_by_synthesis`).
-        The prompt is not in the output.
-        """
-        if self.denoiser.conditioner.phonemes is None:
-            raise ValueError(
-                f"the DiT bundle {self.bundle.path} was not trained on phonemes "
-                "(conditioning.phonemes=true, e.g. make demo-speech): it cannot speak"
-            )
-        hop = self.autoencoder.hop
-        known_frames, latents, prompt_timing = 0, None, None
-        if prompt is not None:
-            if sample_rate is None:
-                raise ValueError("a prompt needs its sample_rate")
-            prepared = self.autoencoder.prepare(prompt if prompt.dim() == 3 else prompt[None], sample_rate)
-            whole = prepared.shape[-1] // hop  # a whole number of frames: the text starts on a frame
-            if whole < 1:
-                raise ValueError(
-                    f"the prompt is shorter than one latent frame ({hop} samples at {self.sample_rate} Hz)"
-                )
-            latents = self.encode(prepared[..., : whole * hop], self.sample_rate)[..., :whole]  # (1, D, P)
-            known_frames = whole
-            if prompt_text:
-                from latentaudio.speech.align import align_by_synthesis
-
-                prompt_timing = align_by_synthesis(
-                    prepared[0, :, : whole * hop].cpu(), self.sample_rate, prompt_text
-                )
-        prompt_seconds = known_frames * hop / self.sample_rate
-        timing, end = units.plan_utterance(
-            text, prompt_seconds, prompt_text, seconds, prompt_timing=prompt_timing
-        )
-        frames = self.frames_for(end)
-        vocabulary = SymbolVocabulary.from_dict(self.bundle.meta["phoneme_symbols"])
-        ids, position = units.frame_features(timing, frames, self.sample_rate / hop, vocabulary)
-        first = max(0, known_frames - int(self.window_frames * prompt_window))  # the prompt's end is enough
-        kept = known_frames - first
-        known = keep = None
-        if latents is not None:
-            known = torch.zeros(n, latents.shape[1], frames - first, device=self.device)
-            known[..., :kept] = latents[..., first:]
-            keep = torch.zeros(1, 1, frames - first, device=self.device)
-            keep[..., :kept] = 1.0
-        features = {
-            "phoneme_ids": ids[None, first:].expand(n, -1, -1).to(self.device),
-            "phoneme_progress": position[None, first:].expand(n, -1, -1).to(self.device),
-        }
-        voice = None  # without a prompt: the learned "no voice given"
-        if latents is not None and self.denoiser.conditioner.voice is not None:
-            voice = voice_statistics(latents).expand(n, -1)  # (n, 2D): the whole prompt's voice
-        x0 = self.sample_windows(
-            frames - first,
+        return speak(
+            self,
+            text,
+            prompt,
+            sample_rate,
+            prompt_text,
+            seconds,
             n,
-            (frames - first) * hop / self.sample_rate,
-            known=known,
-            keep=keep,
-            frame_conditions=features,
-            item_conditions={} if voice is None else {"voice": voice},
-            seed=seed,
-            progress=progress,
+            seed,
+            progress,
+            prompt_window,
             **settings,
         )
-        audio = self.decode(x0, length=(frames - first) * hop)
-        return audio[..., kept * hop : round((end - first * hop / self.sample_rate) * self.sample_rate)]
 
     def pitch(
         self,

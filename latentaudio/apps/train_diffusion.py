@@ -36,6 +36,7 @@ from latentaudio.apps.common import (
 from latentaudio.bundle import Bundle, check_same_vae, load_bundle
 from latentaudio.data.datamodule import check_latent_data
 from latentaudio.data.encode import encode_cached
+from latentaudio.data.latent_dataset import check_pack
 from latentaudio.data.scan import check_data_root
 from latentaudio.data.shards import read_manifest
 from latentaudio.dit.samplers import resolve_sampling
@@ -63,6 +64,7 @@ def check_diffusion_config(cfg: DictConfig) -> Bundle:
     bundle = load_vae_bundle(cfg)
     try:
         check_latent_data(cfg.data.crop_frames, cfg.data.val_fraction)
+        check_pack(cfg.data.get("pack", 0.0))
     except ValueError as error:
         raise ConfigError(str(error)) from error
     if cfg.dit.width % cfg.dit.heads or (cfg.dit.width // cfg.dit.heads) % 2:
@@ -252,6 +254,7 @@ def train(cfg: DictConfig) -> float | None:
         prefetch_factor=d.prefetch_factor,
         drop_last=d.drop_last,
         labels=labels,
+        pack=d.get("pack", 0.0),
     )
     if base is None and cfg.conditioning.get("phonemes"):
         datamodule.setup()

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 
 from latentaudio.bundle import check_same_vae
 from latentaudio.data.dataset import AudioCropDataset, check_normalize
-from latentaudio.data.latent_dataset import LatentDataset, check_crop_frames
+from latentaudio.data.latent_dataset import LatentDataset, check_crop_frames, check_pack
 from latentaudio.data.metadata import label_vocabulary, load_metadata
 from latentaudio.data.resumable import ResumableLoader
 from latentaudio.data.scan import ScanResult, scan_audio_folder
@@ -111,12 +111,16 @@ class LatentDataModule(pl.LightningDataModule):
         prefetch_factor: int | None = None,
         drop_last: bool = True,
         labels: list[str] | None = None,
+        pack: float = 0.0,
     ):
         """``labels``: the label vocabulary, in the order of the ids the network knows (default:
-        the labels found in the shards); a label outside it counts as none."""
+        the labels found in the shards); a label outside it counts as none. ``pack``: how often a
+        training crop is filled with the end of another clip of the same speaker
+        (:class:`~latentaudio.data.latent_dataset.LatentDataset`)."""
         super().__init__()
         self.save_hyperparameters(ignore=["labels"])  # the module holds the labels
         check_latent_data(crop_frames, val_fraction)
+        check_pack(pack)
         self.manifest = read_manifest(latents)
         if expected_vae_hash is not None:
             check_same_vae(
@@ -136,10 +140,10 @@ class LatentDataModule(pl.LightningDataModule):
         hp = self.hparams
         train_paths, val_paths = split(manifest_files(self.manifest), hp.val_fraction, hp.split_seed)
         common = dict(directory=hp.latents, crop_frames=hp.crop_frames, labels=self.labels)
-        self.train_set = LatentDataset(random_crop=True, paths=set(train_paths), **common)
-        self.val_set = LatentDataset(random_crop=False, paths=set(val_paths), **common)
+        self.train_set = LatentDataset(random_crop=True, paths=set(train_paths), pack=hp.pack, **common)
         # one batch layout for both: phoneme features wherever any training clip has phonemes
-        self.val_set.has_phonemes = self.train_set.has_phonemes
+        phonemes = self.train_set.has_phonemes
+        self.val_set = LatentDataset(random_crop=False, paths=set(val_paths), phonemes=phonemes, **common)
         log.info("%d training clips, %d validation clips of latents", len(self.train_set), len(self.val_set))
 
     def train_dataloader(self) -> DataLoader:

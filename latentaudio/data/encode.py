@@ -27,6 +27,10 @@ from latentaudio.vae.chunked import encode_chunked
 
 log = logging.getLogger(__name__)
 
+# The metadata columns each clip record keeps (as strings; "" for none): conditions (caption,
+# label, bpm, key) and speech (the transcript, its timed phonemes as JSON, who speaks).
+KEPT_COLUMNS = ("caption", "label", "bpm", "key", "text", "phonemes", "speaker")
+
 
 def encode_folder(
     vae: torch.nn.Module,
@@ -85,7 +89,6 @@ def encode_folder(
                 _skip(manifest, entry.path, path, "the VAE gave non-finite latents")
                 continue
             meta = metadata.get(entry.path, {})
-            label = meta.get("label")
             clips.append(
                 {
                     "path": entry.path,
@@ -93,13 +96,9 @@ def encode_folder(
                     "duration": entry.seconds,
                     "frames": latents.shape[-1],
                     "offset": pending_frames,
-                    "caption": str(meta.get("caption") or ""),
-                    "label": "" if label in (None, "") else str(label),
-                    "bpm": str(meta.get("bpm") or ""),
-                    "key": str(meta.get("key") or ""),
-                    # speech: the transcript and its timed phonemes (JSON), as the metadata gives them
-                    "text": str(meta.get("text") or ""),
-                    "phonemes": str(meta.get("phonemes") or ""),
+                    **{
+                        name: "" if meta.get(name) in (None, "") else str(meta[name]) for name in KEPT_COLUMNS
+                    },
                 }
             )
             pending.append(latents)
@@ -169,6 +168,7 @@ def encode_cached(
 def latent_cache_key(scan: ScanResult, metadata: dict[str, dict]) -> str:
     """A digest of what encoding reads: each usable file (path, size, mtime) and its metadata."""
     content = {
+        "columns": KEPT_COLUMNS,  # a column kept since then: encoded again
         "files": [[f.path, *scan.stamps[f.path]] for f in scan.files],
         "metadata": [[f.path, metadata.get(f.path, {})] for f in scan.files],
     }

@@ -26,10 +26,18 @@ class LatentDataset(Dataset):
     of each clip. Shorter clips are zero-padded; ``padding_mask`` is True on real frames.
     ``paths`` (source files, as :func:`latentaudio.data.split.split` gives them) limits the clips.
 
+    ``pack``: how often a training crop with room to spare is filled, before its clip, with the
+    end of another clip of the same ``speaker`` (the metadata column; a corpus without one is
+    taken as one voice). Speech clips are shorter than the window that has to hold a voice
+    prompt and a sentence: packing spends the padded frames on learning, and shows the model
+    what it does at inference, a new sentence after another one in the same voice. A packed
+    item's ``seconds_start`` is 0 and ``seconds_total`` the packed length.
+
     Speech: when any clip has timed phonemes (the metadata's ``phonemes`` column), every item
     also has ``phoneme_ids`` (crop_frames, UNIT_SLOTS) and ``phoneme_progress`` (crop_frames, 2),
     cropped with the latents (see :mod:`latentaudio.speech.units`; all ``<pad>`` for a clip
-    without them). A clip whose phonemes cannot be read is left out with one warning naming it.
+    without them; ``phonemes`` forces the layout, as a validation set takes its training set's).
+    A clip whose phonemes cannot be read is left out with one warning naming it.
     """
 
     def __init__(
@@ -40,8 +48,11 @@ class LatentDataset(Dataset):
         expected_vae_hash: str | None = None,
         labels: list[str] | None = None,
         paths: set[str] | None = None,
+        pack: float = 0.0,
+        phonemes: bool | None = None,
     ):
         check_crop_frames(crop_frames)
+        check_pack(pack)
         self.directory = Path(directory).expanduser()
         manifest = read_manifest(self.directory)
         if expected_vae_hash is not None:
@@ -55,6 +66,7 @@ class LatentDataset(Dataset):
         self.latent_dim: int = manifest["latent_dim"]
         self.crop_frames = crop_frames
         self.random_crop = random_crop
+        self.pack = float(pack)
         self.vocabulary: list[str] = list(manifest.get("labels", []))  # sorted distinct labels found
         self.labels = list(labels) if labels is not None else self.vocabulary
         self.label_index = {name: i for i, name in enumerate(self.labels)}
@@ -85,7 +97,10 @@ class LatentDataset(Dataset):
                         )
                         continue
                     self.clips.append((len(self.shards) - 1, clip))
-        self.has_phonemes = any(clip["timing"] for _, clip in self.clips)
+        self.has_phonemes = any(clip["timing"] for _, clip in self.clips) if phonemes is None else phonemes
+        self.speakers: dict[str, list[int]] = {}  # speaker -> indices of its clips, for packing
+        for index, (_, clip) in enumerate(self.clips):
+            self.speakers.setdefault(clip.get("speaker", ""), []).append(index)
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -98,15 +113,17 @@ class LatentDataset(Dataset):
             crop_start = int(torch.randint(0, spare + 1, ()).item())
         else:
             crop_start = spare // 2
-        valid = min(frames, self.crop_frames)
-        begin = clip["offset"] + crop_start
-        latents = self.shards[shard][:, begin : begin + valid]  # (latent_dim, valid)
-        if valid < self.crop_frames:
-            latents = torch.nn.functional.pad(latents, (0, self.crop_frames - valid))
+        pieces = [(index, crop_start, min(frames, self.crop_frames))]  # (clip, first frame, frames)
+        partner = self._partner(index, self.crop_frames - pieces[0][2])
+        if partner is not None:
+            pieces.insert(0, partner)
+        used = sum(count for *_, count in pieces)
+        missing = self.crop_frames - used
+        latents = torch.cat([self._latents(i, first, count) for i, first, count in pieces], dim=1)
         label = clip["label"]
         item = {
-            "latents": latents.float().contiguous(),  # (latent_dim, crop_frames)
-            "padding_mask": torch.arange(self.crop_frames) < valid,  # (crop_frames,)
+            "latents": torch.nn.functional.pad(latents.float(), (0, missing)),  # (latent_dim, crop_frames)
+            "padding_mask": torch.arange(self.crop_frames) < used,  # (crop_frames,)
             "seconds_start": clip["start"] + crop_start * self.hop / self.sample_rate,
             "seconds_total": clip["duration"],
             "caption": clip["caption"],
@@ -115,20 +132,48 @@ class LatentDataset(Dataset):
             "key": clip["key_index"],  # index in metadata.KEYS, -1: none given
             "path": clip["path"],
         }
+        if partner is not None:
+            item["seconds_start"], item["seconds_total"] = 0.0, used * self.hop / self.sample_rate
         if self.has_phonemes:
-            ids, progress = self._phonemes(clip)
-            crop = slice(crop_start, crop_start + valid)
-            item["phoneme_ids"] = torch.nn.functional.pad(ids[crop], (0, 0, 0, self.crop_frames - valid))
-            item["phoneme_progress"] = torch.nn.functional.pad(
-                progress[crop], (0, 0, 0, self.crop_frames - valid)
-            )
+            features = [self._phonemes(self.clips[i][1]) for i, *_ in pieces]
+            for name, part in (("phoneme_ids", 0), ("phoneme_progress", 1)):
+                cropped = [f[part][first : first + count] for f, (_, first, count) in zip(features, pieces)]
+                item[name] = torch.nn.functional.pad(
+                    torch.cat(cropped), (0, 0, 0, missing)
+                )  # (crop_frames, .)
         return item
+
+    def _latents(self, index: int, first: int, count: int) -> torch.Tensor:
+        shard, clip = self.clips[index]
+        begin = clip["offset"] + first
+        return self.shards[shard][:, begin : begin + count]  # (latent_dim, count)
+
+    def _partner(self, index: int, room: int) -> tuple[int, int, int] | None:
+        """(clip, first frame, frames): the end of another clip of the same speaker to put before
+        clip ``index``, filling up to ``room`` frames; None when this crop is not packed."""
+        if not (self.random_crop and self.pack > 0.0 and room > 0):
+            return None
+        if float(torch.rand(())) >= self.pack:
+            return None
+        group = self.speakers[self.clips[index][1].get("speaker", "")]
+        if len(group) < 2:
+            return None
+        other = group[int(torch.randint(0, len(group) - 1, ()))]
+        other = group[-1] if other == index else other  # any clip of the group but this one
+        frames = self.clips[other][1]["frames"]
+        count = min(frames, room)
+        return other, frames - count, count
 
     def _phonemes(self, clip: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """The whole clip's frame features, made once per clip (clips are short, the table small)."""
         if "phoneme_frames" not in clip:
             clip["phoneme_frames"] = frame_features(clip["timing"], clip["frames"], self.frame_rate)
         return clip["phoneme_frames"]
+
+
+def check_pack(pack: float) -> None:
+    if not 0.0 <= float(pack) <= 1.0:
+        raise ValueError(f"data.pack={pack!r}: give how often a crop is packed, from 0 (never) to 1 (always)")
 
 
 def check_crop_frames(crop_frames: int) -> None:

@@ -284,3 +284,55 @@ def test_timed_phonemes_are_cropped_with_the_latents(vae, tmp_path, caplog):
         start = round(crop["seconds_start"] * RATE / vae.hop)
         assert torch.equal(crop["phoneme_ids"], whole[start : start + 500])
         assert crop["phoneme_progress"].shape == (500, 2)
+
+
+def test_packing_fills_a_crop_with_the_end_of_another_clip_of_the_same_speaker(vae, tmp_path):
+    """Speech: a short clip's spare frames hold the end of another clip by its speaker, before it,
+    with that clip's phonemes; never another speaker's; never in validation; pack=0 pads as before."""
+    from latentaudio.speech.units import frame_features, parse_timings
+
+    root = tmp_path / "speech"
+    rows = ["path,text,phonemes,speaker"]
+    for i, (speaker, seconds) in enumerate([("a", 0.3), ("a", 0.5), ("b", 0.2), ("b", 0.4), ("c", 0.2)]):
+        write_sine(root / f"{speaker}{i}.wav", frequency=200.0 + 100 * i, seconds=seconds)
+        timing = json.dumps([[f"s{i}", 0.0, seconds / 2], ["_", seconds / 2, seconds]])
+        rows.append(f'{speaker}{i}.wav,x,"{timing.replace(chr(34), chr(34) * 2)}",{speaker}')
+    (root / "metadata.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    encode(vae, root, tmp_path / "latents")
+    crop = 1000  # 0.5 s at hop 8: room in every clip but the longest
+    plain = LatentDataset(tmp_path / "latents", crop_frames=crop, random_crop=False)
+    whole = {clip["path"]: plain._latents(i, 0, clip["frames"]) for i, (_, clip) in enumerate(plain.clips)}
+    units = {
+        clip["path"]: frame_features(parse_timings(clip["phonemes"]), clip["frames"], RATE / vae.hop)[0]
+        for _, clip in plain.clips
+    }
+    packed = LatentDataset(tmp_path / "latents", crop_frames=crop, pack=1.0)
+    torch.manual_seed(0)
+    partners = set()
+    for index, (_, clip) in enumerate(packed.clips):
+        for _ in range(4):
+            item, frames = packed[index], clip["frames"]
+            used = int(item["padding_mask"].sum())
+            if frames >= crop or clip["speaker"] == "c":  # full already, or no one else speaks as c
+                assert used == min(frames, crop) and item["seconds_start"] >= 0
+                continue
+            before = used - frames
+            assert before > 0 and torch.equal(item["latents"][:, before:used], whole[clip["path"]].float())
+            partner = next(
+                p
+                for p, w in whole.items()
+                if p != clip["path"]
+                and w.shape[1] >= before
+                and torch.equal(item["latents"][:, :before], w[:, -before:].float())
+            )
+            assert partner[0] == clip["speaker"]  # the same speaker's clip, its end
+            assert torch.equal(item["phoneme_ids"][:before], units[partner][-before:])
+            assert torch.equal(item["phoneme_ids"][before:used], units[clip["path"]])
+            assert item["seconds_start"] == 0.0 and item["seconds_total"] == used * vae.hop / RATE
+            assert (item["latents"][:, used:] == 0).all()
+            partners.add((clip["path"], partner))
+    assert ("a0.wav", "a1.wav") in partners and ("b2.wav", "b3.wav") in partners
+    for index in range(len(plain)):  # validation crops and pack=0 are never packed
+        assert int(plain[index]["padding_mask"].sum()) == min(plain.clips[index][1]["frames"], crop)
+    with pytest.raises(ValueError, match="data.pack"):
+        LatentDataset(tmp_path / "latents", crop_frames=crop, pack=1.5)
