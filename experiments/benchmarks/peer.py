@@ -455,7 +455,7 @@ def versions() -> str:
 
 def rates(work_seconds: float, seconds: tuple[float, float, float]) -> str:
     """Work per second from seconds per call: the median (lower-upper quartile)."""
-    median, slow, fast = (work_seconds / t for t in seconds)
+    median, fast, slow = (work_seconds / t for t in seconds)  # the fewer seconds, the faster
     return f"{median:.2f} ({slow:.2f}-{fast:.2f})"
 
 
@@ -471,7 +471,7 @@ def write_results(measured: dict, args: dict, path: Path) -> str:
         "# latentaudio vs stable-audio-tools (measured)",
         "",
         "Regenerate: `.venv/bin/python -m experiments.benchmarks.peer` (installs the peer into",
-        "`experiments/benchmarks/.venv-peer` on first use, then measures; about 4 to 6 minutes).",
+        "`experiments/benchmarks/.venv-peer` on first use, then measures; about 3 to 5 minutes).",
         "",
         f"- machine: {machine()}; {versions()}",
         f"- date: {time.strftime('%Y-%m-%d %H:%M')}; {args['warmup']} untimed warm-up calls per side, then {args['rounds']} rounds of"
