@@ -4,7 +4,7 @@
     .venv/bin/python -m experiments.benchmarks.peer warmup=1 rounds=3 output=/tmp/peer_smoke.md
     make bench-peer ARGS="rounds=25 output=/tmp/peer_results.md"
 
-``warmup``: untimed calls per side first (the first call of each is 1.2-1.5x slower); ``rounds``:
+``warmup``: untimed calls per side first (the first calls are slower: README.md); ``rounds``:
 rounds of alternation (the median and quartiles are reported, and the ratio round by round);
 ``steps``: DiT steps per side per round; ``output``: the results file.
 
