@@ -109,7 +109,8 @@ def sync(device: torch.device) -> None:
 def time_interleaved(variants: list[Variant], warmup: int, steps: int, device: torch.device) -> None:
     """Run the variants in turn (A, B, A, B, ...), so load from other processes hits all alike.
 
-    Warm-up steps (torch.compile's first calls among them) are not timed. Every step's loss is kept.
+    Warm-up steps (torch.compile's first calls among them) are not timed. Every step's loss is kept
+    (a step that returns none, such as sampling, keeps none).
     """
     for index in range(warmup + steps):
         for variant in variants:
@@ -121,7 +122,8 @@ def time_interleaved(variants: list[Variant], warmup: int, steps: int, device: t
             loss = variant.step()
             sync(device)
             elapsed = time.perf_counter() - start
-            variant.losses.append(float(loss))
+            if loss is not None:
+                variant.losses.append(float(loss))
             if device.type == "cuda":
                 variant.peak_bytes = max(variant.peak_bytes, torch.cuda.max_memory_allocated(device) - before)
             if index >= warmup:

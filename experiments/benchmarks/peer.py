@@ -1,17 +1,19 @@
 """latentaudio against Stability AI's stable-audio-tools, at equal sizes, on this machine, in one run.
 
     .venv/bin/python -m experiments.benchmarks.peer            # writes experiments/benchmarks/results.md
-    .venv/bin/python -m experiments.benchmarks.peer rounds=5 steps=3
-    make bench-peer ARGS="rounds=7 output=/tmp/peer_results.md"
+    .venv/bin/python -m experiments.benchmarks.peer warmup=1 rounds=3 output=/tmp/peer_smoke.md
+    make bench-peer ARGS="rounds=25 output=/tmp/peer_results.md"
 
-``rounds``: rounds of alternation (the median is reported); ``steps``: DiT steps per side per
-round; ``output``: the results file.
+``warmup``: untimed calls per side first (the first calls are slower: README.md); ``rounds``:
+rounds of alternation (the median and quartiles are reported, and the ratio round by round);
+``steps``: DiT steps per side per round; ``output``: the results file.
 
 The first run makes ``experiments/benchmarks/.venv-peer`` (git-ignored): a venv that sees our
 ``.venv`` (so both sides use the same torch 2.11.0) and gets ``stable-audio-tools`` installed
 ``--no-deps``, plus only the packages its model, sampling and training modules import
 (``PEER_PACKAGES``). The script then re-runs itself inside that venv, builds both sides and
-measures them alternately (ours, theirs, ours, theirs...), reporting the median of the rounds:
+measures them alternately (ours, theirs, ours, theirs...), reporting the median of the rounds
+and their spread:
 
 - VAE training step (each side's reconstruction loss + KL, AdamW, no discriminator: our recipe's
   critic joins at step 1000, the demo's at 900), audio-seconds per wall-second;
@@ -90,7 +92,8 @@ SAMPLE_BATCH, SAMPLE_STEPS = 4, 30
 _OUR_LOSS = yaml.safe_load((REPO / "conf" / "train_vae.yaml").read_text())["loss"]
 OUR_LOSS_SIZES = tuple(_OUR_LOSS[key] for key in ("fft_sizes", "hop_sizes", "win_lengths"))
 DEFAULTS = {
-    "rounds": 3,
+    "warmup": 3,  # untimed calls per side before the rounds
+    "rounds": 15,
     "steps": 3,  # DiT steps per side per round
     "output": HERE / "results.md",
 }
@@ -304,31 +307,63 @@ def theirs_dit():
 # ------------------------------------------------------------------------------ measuring
 
 
-def timed(fn, *args) -> float:
-    start = time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - start
+def quartiles(values: list[float]) -> tuple[float, float, float]:
+    """Median, lower and upper quartile."""
+    low, median, high = statistics.quantiles(values, n=4, method="inclusive")
+    return median, low, high
 
 
-def alternate(name: str, sides: dict, rounds: int, steps: int, work_seconds: float) -> dict:
-    """Median seconds per call over ``rounds`` of ``steps`` calls, sides taking turns each round."""
-    for fn, args in sides.values():
-        fn(*args)  # warm-up: allocator, kernels, lazy inits
-    times = {label: [] for label in sides}
-    for r in range(rounds):
-        for label, (fn, args) in sides.items():
-            times[label].append(sum(timed(fn, *args) for _ in range(steps)) / steps)
-        print(
-            f"  {name} round {r + 1}: " + ", ".join(f"{k} {v[-1]:.3f} s" for k, v in times.items()),
-            flush=True,
-        )
-    return {
-        label: {"seconds": statistics.median(v), "rate": work_seconds / statistics.median(v)}
-        for label, v in times.items()
+def cpu_counters() -> tuple[float, ...]:
+    """Wall clock, this process's CPU seconds, and the machine's steal and total jiffies (Linux)."""
+    stat = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return time.perf_counter(), time.process_time(), stat[7], sum(stat)
+
+
+def alternate(name: str, sides: dict, warmup: int, rounds: int, calls: int, work_seconds: float) -> dict:
+    """Seconds per call of each side over ``rounds`` rounds of ``calls`` calls, the sides taking turns
+    call by call after ``warmup`` untimed calls each.
+
+    Per side the median and quartiles of the rounds; per peer side the speed ratio (its seconds over
+    ours) round by round, since a slow spell of the machine slows both sides of one round alike.
+    """
+    import torch
+
+    from experiments.common import Variant, time_interleaved
+
+    variants = [
+        Variant(label, lambda fn=fn, args=args: fn(*args), work_seconds, 0)
+        for label, (fn, args) in sides.items()
+    ]
+    before = cpu_counters()
+    time_interleaved(variants, warmup, rounds * calls, torch.device("cpu"))
+    wall, cpu, steal, total = (b - a for a, b in zip(before, cpu_counters()))
+    seconds = {
+        v.name: [statistics.fmean(v.times[i * calls : (i + 1) * calls]) for i in range(rounds)]
+        for v in variants
     }
+    result = {
+        "seconds": {label: quartiles(v) for label, v in seconds.items()},
+        "ratio": {
+            label: quartiles([p / o for p, o in zip(v, seconds["ours"])])
+            for label, v in seconds.items()
+            if label != "ours"
+        },
+        # below 1.0 or steal above 0: the machine was shared during this row
+        "cpu_share": cpu / (wall * torch.get_num_threads()),
+        "steal": steal / total,
+        "work_seconds": work_seconds,
+    }
+    for label, v in seconds.items():
+        print(f"  {name} {label}, seconds per round: " + " ".join(f"{t:.3f}" for t in v), flush=True)
+    ratios = ", ".join(f"{k} {m:.2f}x ({lo:.2f}-{hi:.2f})" for k, (m, lo, hi) in result["ratio"].items())
+    print(
+        f"  {name}: ours / {ratios}; CPU share {result['cpu_share']:.2f}, steal {result['steal']:.1%}",
+        flush=True,
+    )
+    return result
 
 
-def measure(rounds: int, steps: int) -> dict:
+def measure(warmup: int, rounds: int, steps: int) -> dict:
     import torch
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
@@ -349,6 +384,7 @@ def measure(rounds: int, steps: int) -> dict:
             "peer": (peer_vae_step, (audio,)),
             "peer_our_loss": (peer_vae_our_loss_step, (audio,)),
         },
+        warmup,
         rounds,
         1,  # a VAE step takes seconds here: one per side per round
         VAE_BATCH * VAE_SAMPLES / RATE,
@@ -364,6 +400,7 @@ def measure(rounds: int, steps: int) -> dict:
     results["dit_train"] = alternate(
         "dit",
         {"ours": (our_dit_step, (latents,)), "peer": (peer_dit_step, (latents,))},
+        warmup,
         rounds,
         steps,
         DIT_BATCH * DIT_FRAMES * HOP / RATE,
@@ -385,6 +422,7 @@ def measure(rounds: int, steps: int) -> dict:
     results["sampling"] = alternate(
         "sampling",
         {"ours": (our_generate, ()), "peer": (peer_generate, ())},
+        warmup,
         rounds,
         1,
         SAMPLE_BATCH * DIT_FRAMES * HOP / RATE,
@@ -406,12 +444,28 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} logical cores visible, torch {torch.__version__} ({torch.get_num_threads()} threads), Python {platform.python_version()}"
 
 
-def write_results(measured: dict, rounds: int, steps: int, path: Path) -> str:
+def versions() -> str:
+    from importlib.metadata import version
+
+    return ", ".join(
+        f"{name} {version(name)}"
+        for name in ("torch", "stable-audio-tools", "k-diffusion", "auraloss", "einops")
+    )
+
+
+def rates(work_seconds: float, seconds: tuple[float, float, float]) -> str:
+    """Work per second from seconds per call: the median (lower-upper quartile)."""
+    median, fast, slow = (work_seconds / t for t in seconds)  # the fewer seconds, the faster
+    return f"{median:.2f} ({slow:.2f}-{fast:.2f})"
+
+
+def write_results(measured: dict, args: dict, path: Path) -> str:
     r, info = measured["results"], measured["info"]
     rows = [
-        ("VAE training step", "vae_train", "audio-s / s"),
-        ("DiT training step", "dit_train", "audio-s / s"),
-        (f"sampling, {SAMPLE_STEPS} steps + decode", "sampling", "x realtime"),
+        ("VAE training step", "vae_train", "peer", "audio-s / s"),
+        ("VAE step, peer network with our loss", "vae_train", "peer_our_loss", "audio-s / s"),
+        ("DiT training step", "dit_train", "peer", "audio-s / s"),
+        (f"sampling, {SAMPLE_STEPS} steps + decode", "sampling", "peer", "x realtime"),
     ]
     lines = [
         "# latentaudio vs stable-audio-tools (measured)",
@@ -419,30 +473,36 @@ def write_results(measured: dict, rounds: int, steps: int, path: Path) -> str:
         "Regenerate: `.venv/bin/python -m experiments.benchmarks.peer` (installs the peer into",
         "`experiments/benchmarks/.venv-peer` on first use, then measures; about 3 to 5 minutes).",
         "",
-        f"- machine: {machine()}",
-        f"- date: {time.strftime('%Y-%m-%d %H:%M')}; {rounds} rounds, 1 VAE step / {steps} DiT steps / 1 sampling run per side per round, median of rounds,",
-        "  the two sides taking turns within each round (ours, peer, ours, peer, ...).",
-        "- load average at the end (1 / 5 / 15 min): "
+        f"- machine: {machine()}; {versions()}",
+        f"- date: {time.strftime('%Y-%m-%d %H:%M')}; {args['warmup']} untimed warm-up calls per side, then {args['rounds']} rounds of"
+        f" 1 VAE step / {args['steps']} DiT steps / 1 sampling run per side, the sides taking turns call by call.",
+        "- each figure: the median over rounds, (in brackets) the lower and upper quartile. The ratio is taken",
+        "  round by round (the peer's seconds over ours in the same round), so a slow spell of the machine,",
+        "  which slows both sides of a round, cancels out of it; two runs agree when their ratio ranges overlap.",
+        "- CPU share: this process's CPU time over wall time x threads during the row (1.00: it had its threads",
+        "  to itself); steal: the share of the machine's CPU time its host took. Load average at the end",
+        "  (1 / 5 / 15 min): "
         + " / ".join(f"{v:.1f}" for v in os.getloadavg())
-        + " (the benchmark itself is about 2 on 2 cores; more means other jobs shared the CPU,",
-        "  which makes absolute numbers noisy; the alternation keeps the ratio fair).",
+        + " (the benchmark itself is about 2).",
         "",
-        "| measurement | ours | peer | ours / peer |",
-        "|---|---:|---:|---:|",
+        "| measurement | ours | peer | ours / peer | CPU share, steal |",
+        "|---|---:|---:|---:|---:|",
     ]
-    for title, key, unit in rows:
-        ours, peer = r[key]["ours"]["rate"], r[key]["peer"]["rate"]
-        lines.append(f"| {title} ({unit}) | {ours:.2f} | {peer:.2f} | **{ours / peer:.2f}x** |")
-        if key == "vae_train":
-            same = r[key]["peer_our_loss"]["rate"]
-            lines.append(
-                f"| VAE step, peer network with our loss (audio-s / s) | {ours:.2f} | {same:.2f} | {ours / same:.2f}x |"
-            )
+    for title, key, peer, unit in rows:
+        row = r[key]
+        ours, theirs = (rates(row["work_seconds"], row["seconds"][side]) for side in ("ours", peer))
+        median, low, high = row["ratio"][peer]
+        lines.append(
+            f"| {title} ({unit}) | {ours} | {theirs} | **{median:.2f}x** ({low:.2f}-{high:.2f}) "
+            f"| {row['cpu_share']:.2f}, {row['steal']:.1%} |"
+        )
     lines += [
         "",
-        "Seconds per call (median): "
+        "Seconds per call, median (quartiles): "
         + "; ".join(
-            f"{k}: ours {v['ours']['seconds']:.3f}, peer {v['peer']['seconds']:.3f}" for k, v in r.items()
+            f"{key}: "
+            + ", ".join(f"{k} {m:.3f} ({lo:.3f}-{hi:.3f})" for k, (m, lo, hi) in v["seconds"].items())
+            for key, v in r.items()
         ),
         "",
         "## Exact configurations",
@@ -485,8 +545,8 @@ def main() -> None:
     if Path(sys.prefix).resolve() != PEER_VENV.resolve():
         ensure_peer_venv()
         os.execv(str(PEER_PYTHON), [str(PEER_PYTHON), "-m", "experiments.benchmarks.peer", *sys.argv[1:]])
-    measured = measure(args["rounds"], args["steps"])
-    print(write_results(measured, args["rounds"], args["steps"], args["output"]))
+    measured = measure(args["warmup"], args["rounds"], args["steps"])
+    print(write_results(measured, args, args["output"]))
 
 
 if __name__ == "__main__":
