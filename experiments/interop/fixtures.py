@@ -339,6 +339,14 @@ def main() -> None:
     dit_parts()
     results = {"small": small()}
     print("small:", {k: v for k, v in results["small"].items()}, flush=True)
+    from safetensors.torch import load_file
+
+    from experiments.interop import dit_fixtures
+
+    pretransform = load_file(str(FIXTURES / "model.safetensors"))
+    for name in dit_fixtures.STRUCTURES:
+        dit_fixtures.write(name, model_config(SMALL_CHANNELS, SMALL_LATENT), pretransform)
+        print(f"wrote {dit_fixtures.FIXTURES / name}", flush=True)
     if args["full"]:
         results["full"] = full(float(args["full_seconds"]))
         print("full:", results["full"], flush=True)

@@ -1,0 +1,145 @@
+"""Stable Audio Open's DiT and conditioners imported as our DiT bundle, against outputs of the peer's
+own code (fixtures by experiments/interop/fixtures.py: SAO 1.0's and Small's structure, scaled down)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file, save_file
+
+from latentaudio.bundle import load_bundle
+from latentaudio.dit.denoiser import Denoiser
+from latentaudio.interop.sat_dit import dit_options, import_dit
+from latentaudio.interop.stable_audio_tools import FormatError, import_vae
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "interop"
+CONF = Path(__file__).resolve().parents[2] / "conf" / "model" / "dit"
+STRUCTURES = ("sao_1_0", "sao_small")
+PUBLISHED = {  # (embed_dim, depth, num_heads, cond_dim, preset)
+    "sao_1_0": (1536, 24, 24, 768, "sao_open_1_0"),
+    "sao_small": (1024, 16, 8, 768, "sao_open_small"),
+}
+
+
+def relative_error(ours: torch.Tensor, theirs: torch.Tensor) -> float:
+    return float((ours - theirs).abs().max() / theirs.abs().max())
+
+
+def files(name: str) -> tuple[Path, Path]:
+    return FIXTURES / name / "model.safetensors", FIXTURES / name / "model_config.json"
+
+
+@pytest.fixture(scope="module", params=STRUCTURES)
+def imported(request, tmp_path_factory):
+    name = request.param
+    folder = tmp_path_factory.mktemp(name)
+    checkpoint, config = files(name)
+    import_vae(checkpoint, config, folder / "vae")
+    report = import_dit(checkpoint, config, folder / "dit", folder / "vae")
+    bundle = load_bundle(folder / "dit", kind="dit")
+    denoiser = Denoiser(bundle.build("dit"), bundle.build("conditioner")).eval()
+    return name, folder, report, denoiser, load_file(str(FIXTURES / name / "io.safetensors"))
+
+
+def batch_of(io: dict) -> dict:
+    return {k: io[k] for k in ("text_tokens", "text_mask", "seconds_start", "seconds_total")}
+
+
+def test_conditioners_and_forward_match_the_peer(imported):
+    _, _, report, denoiser, io = imported
+    assert report.constants == 7  # 2 blocks x 3 LayerNorm biases, and the rotary frequencies
+    with torch.no_grad():
+        cond = denoiser.conditioner(batch_of(io))
+        out = denoiser(io["x"], io["t"], batch_of(io))
+        guided = denoiser.guided(io["x"], io["t"], batch_of(io), cfg_scale=3.0)
+    assert relative_error(cond["global_cond"], io["global_cond"]) < 1e-4
+    assert relative_error(cond["cross_cond"], io["cross_cond"]) < 1e-4
+    assert relative_error(out, io["output"]) < 1e-4
+    assert relative_error(guided, io["guided"]) < 1e-4
+
+
+def test_the_bundle_ties_the_vae_and_keeps_their_settings(imported):
+    name, folder, _, _, _ = imported
+    bundle = load_bundle(folder / "dit", kind="dit")
+    meta = bundle.meta
+    assert meta["vae_hash"] == load_bundle(folder / "vae", kind="vae").hash
+    assert meta["latent_statistics"]["std"] == [1.0] * 8
+    assert meta["objective"]["name"] == ("v" if name == "sao_1_0" else "rectified_flow")
+    assert meta["text_encoder"] == {"model": "t5-base", "path": None}
+    assert meta["crop_frames"] == 64  # sample_size 2048 x 64
+    assert bundle.config["conditioner"]["uncond"] == "zero_context"
+
+
+@pytest.mark.parametrize("name", STRUCTURES)
+def test_the_presets_are_what_the_published_configs_import_as(name):
+    width, depth, heads, cond_dim, preset = PUBLISHED[name]
+    config = json.loads(files(name)[1].read_text())
+    section = config["model"]["diffusion"]["config"]
+    numbers = len(config["model"]["diffusion"]["global_cond_ids"])
+    section.update(embed_dim=width, depth=depth, num_heads=heads, cond_token_dim=cond_dim)
+    section.update(global_cond_dim=numbers * cond_dim)
+    config["model"]["conditioning"]["cond_dim"] = cond_dim
+    dit, _, _ = dit_options(config)
+    shipped = yaml.safe_load((CONF / f"{preset}.yaml").read_text())
+    for key, value in shipped.items():
+        assert dit[key] == value, key
+
+
+def edited(tmp_path: Path, name: str, edit) -> Path:
+    tensors = load_file(str(files(name)[0]))
+    edit(tensors)
+    path = tmp_path / "model.safetensors"
+    save_file(tensors, str(path))
+    return path
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda t: t.update({"model.model.extra.weight": torch.zeros(2)}), "no mapping rule"),
+        (lambda t: t.pop("model.model.to_global_embed.0.weight"), "lacks"),
+        (lambda t: t["model.model.transformer.layers.0.ff_norm.beta"].fill_(0.1), "not zero"),
+        (lambda t: t.update({"model_ema.weight": torch.zeros(2)}), "no part we import"),
+    ],
+    ids=["extra", "missing", "beta", "ema"],
+)
+def test_a_tensor_we_cannot_place_is_refused(tmp_path, edit, message):
+    vae = tmp_path / "vae"
+    import_vae(*files("sao_1_0"), vae)
+    with pytest.raises(FormatError, match=message):
+        import_dit(edited(tmp_path, "sao_1_0", edit), files("sao_1_0")[1], tmp_path / "dit", vae)
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda d: d["config"].update(global_cond_type="adaLN"), "global_cond_type"),
+        (lambda d: d["config"].update(attn_kwargs={"qk_norm": "l2"}), "qk_norm"),
+        (lambda d: d["config"].update(num_heads=8), "rotary width"),
+        (lambda d: d.update(global_cond_ids=["seconds_total"]), "global_cond_ids"),
+        (lambda d: d["config"].update(conformer=True), "conformer"),
+    ],
+    ids=["adaln", "l2", "heads", "ids", "conformer"],
+)
+def test_an_architecture_our_options_cannot_express_is_refused(edit, message):
+    config = json.loads(files("sao_1_0")[1].read_text())
+    edit(config["model"]["diffusion"])
+    with pytest.raises(FormatError, match=message):
+        dit_options(config)
+
+
+def test_the_app_imports_both_and_reports(tmp_path):
+    from apps_helpers import compose_app
+
+    from latentaudio.apps.import_sat import import_sat
+
+    checkpoint, config = files("sao_small")
+    overrides = [f"checkpoint={checkpoint}", f"config={config}", f"output={tmp_path / 'out'}"]
+    vae_report, dit_report = import_sat(compose_app("import_sat", tmp_path / "run", overrides))
+    assert load_bundle(tmp_path / "out" / "dit", kind="dit").hash == dit_report.hash
+    assert "mapped all" in dit_report.summary() and "t5-base" in dit_report.summary()
+    assert dit_report.tensors + dit_report.constants + vae_report.tensors == len(load_file(str(checkpoint)))
