@@ -143,3 +143,40 @@ def test_the_app_imports_both_and_reports(tmp_path):
     assert load_bundle(tmp_path / "out" / "dit", kind="dit").hash == dit_report.hash
     assert "mapped all" in dit_report.summary() and "t5-base" in dit_report.summary()
     assert dit_report.tensors + dit_report.constants + vae_report.tensors == len(load_file(str(checkpoint)))
+
+
+def test_export_round_trips_exactly(imported, tmp_path):
+    from apps_helpers import compose_app
+
+    from latentaudio.apps.export_sat import export_sat
+    from latentaudio.interop.stable_audio_tools import read_model_config
+
+    name, folder, report, _, _ = imported
+    overrides = [f"vae={folder / 'vae'}", f"dit={folder / 'dit'}", f"output={tmp_path / 'exported'}"]
+    exported = export_sat(compose_app("export_sat", tmp_path / "run", overrides))
+    config = read_model_config(exported / "model_config.json")
+    original = json.loads(files(name)[1].read_text())
+    assert dit_options(config) == dit_options(original)  # the same architecture, key for key
+    assert config["model"]["conditioning"] == original["model"]["conditioning"]
+    assert load_file(str(exported / "model.safetensors")).keys() == load_file(str(files(name)[0])).keys()
+    import_vae(exported / "model.safetensors", exported / "model_config.json", tmp_path / "vae")
+    again = import_dit(
+        exported / "model.safetensors", exported / "model_config.json", tmp_path / "dit", tmp_path / "vae"
+    )
+    assert again.hash == report.hash
+    assert load_bundle(tmp_path / "vae", kind="vae").hash == load_bundle(folder / "vae", kind="vae").hash
+
+
+def test_a_dit_their_format_cannot_express_is_not_exported(imported, tmp_path):
+    from latentaudio.bundle import save_bundle
+    from latentaudio.interop.stable_audio_tools import export_vae
+
+    _, folder, _, _, _ = imported
+    bundle = load_bundle(folder / "dit", kind="dit")
+    configs = {**bundle.config, "dit": {**bundle.config["dit"], "norm_eps": 1e-6}}
+    components = {"dit": bundle.state("dit"), "conditioner": bundle.state("conditioner")}
+    save_bundle(
+        tmp_path / "dit", "dit", components, configs, {k: v for k, v in bundle.meta.items() if k != "hash"}
+    )
+    with pytest.raises(FormatError, match="norm_eps"):
+        export_vae(folder / "vae", tmp_path / "out", dit=tmp_path / "dit")
