@@ -44,7 +44,14 @@ from latentaudio.dit.aligned import aligned_input, crossfade_ramp, nothing_known
 from latentaudio.dit.conditioning import voice_statistics
 from latentaudio.dit.denoiser import Denoiser
 from latentaudio.dit.diffusion import make_objective, objective_args
-from latentaudio.dit.samplers import VALID_SAMPLERS, check_sampler, replace_known, resolve_sampling, sample
+from latentaudio.dit.samplers import (
+    SCHEDULE_KEYS,
+    VALID_SAMPLERS,
+    check_sampler,
+    replace_known,
+    resolve_sampling,
+    sample,
+)
 from latentaudio.speech import units
 from latentaudio.speech.symbols import SymbolVocabulary
 
@@ -315,6 +322,7 @@ class Pipeline:
             generator=generator,
             on_step=on_step,
             progress=lambda _: bar.update(1),
+            **{k: self.defaults[k] for k in SCHEDULE_KEYS if k in self.defaults},
         )
         bar.close()
         return x0

@@ -50,8 +50,15 @@ DIT_FIXED = {
 OBJECTIVES = {"v": "v", "rectified_flow": "rectified_flow", "rf_denoiser": "rectified_flow"}
 # their sampling defaults (stable_audio_tools.inference.generation), as our sampler names
 SAMPLING = {
-    "v": {"sampler": "dpmpp_3m_sde", "steps": 100, "cfg_scale": 7.0, "sigma_min": 0.3, "sigma_max": 500.0},
-    "rectified_flow": {"sampler": "pingpong", "steps": 8, "cfg_scale": 1.0},
+    "v": {
+        "sampler": "dpmpp_3m_sde",
+        "steps": 100,
+        "cfg_scale": 7.0,
+        "schedule": "polyexponential",
+        "sigma_min": 0.3,
+        "sigma_max": 500.0,
+    },
+    "rectified_flow": {"sampler": "pingpong", "steps": 8, "cfg_scale": 1.0, "schedule": "logsnr"},
 }
 
 
