@@ -206,3 +206,45 @@ def test_their_samplers_match_from_the_same_noise(imported):
     assert relative_error(stochastic, io["sample_stochastic"]) < 1e-3
     assert relative_error(stochastic, deterministic) > 1e-2  # the noise matters: the check can fail
 
+
+def test_imported_bundles_generate_and_continue_training(tmp_path):
+    """make generate with the imported bundles (their default sampler), and make train-diffusion
+    init=<the imported DiT> on a user's folder: every weight starts from the import."""
+    from apps_helpers import compose_app
+    from conftest import write_sine
+
+    from latentaudio.apps.train_diffusion import train
+    from latentaudio.pipeline import Pipeline
+
+    checkpoint, config = files("sao_small")
+    import_vae(checkpoint, config, tmp_path / "vae")
+    import_dit(checkpoint, config, tmp_path / "dit", tmp_path / "vae")
+    pipeline = Pipeline.from_bundles(tmp_path / "vae", tmp_path / "dit")
+    assert pipeline.defaults["sampler"] == "pingpong" and pipeline.defaults["schedule"] == "logsnr"
+    audio = pipeline.generate(seconds=0.5, n=1, steps=2, seed=0)
+    assert audio.shape[:2] == (1, 2) and bool(torch.isfinite(audio).all())
+    with pytest.raises(ValueError, match="text_path"):
+        pipeline.generate(seconds=0.5, n=1, steps=2, prompt="rain")
+
+    for i in range(4):
+        write_sine(tmp_path / "audio" / f"{i}.wav", frequency=220.0 * (i + 1), sample_rate=44100, channels=2)
+    overrides = [
+        f"vae={tmp_path / 'vae'}",
+        f"init={tmp_path / 'dit'}",
+        f"data.root={tmp_path / 'audio'}",
+        "data.crop_frames=8",
+        "data.batch_size=2",
+        "data.val_fraction=0.25",
+        "debug=fast",
+        "trainer.max_steps=2",
+        "optim.warmup_steps=0",
+    ]
+    train(compose_app("train_diffusion", tmp_path / "run", overrides))
+    continued = load_bundle(tmp_path / "run" / "export", kind="dit")
+    imported = load_bundle(tmp_path / "dit", kind="dit")
+    assert continued.config["dit"] == imported.config["dit"]
+    assert continued.meta["objective"]["name"] == "rectified_flow" and continued.meta["step"] == 2
+    # trained from the imported weights: close to them, not equal
+    key = "dit.blocks.0.attn.qkv.weight"
+    change = (continued.tensors[key] - imported.tensors[key]).abs().max()
+    assert 0 < change < 0.1 * imported.tensors[key].abs().max()
