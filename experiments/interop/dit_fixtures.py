@@ -117,7 +117,7 @@ def randomise(module, seed: int) -> None:
             parameter.copy_(value.half().float())
 
 
-def inputs(config: dict, seed: int) -> dict:
+def inputs(config: dict, seed: int, frames: int = FRAMES) -> dict:
     """Noisy latents, times, T5-like prompt tokens (zero past each prompt) and the numbers."""
     import torch
 
@@ -127,13 +127,13 @@ def inputs(config: dict, seed: int) -> dict:
     tokens = torch.randn(BATCH, TOKENS, cond_dim, generator=generator)
     mask = torch.arange(TOKENS)[None] < torch.tensor([[TOKENS - 3], [2]])  # (B, S)
     return {
-        "x": torch.randn(BATCH, latent, FRAMES, generator=generator),
+        "x": torch.randn(BATCH, latent, frames, generator=generator),
         "t": torch.tensor([0.3, 0.8]),
         "text_tokens": tokens * mask[..., None],
         "text_mask": mask,
         "seconds_start": torch.tensor([0.0, 10.0]),
         "seconds_total": torch.tensor([30.0, 47.5]),
-        "noise": torch.randn(BATCH, latent, FRAMES, generator=generator),
+        "noise": torch.randn(BATCH, latent, frames, generator=generator),
     }
 
 
@@ -246,3 +246,124 @@ def write(name: str, base_config: dict, pretransform_tensors: dict) -> dict:
         str(folder / "io.safetensors"),
     )
     return out
+
+
+# ------------------------------------------------------------------------------ the comparison
+
+
+def relative_error(ours, theirs) -> float:
+    return float((ours - theirs).abs().max() / theirs.abs().max())
+
+
+def compare(name: str, base_config: dict, full: bool = False, frames: int = FRAMES) -> dict:
+    """Build one structure on the peer, import its checkpoint with our code, run both, export ours
+    back and run the export on the peer; errors, sizes and timings."""
+    import gc
+    import tempfile
+    import time
+
+    import torch
+    from safetensors.torch import save_file
+
+    from experiments.interop.fixtures import peer_from_export
+    from latentaudio.bundle import load_bundle
+    from latentaudio.dit.denoiser import Denoiser
+    from latentaudio.interop.sat_dit import import_dit
+    from latentaudio.interop.stable_audio_tools import export_vae, import_vae
+
+    config = with_structure(base_config, name, full)
+    model = build(config, SEED)
+    io = inputs(config, SEED, frames)
+    if full:  # T5-base's real length: max_length tokens
+        length = config["model"]["conditioning"]["configs"][0]["config"]["max_length"]
+        generator = torch.Generator().manual_seed(SEED + 2)
+        tokens = torch.randn(BATCH, length, io["text_tokens"].shape[-1], generator=generator)
+        io["text_mask"] = torch.arange(length)[None] < torch.tensor([[length // 4], [5]])
+        io["text_tokens"] = tokens * io["text_mask"][..., None]
+    start = time.perf_counter()
+    theirs = run(model, config, io, sampling=False)
+    peer_seconds = (time.perf_counter() - start) / 2
+    batch = {k: io[k] for k in ("text_tokens", "text_mask", "seconds_start", "seconds_total")}
+    result = {"name": name, "full": full, "frames": frames, "tokens": int(io["text_tokens"].shape[1])}
+    with tempfile.TemporaryDirectory() as work:
+        work = Path(work)
+        state = {k: v.contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(work / "model.safetensors"))
+        (work / "model_config.json").write_text(json.dumps(config))
+        result["checkpoint_tensors"] = len(state)
+        del model, state
+        gc.collect()
+        start = time.perf_counter()
+        import_vae(work / "model.safetensors", work / "model_config.json", work / "vae")
+        report = import_dit(
+            work / "model.safetensors", work / "model_config.json", work / "dit", work / "vae"
+        )
+        result["import_s"] = time.perf_counter() - start
+        result.update(tensors=report.tensors, constants=report.constants, parameters=report.parameters)
+        gc.collect()
+        bundle = load_bundle(work / "dit", kind="dit")
+        denoiser = Denoiser(bundle.build("dit"), bundle.build("conditioner")).eval()
+        del bundle
+        with torch.no_grad():
+            cond = denoiser.conditioner(batch)
+            start = time.perf_counter()
+            out = denoiser(io["x"], io["t"], batch)
+            result["our_forward_s"] = time.perf_counter() - start
+            guided = denoiser.guided(io["x"], io["t"], batch, cfg_scale=3.0)
+        result["peer_forward_s"] = peer_seconds
+        result["global_error"] = relative_error(cond["global_cond"], theirs["global_cond"])
+        result["cross_error"] = relative_error(cond["cross_cond"], theirs["cross_cond"])
+        result["forward_error"] = relative_error(out, theirs["output"])
+        result["guided_error"] = relative_error(guided, theirs["guided"])
+        del denoiser
+        gc.collect()
+        export_vae(work / "vae", work / "exported", dit=work / "dit")
+        shutil_rmtree(work / "dit")
+        stub_t5()
+        peer = peer_from_export(work / "exported")
+        with torch.no_grad():
+            conditioning = peer_conditioning(peer, io)
+            again = peer.model(io["x"], io["t"], **conditioning)
+        result["export_error"] = relative_error(again, theirs["output"])
+    return result
+
+
+def shutil_rmtree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def results_section(results: list[dict]) -> list[str]:
+    rows = [
+        "| structure | size | latent frames x cross tokens | tensors mapped + constants checked | parameters "
+        "| global cond | cross tokens | forward | guided (cfg 3) | exported, run by the peer "
+        "| peer / ours forward s | import s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        rows.append(
+            f"| {r['name']} | {'full' if r['full'] else 'fixture'} | {r['frames']} x {r['tokens']} "
+            f"| {r['tensors']} + {r['constants']} | {r['parameters']:,} | {r['global_error']:.1e} "
+            f"| {r['cross_error']:.1e} | {r['forward_error']:.1e} | {r['guided_error']:.1e} "
+            f"| {r['export_error']:.1e} | {r['peer_forward_s']:.2f} / {r['our_forward_s']:.2f} | {r['import_s']:.1f} |"
+        )
+    return [
+        "## The DiT and conditioners",
+        "",
+        "Stable Audio Open 1.0's and Small's `diffusion_cond` models built by the peer's factory with random "
+        "weights (seed 0; a stub for the T5, which no checkpoint holds: the inputs carry T5-like tokens, "
+        "zero past each prompt), imported with `make import-sat`'s code (`import_vae` + `import_dit`), run "
+        "on both sides in fp32 with batch 2. Errors are max |ours - theirs| / max |theirs|; the tests "
+        "require below 1e-4. *guided*: their classifier-free guidance (cross tokens zeroed, global kept) "
+        "against our `Denoiser.guided`; *exported*: our bundles written back with `export_vae(..., dit=)`, "
+        "loaded by the peer's `create_model_from_config` (strict) and run there. Forward times: one "
+        "unguided call each.",
+        "",
+        *rows,
+        "",
+        "- fixture: the committed `tests/fixtures/interop/sao_1_0` and `sao_small` (width 128, 2 blocks).",
+        "- full: the published sizes (1.0: width 1536, 24 blocks, 24 heads, T5 768 x 128 tokens; Small: "
+        "1024, 16 blocks, 8 heads, 64 tokens), random weights, with the published autoencoder.",
+        "",
+    ]
