@@ -186,12 +186,10 @@ def sample(
     times = time_grid(objective, schedule, steps, t_start, t_end, sigma_min, sigma_max, rho)
     if init is not None:
         x = objective.noisy(init, noise, torch.full((batch,), times[0]))
-    else:
-        x = (
-            noise
-            if times[0] >= 1.0
-            else float(objective.sigma(torch.tensor(times[0], dtype=torch.float64))) * noise
-        )
+    elif schedule == "polyexponential":  # k-diffusion's start: noise x sigma_max, i.e. x_t = sin(phi_0) noise
+        x = float(objective.sigma(torch.tensor(times[0], dtype=torch.float64))) * noise
+    else:  # the state at t_start itself (pure noise at t_start = 1)
+        x = noise
 
     def model_x0(x_t: Tensor, t: float) -> tuple[Tensor, Tensor]:
         t_batch = torch.full((batch,), t, dtype=torch.float32, device=x_t.device)

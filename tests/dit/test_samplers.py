@@ -258,8 +258,18 @@ def test_a_sampler_that_does_not_fit_the_objective_is_refused_naming_both_keys()
 def test_stable_audio_schedules_recover_gaussian_data(objective_name, sampler, schedule, steps):
     objective = make_objective(objective_name)
     generator = torch.Generator().manual_seed(1)
+    # sigma_min well below the data's std: from Stable Audio's 0.3 the last jump to the posterior
+    # mean shrinks the narrowest channel (there too)
+    extra = {"sigma_min": 0.01} if schedule == "polyexponential" else {}
     x0 = sample(
-        exact_model(objective), noise(), objective, sampler, steps, generator=generator, schedule=schedule
+        exact_model(objective),
+        noise(),
+        objective,
+        sampler,
+        steps,
+        generator=generator,
+        schedule=schedule,
+        **extra,
     )
     torch.testing.assert_close(
         x0.mean(dim=(0, 2)), MU.flatten(), atol=0.06 * STD.flatten().max().item(), rtol=0
