@@ -94,10 +94,10 @@ distill: $(STAMP) ## Few-step post-training of a DiT bundle (ARGS="dit=... vae=.
 merge-lora: $(STAMP) ## Write a DiT bundle with adapters merged in (ARGS="dit=... lora=<adapter> lora_scale=1 output=...")
 	$(PY) -m latentaudio.apps.merge_lora $(ARGS)
 
-import-sat: $(STAMP) ## Import a Stable Audio Open checkpoint's VAE as a bundle (ARGS="checkpoint=... config=model_config.json output=...")
+import-sat: $(STAMP) ## Import a Stable Audio Open checkpoint as VAE and DiT bundles (ARGS="checkpoint=... config=model_config.json output=...")
 	$(PY) -m latentaudio.apps.import_sat $(ARGS)
 
-export-sat: $(STAMP) ## Write a VAE bundle as stable-audio-tools files (ARGS="vae=... output=...")
+export-sat: $(STAMP) ## Write VAE (and DiT) bundles as stable-audio-tools files (ARGS="vae=... [dit=...] output=...")
 	$(PY) -m latentaudio.apps.export_sat $(ARGS)
 
 generate: $(STAMP) ## Generate or edit audio (ARGS="vae=... dit=... mode=generate|vary|inpaint|extend|enhance ...")

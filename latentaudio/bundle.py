@@ -150,6 +150,15 @@ ARGUMENTS: dict[str, dict[str, float | None]] = {
         "dropout": None,
         "checkpoint_blocks": None,
         "feed_forward": None,
+        "global_cond_mode": None,
+        "rotary_dim": 16384,
+        "qk_norm": None,
+        "bias": None,
+        "io_convs": None,
+        "timestep_features": None,
+        "cross_embed_dim": 16384,
+        "cross_kv_heads": 512,
+        "norm_eps": None,
     },
     "latentaudio.dit.conditioning.Conditioner": {
         "global_dim": 16384,
@@ -172,6 +181,12 @@ ARGUMENTS: dict[str, dict[str, float | None]] = {
         "phoneme_depth": 512,
         "voice": None,
         "voice_latent_dim": 4096,
+        "numbers": None,
+        "text_model": None,
+        "text_padding": None,
+        "text_projection": None,
+        "mask_padding": None,
+        "uncond": None,
     },
 }
 # Arguments that point the loader at local files: refused unless the caller trusts the bundle.

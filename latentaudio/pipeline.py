@@ -43,7 +43,14 @@ from latentaudio.data import metadata
 from latentaudio.dit.aligned import aligned_input, crossfade_ramp, nothing_known
 from latentaudio.dit.denoiser import Denoiser
 from latentaudio.dit.diffusion import make_objective, objective_args
-from latentaudio.dit.samplers import VALID_SAMPLERS, check_sampler, replace_known, resolve_sampling, sample
+from latentaudio.dit.samplers import (
+    SCHEDULE_KEYS,
+    VALID_SAMPLERS,
+    check_sampler,
+    replace_known,
+    resolve_sampling,
+    sample,
+)
 
 
 class SamplingOutOfMemoryError(RuntimeError):
@@ -312,6 +319,7 @@ class Pipeline:
             generator=generator,
             on_step=on_step,
             progress=lambda _: bar.update(1),
+            **{k: self.defaults[k] for k in SCHEDULE_KEYS if k in self.defaults},
         )
         bar.close()
         return x0

@@ -1,7 +1,7 @@
 """Parity of our stable-audio-tools import against the peer's own code: fixtures, and the full size.
 
     .venv/bin/python -m experiments.interop.fixtures                  # fixtures + full size + results.md
-    .venv/bin/python -m experiments.interop.fixtures full_seconds=0.5 full=false
+    .venv/bin/python -m experiments.interop.fixtures full_seconds=0.5 full=false full_dit=false
 
 Runs itself inside ``experiments/benchmarks/.venv-peer`` (``ensure_peer_venv`` makes it:
 stable-audio-tools 0.0.19 over our torch). With random weights and a fixed seed, the peer builds
@@ -14,7 +14,11 @@ stable-audio-tools 0.0.19 over our torch). With random weights and a fixed seed,
 - the DiT's pieces that map onto one option of ours each (``sao_dit_parts.safetensors``: the SwiGLU
   feed-forward so far), with an input and the peer's output;
 - the full-size autoencoder of Stable Audio Open 1.0 (no download: random weights), on a
-  ``full_seconds`` input, compared and timed the same way.
+  ``full_seconds`` input, compared and timed the same way;
+- the DiTs and conditioners of Stable Audio Open 1.0 and Small (``dit_fixtures``): scaled-down
+  fixtures in ``tests/fixtures/interop/sao_1_0`` and ``sao_small``, and with ``full_dit`` the
+  published sizes (random weights) on ``full_dit_frames`` latent frames, each imported, run,
+  exported back and run by the peer from the export.
 
 For each, our side imports the checkpoint (``import_vae``), encodes and decodes; then exports the
 bundle back (``export_vae``), and the peer loads the exported files with its own factory and
@@ -43,7 +47,13 @@ SMALL_CHANNELS, SMALL_LATENT = 3, 8
 SMALL_FRAMES, SMALL_BATCH = 2, 2
 # One beta far below our default floor (0.01), so the fixture exercises snake_beta_floor.
 SMALL_LOW_BETA = 3e-3
-DEFAULTS = {"full": True, "full_seconds": 1.0, "output": HERE / "results.md"}
+DEFAULTS = {
+    "full": True,
+    "full_seconds": 1.0,
+    "full_dit": True,
+    "full_dit_frames": 32,
+    "output": HERE / "results.md",
+}
 
 
 def oobleck_autoencoder(channels: int, latent: int) -> dict:
@@ -275,7 +285,7 @@ def full(seconds: float) -> dict:
     return result
 
 
-def write_results(results: dict[str, dict], path: Path) -> str:
+def write_results(results: dict[str, dict], path: Path, dit_section: list[str] = ()) -> str:
     from importlib.metadata import version
 
     import torch
@@ -295,7 +305,9 @@ def write_results(results: dict[str, dict], path: Path) -> str:
         )
     text = "\n".join(
         [
-            "# Stable Audio Open autoencoder: our import against stable-audio-tools",
+            "# Stable Audio Open: our import against stable-audio-tools",
+            "",
+            "## The autoencoder",
             "",
             f"`python -m experiments.interop.fixtures` on {platform.machine()} ({os.cpu_count()} cores), "
             f"{time.strftime('%Y-%m-%d')}, torch {torch.__version__}, stable-audio-tools "
@@ -316,6 +328,7 @@ def write_results(results: dict[str, dict], path: Path) -> str:
             "- full: SAO 1.0's autoencoder config as published (128 base channels, 64 latent channels); "
             "a short input, because the 2-core CPU takes seconds per second of audio.",
             "",
+            *dit_section,
         ]
     )
     Path(path).write_text(text)
@@ -339,10 +352,26 @@ def main() -> None:
     dit_parts()
     results = {"small": small()}
     print("small:", {k: v for k, v in results["small"].items()}, flush=True)
+    from safetensors.torch import load_file
+
+    from experiments.interop import dit_fixtures
+
+    pretransform = load_file(str(FIXTURES / "model.safetensors"))
+    dit_results = []
+    for name in dit_fixtures.STRUCTURES:
+        dit_fixtures.write(name, model_config(SMALL_CHANNELS, SMALL_LATENT), pretransform)
+        print(f"wrote {dit_fixtures.FIXTURES / name}", flush=True)
+        dit_results.append(dit_fixtures.compare(name, model_config(SMALL_CHANNELS, SMALL_LATENT)))
+        print(dit_results[-1], flush=True)
+    if args["full_dit"]:
+        for name in dit_fixtures.STRUCTURES:
+            frames = int(args["full_dit_frames"])
+            dit_results.append(dit_fixtures.compare(name, model_config(128, 64), full=True, frames=frames))
+            print(dit_results[-1], flush=True)
     if args["full"]:
         results["full"] = full(float(args["full_seconds"]))
         print("full:", results["full"], flush=True)
-    print(write_results(copy.deepcopy(results), args["output"]))
+    print(write_results(copy.deepcopy(results), args["output"], dit_fixtures.results_section(dit_results)))
 
 
 if __name__ == "__main__":

@@ -1,11 +1,11 @@
 """Export latentaudio bundles in stable-audio-tools' format: ``model_config.json`` + ``model.safetensors``.
 
-make export-sat ARGS="vae=<VAE bundle> output=<folder>"
-latentaudio-export-sat vae=... output=...
+make export-sat ARGS="vae=<VAE bundle> dit=<DiT bundle> output=<folder>"
+latentaudio-export-sat vae=... [dit=...] output=...
 
-Writes the VAE as an ``autoencoder`` model, which stable-audio-tools loads with
-``create_model_from_config`` and ``load_state_dict``. DiT export is not implemented yet: ``dit=``
-is refused.
+Writes the VAE as an ``autoencoder`` model, or with ``dit=`` the whole ``diffusion_cond`` model
+(a DiT made as in ``conf/model/dit/sao_open_*.yaml``, on that VAE), which stable-audio-tools loads
+with ``create_model_from_config`` and ``load_state_dict``.
 """
 
 from __future__ import annotations
@@ -22,13 +22,10 @@ def export_sat(cfg: DictConfig):
     for key in ("vae", "output"):
         if cfg.get(key) in (None, ""):
             raise ConfigError(f"{key}= is required: vae=<VAE bundle> output=<folder for the files>")
-    if cfg.get("dit") not in (None, ""):
-        raise ConfigError(
-            "dit= was given, but exporting a DiT to stable-audio-tools is not implemented yet: "
-            "only the VAE exports today (leave dit= out)"
-        )
-    folder = export_vae(str(cfg.vae), str(cfg.output))
-    log.info("wrote %s/model_config.json and model.safetensors (an autoencoder model)", folder)
+    dit = cfg.get("dit") or None
+    folder = export_vae(str(cfg.vae), str(cfg.output), dit=None if dit is None else str(dit))
+    kind = "an autoencoder model" if dit is None else "a diffusion_cond model"
+    log.info("wrote %s/model_config.json and model.safetensors (%s)", folder, kind)
     return folder
 
 

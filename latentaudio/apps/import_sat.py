@@ -3,8 +3,9 @@
 make import-sat ARGS="checkpoint=<model.safetensors|model.ckpt> config=<model_config.json> output=<folder>"
 latentaudio-import-sat checkpoint=... config=... output=...
 
-Writes the VAE bundle at ``<output>/vae``. DiT import is not implemented yet: ``parts=[vae,dit]``
-is refused, and the report names the checkpoint's tensors that were left out.
+Writes the VAE bundle at ``<output>/vae`` and the DiT bundle (DiT and conditioners, tied to that
+VAE) at ``<output>/dit``; ``parts=[vae]`` imports the VAE alone. ``text_path=<local t5-base
+folder>`` is recorded in the DiT bundle's meta; the T5 weights are not in the checkpoint.
 """
 
 from __future__ import annotations
@@ -31,14 +32,24 @@ def import_sat(cfg: DictConfig):
     unknown = [p for p in parts if p not in PARTS]
     if unknown or not parts:
         raise ConfigError(f"parts={parts}: choose among {', '.join(PARTS)}")
-    if "dit" in parts:
-        raise ConfigError(
-            "parts includes dit, but importing the DiT and conditioners of stable-audio-tools is not "
-            "implemented yet: only the VAE imports today (parts=[vae])"
-        )
+    if "dit" in parts and "vae" not in parts:
+        raise ConfigError("parts=[dit] needs the VAE it belongs to: import parts=[vae,dit] together")
     report = import_vae(str(cfg.checkpoint), str(cfg.config), f"{cfg.output}/vae")
-    for line in report.summary().splitlines():
+    for line in report.summary(with_dit="dit" in parts).splitlines():
         log.info("%s", line)
+    if "dit" in parts:
+        from latentaudio.interop.sat_dit import import_dit
+
+        dit_report = import_dit(
+            str(cfg.checkpoint),
+            str(cfg.config),
+            f"{cfg.output}/dit",
+            f"{cfg.output}/vae",
+            cfg.get("text_path"),
+        )
+        for line in dit_report.summary().splitlines():
+            log.info("%s", line)
+        return report, dit_report
     return report
 
 

@@ -221,10 +221,12 @@ def train(cfg: DictConfig) -> float | None:
     loss (for sweeps)."""
     from latentaudio.data.datamodule import LatentDataModule
 
+    init = None
     if cfg.app in ("finetune", "distill"):
         bundle, base = check_base_config(cfg)
     else:
         bundle, base = check_diffusion_config(cfg), None
+        init = load_init_bundle(cfg, bundle) if cfg.get("init") else None
     save_resolved_config(cfg)
     latents = resolve_latents(cfg, bundle)
     # after encoding, so the initial weights do not depend on whether the latents were cached;
@@ -243,7 +245,7 @@ def train(cfg: DictConfig) -> float | None:
     d = cfg.data
     datamodule = LatentDataModule(
         latents=latents,
-        crop_frames=d.crop_frames or (base.meta["crop_frames"] if base else None),
+        crop_frames=d.crop_frames or ((base or init).meta["crop_frames"] if (base or init) else None),
         batch_size=d.batch_size,
         val_fraction=d.val_fraction,
         split_seed=d.split_seed,
@@ -264,7 +266,8 @@ def train(cfg: DictConfig) -> float | None:
                 "give a metadata.csv with a phonemes column ([[ipa, start_s, end_s], ...], as "
                 "make demo-speech-data writes), or set conditioning.phonemes=false"
             )
-    statistics = base.meta["latent_statistics"] if base else datamodule.statistics
+    # a network that learnt on latents at one scale keeps that scale: the base's, or the init's
+    statistics = (base or init).meta["latent_statistics"] if (base or init) else datamodule.statistics
     ckpt_path = resolve_ckpt_path(cfg)
     if ckpt_path:
         check_checkpoint_matches(ckpt_path, bundle, statistics)
@@ -279,7 +282,9 @@ def train(cfg: DictConfig) -> float | None:
         "crop_frames": datamodule.hparams.crop_frames,
     }
     common = dict(latent=latent, **training_arguments(cfg))
-    if base is None:
+    if init is not None:
+        module = continue_module(cfg, init, common)
+    elif base is None:
         module = diffusion_module(cfg, datamodule, common)
     elif cfg.app == "finetune":
         module = finetune_module(cfg, base, datamodule.labels, common)
@@ -317,6 +322,40 @@ def diffusion_module(cfg: DictConfig, datamodule, common: dict):
         labels=labels,
         sampling=resolve_sampling(cfg.objective.name, plain(cfg.sampling)),
         aligned=plain(cfg.aligned) if cfg.get("aligned") else None,
+        **common,
+    )
+
+
+def load_init_bundle(cfg: DictConfig, vae: Bundle) -> Bundle:
+    """The DiT bundle ``init=`` names, checked against the VAE bundle."""
+    init = load_bundle(cfg.init, kind="dit")
+    check_same_vae(
+        init.meta["vae_hash"],
+        vae.hash,
+        f"the DiT bundle {init.path} (init=)",
+        f"pass vae= the VAE bundle it belongs to (make import-sat writes it beside the DiT), not {vae.path}",
+    )
+    if init.meta.get("aligned", {}).get("enabled") or init.config["conditioner"].get("num_labels"):
+        raise ConfigError(
+            f"init={init.path}: continuing a DiT with labels or aligned inputs is not supported; use make finetune"
+        )
+    return init
+
+
+def continue_module(cfg: DictConfig, init: Bundle, common: dict):
+    """Full training that starts from the weights of the DiT bundle ``init`` (every weight trains)."""
+    from latentaudio.dit.training import DiTTraining
+
+    meta = init.meta
+    objective = {**plain(cfg.objective), "name": meta["objective"]["name"]}
+    log.info("continuing %s (%s objective) from %s", init.hash, objective["name"], init.path)
+    return DiTTraining(
+        dit=init.config["dit"],
+        conditioner=init.config["conditioner"],
+        objective=objective,
+        labels=[],
+        sampling=meta.get("sampling") or {},
+        init={"path": str(init.path), "hash": init.hash},
         **common,
     )
 

@@ -32,6 +32,7 @@ from latentaudio.dit.model import RotaryEmbedding, SelfAttention
 from latentaudio.speech.symbols import SymbolVocabulary
 from latentaudio.speech.units import PROGRESS_FEATURES, UNIT_SLOTS
 
+UNCOND_MODES = ("null", "zero_context")
 CONDITION_NAMES = ("timing", "label", "text", "tempo", "key", "phonemes", "voice")
 KEY_COUNT = 24  # latentaudio.data.metadata.KEYS: 12 tonics x major, minor
 BATCH_KEYS = (  # what forward reads
@@ -83,6 +84,26 @@ class TimingConditioner(nn.Module):
     def forward(self, seconds_start: Tensor, seconds_total: Tensor) -> Tensor:
         features = torch.cat([self.fourier(seconds_start), self.fourier(seconds_total)], dim=-1)
         return self.mlp(features.to(self.null.device))  # (B, dim)
+
+
+class NumberConditioner(nn.Module):
+    """A number (B,) float into (B, dim): clamped to [low, high], scaled to [0, 1], expanded into
+    [u, sin(2 pi u f), cos(2 pi u f)] at ``features // 2`` learned frequencies f, then one linear
+    layer (Stable Audio Open's NumberConditioner for seconds_start and seconds_total)."""
+
+    def __init__(self, dim: int, low: float, high: float, features: int = 256):
+        super().__init__()
+        if not high > low:
+            raise ValueError(f"a number condition needs low < high, got [{low}, {high}]")
+        self.low, self.high = float(low), float(high)
+        self.frequencies = nn.Parameter(torch.randn(features // 2))  # (F/2,)
+        self.linear = nn.Linear(features + 1, dim)
+
+    def forward(self, values: Tensor) -> Tensor:
+        values = values.to(self.frequencies.device, torch.float32).clamp(self.low, self.high)
+        u = ((values - self.low) / (self.high - self.low))[:, None].to(self.frequencies.dtype)  # (B, 1)
+        angles = 2 * math.pi * u * self.frequencies[None]  # (B, F/2)
+        return self.linear(torch.cat([u, angles.sin(), angles.cos()], dim=-1))  # (B, dim)
 
 
 class TempoConditioner(nn.Module):
@@ -271,9 +292,11 @@ class T5TextEncoder(nn.Module):
     ``path`` holds a saved T5 (``config.json``, weights) and its tokenizer, as written by
     ``save_pretrained``. Frozen (the default), it stays in eval mode without gradients.
     ``forward(list[str]) -> (tokens (B, S, dim), mask (B, S) bool)``, dim = the model's d_model.
+    ``padding``: "longest" (to the batch's longest caption) or "max_length" (always
+    ``max_length`` tokens, as Stable Audio Open was trained).
     """
 
-    def __init__(self, path: str, max_length: int = 128, frozen: bool = True):
+    def __init__(self, path: str, max_length: int = 128, frozen: bool = True, padding: str = "longest"):
         super().__init__()
         try:
             from transformers import AutoTokenizer, T5EncoderModel
@@ -285,6 +308,7 @@ class T5TextEncoder(nn.Module):
         self.path = str(path)
         self.max_length = max_length
         self.frozen = frozen
+        self.padding = padding
         self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
         self.model = T5EncoderModel.from_pretrained(self.path, local_files_only=True)
         self.dim = self.model.config.d_model
@@ -301,7 +325,11 @@ class T5TextEncoder(nn.Module):
     def forward(self, texts: list[str]) -> tuple[Tensor, Tensor]:
         device = next(self.model.parameters()).device
         encoded = self.tokenizer(
-            list(texts), padding="longest", truncation=True, max_length=self.max_length, return_tensors="pt"
+            list(texts),
+            padding=self.padding,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
         )
         ids, mask = encoded["input_ids"].to(device), encoded["attention_mask"].to(device).bool()
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
@@ -342,6 +370,23 @@ class Conditioner(nn.Module):
         voice: condition on ``voice`` (:func:`voice_statistics` of a recording of the speaker,
             NaN for none) of latents with ``voice_latent_dim`` channels: the DiT's training
             takes it from the clip itself, speech prompts give it at inference.
+
+    Stable Audio Open's conditioning (``conf/model/dit/sao_open_*.yaml``), as options:
+        numbers: {batch key: [low, high]}, e.g. ``seconds_start`` and ``seconds_total``: each a
+            `NumberConditioner` of size ``cross_dim``; their embeddings are concatenated into
+            ``global_cond`` (so ``global_dim`` = their count x ``cross_dim``) and appended, in the
+            same order, as tokens after the text. They are never dropped. Not combined with the
+            other global conditions, which sum.
+        text_model: the text encoder the weights expect (e.g. "t5-base"), recorded so a user
+            knows which ``text_path`` to give; with ``text_projection=False`` a T5 conditioner
+            builds without ``text_path`` and reads pre-encoded ``text_tokens`` (B, S, cross_dim)
+            with ``text_mask`` (B, S) from the batch instead of captions.
+        text_padding: "longest" or "max_length" (T5 tokens always padded to ``text_max_length``).
+        text_projection: a trained linear layer after the T5 encoder (False: none; the encoder's
+            size must be ``cross_dim``).
+        mask_padding: False: cross-attention attends the padding tokens (zero vectors) too.
+        uncond: the unconditional form for dropout and guidance: "null" (each condition's null,
+            above) or "zero_context" (every cross-attention token zeroed, ``global_cond`` kept).
     """
 
     def __init__(
@@ -366,15 +411,44 @@ class Conditioner(nn.Module):
         phoneme_depth: int = 2,
         voice: bool = False,
         voice_latent_dim: int = 0,
+        numbers: dict[str, list[float]] | None = None,
+        text_model: str | None = None,
+        text_padding: str = "longest",
+        text_projection: bool = True,
+        mask_padding: bool = True,
+        uncond: str = "null",
     ):
         super().__init__()
+        if uncond not in UNCOND_MODES:
+            raise ValueError(f"uncond={uncond!r}: choose one of {', '.join(UNCOND_MODES)}")
+        if text_padding not in ("longest", "max_length"):
+            raise ValueError(f"text_padding={text_padding!r}: choose 'longest' or 'max_length'")
+        numbers = dict(numbers or {})
+        if numbers:
+            others = [
+                name
+                for name, on in (
+                    ("timing", timing),
+                    ("label", num_labels > 0),
+                    ("tempo", tempo),
+                    ("key", key),
+                    ("voice", voice),
+                )
+                if on
+            ]
+            if others:
+                raise ValueError(f"numbers are concatenated into global_cond, {others} are summed: not both")
+            if cross_dim <= 0 or global_dim != len(numbers) * cross_dim:
+                raise ValueError(
+                    f"numbers {list(numbers)} need cross_dim > 0 and global_dim = {len(numbers)} x cross_dim"
+                )
         if text not in (None, "bytes", "t5"):
             raise ValueError(f"text must be None, 'bytes' or 't5', got {text!r}")
         if text is not None and cross_dim <= 0:
             raise ValueError("text conditioning needs cross_dim > 0")
         if label_tokens and (num_labels <= 0 or cross_dim <= 0):
             raise ValueError("label_tokens needs labels (num_labels > 0) and cross_dim > 0")
-        if text == "t5" and not text_path:
+        if text == "t5" and not text_path and text_projection:
             raise ValueError("text='t5' needs text_path, a local folder with the model and tokenizer")
         if isinstance(cfg_dropout, dict):
             unknown = set(cfg_dropout) - set(CONDITION_NAMES)
@@ -382,6 +456,14 @@ class Conditioner(nn.Module):
                 raise ValueError(f"unknown cfg_dropout keys {sorted(unknown)}; known: {CONDITION_NAMES}")
         self.global_dim = global_dim
         self.cross_dim = cross_dim
+        self.text = text
+        self.text_model = text_model
+        self.text_max_length = text_max_length
+        self.mask_padding = mask_padding
+        self.uncond = uncond
+        self.numbers = nn.ModuleDict(
+            {name: NumberConditioner(cross_dim, *bounds) for name, bounds in numbers.items()}
+        )
         self.dropout = {
             name: float(cfg_dropout.get(name, 0.0) if isinstance(cfg_dropout, dict) else cfg_dropout)
             for name in CONDITION_NAMES
@@ -400,23 +482,26 @@ class Conditioner(nn.Module):
         self.text_proj: nn.Module = nn.Identity()
         if text == "bytes":
             self.text_encoder = ByteTextEncoder(cross_dim, text_depth, text_heads, text_max_length)
-        elif text == "t5":
-            self.text_encoder = T5TextEncoder(text_path, text_max_length, frozen=True)
-            self.text_proj = nn.Linear(self.text_encoder.dim, cross_dim)
+        elif text == "t5" and text_path:
+            self.text_encoder = T5TextEncoder(text_path, text_max_length, frozen=True, padding=text_padding)
+            if text_projection:
+                self.text_proj = nn.Linear(self.text_encoder.dim, cross_dim)
+            elif self.text_encoder.dim != cross_dim:
+                raise ValueError(
+                    f"the T5 in {text_path} gives {self.text_encoder.dim} channels, this model reads "
+                    f"{cross_dim} without a projection: it expects {text_model or 'another encoder'}"
+                )
         self.register_buffer("_anchor", torch.zeros(0), persistent=False)  # tells the device
 
     # ------------------------------------------------------------------ sizes
     @property
     def global_cond_dim(self) -> int:
-        return (
-            self.global_dim
-            if any(c is not None for c in (self.timing, self.label, self.tempo, self.key, self.voice))
-            else 0
-        )
+        globals_ = (self.timing, self.label, self.tempo, self.key, self.voice)
+        return self.global_dim if len(self.numbers) or any(c is not None for c in globals_) else 0
 
     @property
     def cross_attn_dim(self) -> int:
-        return self.cross_dim if (self.text_encoder is not None or self.label_token is not None) else 0
+        return self.cross_dim if (self.text or self.label_token is not None or len(self.numbers)) else 0
 
     @property
     def aligned_dim(self) -> int:
@@ -485,27 +570,69 @@ class Conditioner(nn.Module):
             embedded = self.voice(voice)  # (B, D)
             global_cond = embedded if global_cond is None else global_cond + embedded
 
+        number_tokens = []
+        for name, embedder in self.numbers.items():
+            if name not in batch and name != "seconds_start":
+                raise ValueError(f"this model is conditioned on {name}: give it in the batch")
+            values = batch.get(name, [0.0] * batch_size)
+            embedded = embedder(torch.as_tensor(values, dtype=torch.float32, device=device))  # (B, D)
+            global_cond = embedded if global_cond is None else torch.cat([global_cond, embedded], dim=-1)
+            number_tokens.append(embedded[:, None])  # (B, 1, D)
+
         token_sets: list[tuple[Tensor, Tensor]] = []
         if self.label_token is not None:
             # the same labels (after dropout) as the global path: one condition, two ways in
             token = self.label_token(labels)[:, None]  # (B, 1, cross_dim)
             token_sets.append((token, torch.ones(batch_size, 1, dtype=torch.bool, device=device)))
-        if self.text_encoder is not None:
-            captions = list(batch.get("caption", [""] * batch_size))
-            keep = self._keep("text", batch_size, force_uncond).tolist()
-            captions = [caption if k else "" for caption, k in zip(captions, keep)]
-            tokens, mask = self.text_encoder(captions)  # (B, S, E), (B, S)
-            token_sets.append((self.text_proj(tokens), mask))  # (B, S, cross_dim)
+        zero_context = self.uncond == "zero_context"
+        if self.text is not None:
+            # with zero_context, text is dropped below with every other token, not replaced by ""
+            keep = None if zero_context else self._keep("text", batch_size, force_uncond)
+            token_sets.append(self._text_tokens(batch, batch_size, keep))
+        ones = torch.ones(batch_size, 1, dtype=torch.bool, device=device)
+        token_sets += [(tokens, ones) for tokens in number_tokens]
         cross_cond = cross_mask = None
         if token_sets:
             cross_cond = torch.cat([tokens for tokens, _ in token_sets], dim=1)  # (B, S', cross_dim)
             cross_mask = torch.cat([mask for _, mask in token_sets], dim=1)  # (B, S')
+            if not self.mask_padding:
+                cross_mask = torch.ones_like(cross_mask)
+            if zero_context:
+                keep = self._keep("text", batch_size, force_uncond)[:, None, None]  # (B, 1, 1)
+                cross_cond = torch.where(keep, cross_cond, 0.0)
         aligned_cond = None
         if self.phonemes is not None:
             aligned_cond = self._phoneme_features(batch, batch_size, force_uncond, frames)
         return dict(
             global_cond=global_cond, cross_cond=cross_cond, cross_mask=cross_mask, aligned_cond=aligned_cond
         )
+
+    def _text_tokens(self, batch: dict, batch_size: int, keep: Tensor | None) -> tuple[Tensor, Tensor]:
+        """(tokens (B, S, cross_dim), mask (B, S)) of the captions, or of pre-encoded ``text_tokens``;
+        ``keep`` (B,) drops captions to "" (pre-encoded tokens to zeros) where False."""
+        device = self._anchor.device
+        if "text_tokens" in batch:
+            tokens = torch.as_tensor(batch["text_tokens"], device=device).float()  # (B, S, E)
+            mask = batch.get("text_mask")
+            mask = torch.ones(tokens.shape[:2], dtype=torch.bool, device=device) if mask is None else mask
+            mask = torch.as_tensor(mask, device=device).bool()
+            if keep is not None:
+                tokens = torch.where(keep[:, None, None], tokens, 0.0)
+            return self.text_proj(tokens) * mask[..., None], mask
+        if self.text_encoder is None and not any(batch.get("caption") or []):
+            # no prompt and no encoder: the all-zero tokens of the unconditional branch
+            zeros = torch.zeros(batch_size, self.text_max_length, self.cross_dim, device=device)
+            return zeros, torch.zeros(batch_size, self.text_max_length, dtype=torch.bool, device=device)
+        if self.text_encoder is None:
+            raise ValueError(
+                f"this model reads {self.text_model or self.text} text embeddings, and no encoder is loaded: "
+                "give text_path=<a local folder holding it> (or text_tokens in the batch)"
+            )
+        captions = list(batch.get("caption", [""] * batch_size))
+        if keep is not None:
+            captions = [caption if k else "" for caption, k in zip(captions, keep.tolist())]
+        tokens, mask = self.text_encoder(captions)  # (B, S, E), (B, S)
+        return self.text_proj(tokens) * mask[..., None], mask  # (B, S, cross_dim)
 
     def _phoneme_features(
         self, batch: dict, batch_size: int, force_uncond: bool, frames: int | None

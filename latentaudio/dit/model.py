@@ -20,6 +20,8 @@ from einops import rearrange
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+TIMESTEP_FEATURES = ("sinusoidal", "learned")
+
 
 def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
     return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)  # (B, N, D)
@@ -31,12 +33,23 @@ def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
 
 
 class TimestepEmbedder(nn.Module):
-    """Embeds a diffusion time t in [0, 1] as sinusoids followed by an MLP."""
+    """Embeds a diffusion time t in [0, 1] as Fourier features followed by an MLP.
 
-    def __init__(self, width: int, frequency_dim: int = 256, max_period: float = 10000.0):
+    ``features="sinusoidal"``: fixed geometric frequencies (DiT); ``"learned"``: a trained
+    frequency per feature pair, cos and sin of 2 pi t f (Stable Audio Open's FourierFeatures).
+    """
+
+    def __init__(
+        self, width: int, frequency_dim: int = 256, max_period: float = 10000.0, features: str = "sinusoidal"
+    ):
         super().__init__()
+        if features not in TIMESTEP_FEATURES:
+            raise ValueError(f"timestep_features={features!r}: choose one of {', '.join(TIMESTEP_FEATURES)}")
         self.frequency_dim = frequency_dim
         self.max_period = max_period
+        self.features = features
+        if features == "learned":
+            self.frequencies = nn.Parameter(torch.randn(frequency_dim // 2, 1))  # (F/2, 1)
         self.mlp = nn.Sequential(nn.Linear(frequency_dim, width), nn.SiLU(), nn.Linear(width, width))
 
     def sinusoids(self, t: Tensor) -> Tensor:
@@ -47,12 +60,18 @@ class TimestepEmbedder(nn.Module):
         args = 1000.0 * t.float()[:, None] * freqs[None]  # (B, F/2)
         return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)  # (B, F)
 
+    def learned_fourier(self, t: Tensor) -> Tensor:
+        args = 2 * math.pi * t.to(self.frequencies.dtype)[:, None] @ self.frequencies.T  # (B, F/2)
+        return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)  # (B, F)
+
     def forward(self, t: Tensor) -> Tensor:
-        return self.mlp(self.sinusoids(t))  # (B, D)
+        features = self.learned_fourier(t) if self.features == "learned" else self.sinusoids(t)
+        return self.mlp(features)  # (B, D)
 
 
 class RotaryEmbedding(nn.Module):
-    """Rotary position embedding tables for a head dimension (rotates all of it)."""
+    """Rotary position embedding tables for ``head_dim`` channels (the first ones of each head:
+    `apply_rotary` leaves the rest as they are)."""
 
     def __init__(self, head_dim: int, base: float = 10000.0):
         super().__init__()
@@ -69,6 +88,10 @@ class RotaryEmbedding(nn.Module):
 
 
 def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    rotary_dim = cos.shape[-1]
+    if rotary_dim < x.shape[-1]:  # rotary on part of each head (GPT-J); the rest passes through
+        rotated = apply_rotary(x[..., :rotary_dim], cos, sin)
+        return torch.cat([rotated, x[..., rotary_dim:]], dim=-1)  # (B, H, N, Dh)
     x1, x2 = x.chunk(2, dim=-1)  # (B, H, N, Dh/2) each
     rotated = torch.cat([-x2, x1], dim=-1)  # (B, H, N, Dh)
     return x * cos.to(x.dtype) + rotated * sin.to(x.dtype)  # (B, H, N, Dh)
@@ -103,35 +126,71 @@ def _attend(proj: nn.Module, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | Non
     return out if has_any is None else out * has_any
 
 
+class QKNorm(nn.Module):
+    """LayerNorm over each head's queries and keys (Q/K LayerNorm), which bounds the attention logits."""
+
+    def __init__(self, head_dim: int):
+        super().__init__()
+        self.q_norm = nn.LayerNorm(head_dim, eps=1e-6)
+        self.k_norm = nn.LayerNorm(head_dim, eps=1e-6)
+
+
 class SelfAttention(nn.Module):
-    def __init__(self, width: int, heads: int, dropout: float = 0.0):
+    def __init__(
+        self, width: int, heads: int, dropout: float = 0.0, bias: bool = True, qk_norm: bool = False
+    ):
         super().__init__()
         self.heads = heads
         self.dropout = dropout
-        self.qkv = nn.Linear(width, 3 * width)
-        self.proj = nn.Linear(width, width)
+        self.qkv = nn.Linear(width, 3 * width, bias=bias)
+        self.proj = nn.Linear(width, width, bias=bias)
+        self.qk_norm = QKNorm(width // heads) if qk_norm else None
 
     def forward(
         self, x: Tensor, rope: tuple[Tensor, Tensor] | None = None, mask: Tensor | None = None
     ) -> Tensor:
         q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.heads)
+        if self.qk_norm is not None:
+            q, k = self.qk_norm.q_norm(q), self.qk_norm.k_norm(k)  # (B, H, N, Dh)
         if rope is not None:
             q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)  # (B, H, N, Dh)
         return _attend(self.proj, q, k, v, mask, self.dropout if self.training else 0.0)  # (B, N, D)
 
 
 class CrossAttention(nn.Module):
-    def __init__(self, width: int, context_dim: int, heads: int, dropout: float = 0.0):
+    """Queries from the latent tokens, keys and values from the context tokens; with ``kv_heads``
+    below ``heads``, each key/value head serves ``heads // kv_heads`` query heads (grouped)."""
+
+    def __init__(
+        self,
+        width: int,
+        context_dim: int,
+        heads: int,
+        dropout: float = 0.0,
+        bias: bool = True,
+        qk_norm: bool = False,
+        kv_heads: int | None = None,
+    ):
         super().__init__()
+        kv_heads = kv_heads or heads
+        if heads % kv_heads:
+            raise ValueError(f"cross_kv_heads={kv_heads} does not divide heads={heads}")
         self.heads = heads
+        self.kv_heads = kv_heads
         self.dropout = dropout
-        self.q = nn.Linear(width, width)
-        self.kv = nn.Linear(context_dim, 2 * width)
-        self.proj = nn.Linear(width, width)
+        self.q = nn.Linear(width, width, bias=bias)
+        self.kv = nn.Linear(context_dim, 2 * kv_heads * (width // heads), bias=bias)
+        self.proj = nn.Linear(width, width, bias=bias)
+        self.qk_norm = QKNorm(width // heads) if qk_norm else None
 
     def forward(self, x: Tensor, context: Tensor, mask: Tensor | None = None) -> Tensor:
         q = rearrange(self.q(x), "b n (h d) -> b h n d", h=self.heads)  # (B, H, N, Dh)
-        k, v = rearrange(self.kv(context), "b s (two h d) -> two b h s d", two=2, h=self.heads)
+        k, v = rearrange(self.kv(context), "b s (two h d) -> two b h s d", two=2, h=self.kv_heads)
+        if self.qk_norm is not None:
+            q, k = self.qk_norm.q_norm(q), self.qk_norm.k_norm(k)
+        if self.kv_heads != self.heads:
+            group = self.heads // self.kv_heads
+            k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)  # (B, H, S, Dh)
         return _attend(self.proj, q, k, v, mask, self.dropout if self.training else 0.0)  # (B, N, D)
 
 
@@ -140,6 +199,7 @@ class CrossAttention(nn.Module):
 #################################################################################
 
 FEED_FORWARDS = ("gelu", "swiglu")
+GLOBAL_COND_MODES = ("adaln", "prepend")
 
 
 class SwiGLU(nn.Module):
@@ -176,7 +236,11 @@ def make_feed_forward(kind: str, width: int, hidden: int, dropout: float) -> nn.
 
 
 class DiTBlock(nn.Module):
-    """Self-attention, optional cross-attention and an MLP, with adaLN-Zero conditioning."""
+    """Self-attention, optional cross-attention and an MLP, with adaLN-Zero conditioning.
+
+    ``modulated=False`` (global conditioning prepended as a token instead): plain pre-norm
+    residual branches with affine LayerNorms, as in Stable Audio Open.
+    """
 
     def __init__(
         self,
@@ -186,19 +250,28 @@ class DiTBlock(nn.Module):
         cross_attn_dim: int,
         dropout: float,
         feed_forward_kind: str = "gelu",
+        modulated: bool = True,
+        bias: bool = True,
+        qk_norm: bool = False,
+        cross_kv_heads: int | None = None,
+        norm_eps: float = 1e-6,
     ):
         super().__init__()
-        self.norm1 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
-        self.attn = SelfAttention(width, heads, dropout)
+        self.modulated = modulated
+        self.norm1 = nn.LayerNorm(width, eps=norm_eps, elementwise_affine=not modulated, bias=bias)
+        self.attn = SelfAttention(width, heads, dropout, bias, qk_norm)
         if cross_attn_dim > 0:
             # Not gated by c: the text path is the same at every noise level.
-            self.norm_cross = nn.LayerNorm(width, eps=1e-6)
-            self.cross_attn = CrossAttention(width, cross_attn_dim, heads, dropout)
+            self.norm_cross = nn.LayerNorm(width, eps=norm_eps, bias=bias)
+            self.cross_attn = CrossAttention(
+                width, cross_attn_dim, heads, dropout, bias, qk_norm, cross_kv_heads
+            )
         else:
             self.cross_attn = None
-        self.norm2 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        self.norm2 = nn.LayerNorm(width, eps=norm_eps, elementwise_affine=not modulated, bias=bias)
         self.mlp = make_feed_forward(feed_forward_kind, width, int(width * mlp_ratio), dropout)
-        self.adaln_modulation = nn.Sequential(nn.SiLU(), nn.Linear(width, 6 * width))
+        if modulated:
+            self.adaln_modulation = nn.Sequential(nn.SiLU(), nn.Linear(width, 6 * width))
 
     def forward(
         self,
@@ -208,6 +281,11 @@ class DiTBlock(nn.Module):
         cross_cond: Tensor | None = None,
         cross_mask: Tensor | None = None,
     ) -> Tensor:
+        if not self.modulated:
+            x = x + self.attn(self.norm1(x), rope)  # (B, N, D)
+            if self.cross_attn is not None:
+                x = x + self.cross_attn(self.norm_cross(x), cross_cond, cross_mask)  # (B, N, D)
+            return x + self.mlp(self.norm2(x))  # (B, N, D)
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = self.adaln_modulation(c).chunk(
             6, dim=-1
         )
@@ -221,15 +299,25 @@ class DiTBlock(nn.Module):
 
 
 class FinalLayer(nn.Module):
-    def __init__(self, width: int, out_dim: int):
+    """adaLN-modulated LayerNorm and a projection; ``modulated=False``: the projection alone."""
+
+    def __init__(self, width: int, out_dim: int, modulated: bool = True, bias: bool = True):
         super().__init__()
-        self.norm_final = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
-        self.linear = nn.Linear(width, out_dim)
-        self.adaln_modulation = nn.Sequential(nn.SiLU(), nn.Linear(width, 2 * width))
+        self.modulated = modulated
+        self.linear = nn.Linear(width, out_dim, bias=bias)
+        if modulated:
+            self.norm_final = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+            self.adaln_modulation = nn.Sequential(nn.SiLU(), nn.Linear(width, 2 * width))
 
     def forward(self, x: Tensor, c: Tensor) -> Tensor:
+        if not self.modulated:
+            return self.linear(x)  # (B, N, P * C)
         shift, scale = self.adaln_modulation(c).chunk(2, dim=-1)  # (B, D) each
         return self.linear(modulate(self.norm_final(x), shift, scale))  # (B, N, P * C)
+
+
+def _embedder(in_dim: int, width: int, bias: bool) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(in_dim, width, bias=bias), nn.SiLU(), nn.Linear(width, width, bias=bias))
 
 
 class DiT(nn.Module):
@@ -249,6 +337,25 @@ class DiT(nn.Module):
             rest in the backward pass. Same outputs and gradients, less memory, more compute.
         feed_forward: "gelu" (two linear layers around a GELU) or "swiglu" (`SwiGLU`, as in
             Stable Audio Open).
+
+    The options below describe Stable Audio Open's DiTs (``conf/model/dit/sao_open_*.yaml``);
+    their defaults are this DiT's own design.
+        global_cond_mode: "adaln" (time + global condition drive adaLN-Zero in every block and
+            the final layer) or "prepend" (they form one token in front of the latent tokens; the
+            blocks are plain pre-norm, the final layer a projection without norm).
+        rotary_dim: channels of each head that rotary positions rotate (None: all of them).
+        qk_norm: LayerNorm over each head's queries and keys, in self- and cross-attention.
+        bias: biases in the attention projections, the input and output projections and the
+            global and cross condition embedders (the time embedder and the MLPs keep theirs);
+            without them the LayerNorms have no bias either.
+        io_convs: a 1x1 convolution with a residual around it on the input channels before the
+            transformer and on the output after it (zero at init: the identity).
+        timestep_features: "sinusoidal" (fixed frequencies) or "learned" (trained frequencies).
+        cross_embed_dim: >0: the cross-attention tokens first pass an MLP (Linear, SiLU, Linear)
+            to this size, which the attention then reads; 0: they are read as they come.
+        cross_kv_heads: key/value heads of cross-attention (None: ``heads``); fewer are shared by
+            groups of query heads.
+        norm_eps: the epsilon of the blocks' LayerNorms.
     """
 
     def __init__(
@@ -265,12 +372,30 @@ class DiT(nn.Module):
         dropout: float = 0.0,
         checkpoint_blocks: bool | int = False,
         feed_forward: str = "gelu",
+        global_cond_mode: str = "adaln",
+        rotary_dim: int | None = None,
+        qk_norm: bool = False,
+        bias: bool = True,
+        io_convs: bool = False,
+        timestep_features: str = "sinusoidal",
+        cross_embed_dim: int = 0,
+        cross_kv_heads: int | None = None,
+        norm_eps: float = 1e-6,
     ):
         super().__init__()
         if feed_forward not in FEED_FORWARDS:
             raise ValueError(f"feed_forward={feed_forward!r}: choose one of {', '.join(FEED_FORWARDS)}")
+        if global_cond_mode not in GLOBAL_COND_MODES:
+            raise ValueError(
+                f"global_cond_mode={global_cond_mode!r}: choose one of {', '.join(GLOBAL_COND_MODES)}"
+            )
         if width % heads:
             raise ValueError(f"width {width} is not a multiple of heads {heads}")
+        head_dim = width // heads
+        if rotary_dim is not None and not (0 < rotary_dim <= head_dim and rotary_dim % 2 == 0):
+            raise ValueError(
+                f"rotary_dim={rotary_dim}: give an even number up to the head dimension {head_dim}"
+            )
         if int(checkpoint_blocks) < 0:
             raise ValueError(f"checkpoint_blocks={checkpoint_blocks}: give false, true or every k-th block")
         self.latent_dim = latent_dim
@@ -284,39 +409,76 @@ class DiT(nn.Module):
         self.aligned_cond_channels = aligned_cond_channels
         self.checkpoint_every = int(checkpoint_blocks)
         self.feed_forward = feed_forward
+        self.prepend = global_cond_mode == "prepend"
+        self.cross_embed_dim = cross_embed_dim
 
-        self.x_embedder = nn.Linear(patch_size * (latent_dim + aligned_cond_channels), width)
-        self.t_embedder = TimestepEmbedder(width)
-        if global_cond_dim > 0:
-            self.global_embedder = nn.Sequential(
-                nn.Linear(global_cond_dim, width), nn.SiLU(), nn.Linear(width, width)
-            )
-        else:
-            self.global_embedder = None
-        self.rotary = RotaryEmbedding(width // heads)
+        in_channels = latent_dim + aligned_cond_channels
+        self.input_conv = nn.Conv1d(in_channels, in_channels, 1, bias=False) if io_convs else None
+        self.output_conv = nn.Conv1d(latent_dim, latent_dim, 1, bias=False) if io_convs else None
+        self.x_embedder = nn.Linear(patch_size * in_channels, width, bias=bias)
+        self.t_embedder = TimestepEmbedder(width, features=timestep_features)
+        self.global_embedder = _embedder(global_cond_dim, width, bias) if global_cond_dim > 0 else None
+        self.cross_embedder = None
+        context_dim = cross_attn_dim
+        if cross_attn_dim > 0 and cross_embed_dim > 0:
+            self.cross_embedder = _embedder(cross_attn_dim, cross_embed_dim, bias)
+            context_dim = cross_embed_dim
+        self.rotary = RotaryEmbedding(rotary_dim or head_dim)
         self.blocks = nn.ModuleList(
-            [DiTBlock(width, heads, mlp_ratio, cross_attn_dim, dropout, feed_forward) for _ in range(depth)]
+            [
+                DiTBlock(
+                    width,
+                    heads,
+                    mlp_ratio,
+                    context_dim,
+                    dropout,
+                    feed_forward,
+                    modulated=not self.prepend,
+                    bias=bias,
+                    qk_norm=qk_norm,
+                    cross_kv_heads=cross_kv_heads,
+                    norm_eps=norm_eps,
+                )
+                for _ in range(depth)
+            ]
         )
-        self.final_layer = FinalLayer(width, patch_size * latent_dim)
+        self.final_layer = FinalLayer(width, patch_size * latent_dim, modulated=not self.prepend, bias=bias)
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 nn.init.xavier_uniform_(module.weight)
-                nn.init.zeros_(module.bias)
-        for embedder in (self.t_embedder.mlp, self.global_embedder):
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+        for embedder in (self.t_embedder.mlp, self.global_embedder, self.cross_embedder):
             if embedder is not None:
                 nn.init.normal_(embedder[0].weight, std=0.02)
                 nn.init.normal_(embedder[2].weight, std=0.02)
-        # adaLN-Zero: every residual branch starts closed and the output starts at zero.
+        for conv in (self.input_conv, self.output_conv):
+            if conv is not None:
+                nn.init.zeros_(conv.weight)  # the residual conv starts as the identity
+        # adaLN-Zero (or, unmodulated, zeroed branch outputs): every residual branch starts
+        # closed and the output starts at zero.
         for block in self.blocks:
-            nn.init.zeros_(block.adaln_modulation[-1].weight)
-            nn.init.zeros_(block.adaln_modulation[-1].bias)
-        nn.init.zeros_(self.final_layer.adaln_modulation[-1].weight)
-        nn.init.zeros_(self.final_layer.adaln_modulation[-1].bias)
+            if block.modulated:
+                nn.init.zeros_(block.adaln_modulation[-1].weight)
+                nn.init.zeros_(block.adaln_modulation[-1].bias)
+            else:
+                branches = [
+                    block.attn.proj,
+                    block.mlp[-1] if isinstance(block.mlp, nn.Sequential) else block.mlp.out,
+                ]
+                if block.cross_attn is not None:
+                    branches.append(block.cross_attn.proj)
+                for linear in branches:
+                    nn.init.zeros_(linear.weight)
+        if self.final_layer.modulated:
+            nn.init.zeros_(self.final_layer.adaln_modulation[-1].weight)
+            nn.init.zeros_(self.final_layer.adaln_modulation[-1].bias)
         nn.init.zeros_(self.final_layer.linear.weight)
-        nn.init.zeros_(self.final_layer.linear.bias)
+        if self.final_layer.linear.bias is not None:
+            nn.init.zeros_(self.final_layer.linear.bias)
 
     def forward(
         self,
@@ -335,6 +497,8 @@ class DiT(nn.Module):
         self._check_conditions(global_cond, cross_cond, aligned_cond)
         num_frames = x.shape[-1]
         h = x if aligned_cond is None else torch.cat([x, aligned_cond.to(x.dtype)], dim=1)  # (B, C + A, T)
+        if self.input_conv is not None:
+            h = h + self.input_conv(h)  # (B, C + A, T)
         pad = -num_frames % self.patch_size
         h = F.pad(h, (0, pad))  # (B, C + A, T')
         h = rearrange(h, "b c (n p) -> b n (p c)", p=self.patch_size)  # (B, N, P * (C + A))
@@ -343,6 +507,10 @@ class DiT(nn.Module):
         c = self.t_embedder(t.to(x.device).expand(x.shape[0]))  # (B, D)
         if self.global_embedder is not None:
             c = c + self.global_embedder(global_cond)  # (B, D)
+        if self.cross_embedder is not None:
+            cross_cond = self.cross_embedder(cross_cond)  # (B, S, E)
+        if self.prepend:
+            h = torch.cat([c[:, None].to(h.dtype), h], dim=1)  # (B, 1 + N, D)
         rope = self.rotary(h.shape[1])  # (N, Dh) each
 
         recompute = self.checkpoint_every > 0 and self.training and torch.is_grad_enabled()
@@ -352,9 +520,14 @@ class DiT(nn.Module):
                 h = checkpoint(block, h, c, rope, cross_cond, cross_mask, use_reentrant=False)  # (B, N, D)
             else:
                 h = block(h, c, rope, cross_cond, cross_mask)  # (B, N, D)
+        if self.prepend:
+            h = h[:, 1:]  # (B, N, D)
         h = self.final_layer(h, c)  # (B, N, P * C)
         out = rearrange(h, "b n (p c) -> b c (n p)", p=self.patch_size)  # (B, C, T')
-        return out[..., :num_frames].to(x.dtype)  # (B, C, T)
+        out = out[..., :num_frames]  # (B, C, T)
+        if self.output_conv is not None:
+            out = out + self.output_conv(out)  # (B, C, T)
+        return out.to(x.dtype)
 
     def _check_conditions(self, global_cond, cross_cond, aligned_cond) -> None:
         for name, value, size in (

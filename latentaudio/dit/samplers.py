@@ -8,8 +8,19 @@ v objective (x_t = cos(phi) x0 + sin(phi) eps, phi = pi t / 2):
   euler, heun   the probability-flow ODE dx/dphi = v, first and second order.
   dpmpp_2m      DPM-Solver++(2M) (Lu et al. 2022), multistep in log-SNR.
   dpmpp_2m_sde  its SDE variant (eta = 1); draws fresh noise from ``generator``.
+  dpmpp_3m_sde  DPM-Solver++(3M) SDE (eta = 1), as k-diffusion's: Stable Audio Open 1.0's sampler.
 rectified flow (x_t = (1 - t) x0 + t eps):
   euler, heun   the ODE dx/dt = model output.
+  pingpong      predict x0, re-noise it to the next time with fresh noise: the few-step
+                sampler of Stable Audio Open Small.
+
+Schedules (the times the steps visit):
+  linear           evenly spaced from t_start to t_end (the default).
+  polyexponential  v: k-diffusion's sigmas (sigma = tan(pi t / 2)) exp-spaced from sigma_max to
+                   sigma_min (rho 1: log-linear), then 0: what stable-audio-tools runs its k-samplers on
+                   (Stable Audio Open 1.0: 0.3 to 500). Without ``init`` the start is noise x sigma(t_0).
+  logsnr           rectified flow: log((1 - t) / t) evenly spaced from -6 (or t_start's) to 2, with
+                   the first time t_start and the last 0 (stable-audio-tools' ``sample_rf``).
 
 Heun's last step into t = 0 is an Euler step (Karras et al. 2022, Algorithm 1): a network is
 barely trained at t = 0 (logit-normal times never reach it, min-SNR weighting gives it no
@@ -29,8 +40,15 @@ from latentaudio.dit.diffusion import DiffusionObjective
 ModelFn = Callable[[Tensor, Tensor], Tensor]
 
 VALID_SAMPLERS: dict[str, tuple[str, ...]] = {
-    "v": ("ddim", "euler", "heun", "dpmpp_2m", "dpmpp_2m_sde"),
-    "rectified_flow": ("euler", "heun"),
+    "v": ("ddim", "euler", "heun", "dpmpp_2m", "dpmpp_2m_sde", "dpmpp_3m_sde"),
+    "rectified_flow": ("euler", "heun", "pingpong"),
+}
+# sampling settings a bundle may store beside sampler, steps and cfg_scale (imported Stable Audio
+# Open models store theirs): ``sample``'s keyword arguments of the same names
+SCHEDULE_KEYS = ("schedule", "sigma_min", "sigma_max", "rho")
+SCHEDULES: dict[str, tuple[str, ...]] = {
+    "v": ("linear", "polyexponential"),
+    "rectified_flow": ("linear", "logsnr"),
 }
 DEFAULT_SAMPLERS: dict[str, str] = {"v": "dpmpp_2m", "rectified_flow": "heun"}
 
@@ -133,6 +151,10 @@ def sample(
     generator: torch.Generator | None = None,
     on_step: Callable[[Tensor, float], Tensor] | None = None,
     progress: Callable[[int], None] | None = None,
+    schedule: str = "linear",
+    sigma_min: float = 0.3,
+    sigma_max: float = 500.0,
+    rho: float = 1.0,
 ) -> Tensor:
     """Run ``sampler`` for ``steps`` steps from t_start to t_end and return the final state.
 
@@ -152,6 +174,8 @@ def sample(
         on_step: ``on_step(x, t_next) -> x`` applied after every step (RePaint-style
             inpainting replaces the known region with the init noised to t_next).
         progress: called with the step index (0-based) after every step.
+        schedule: the times the steps visit (see the module's docstring); ``sigma_min``,
+            ``sigma_max`` and ``rho`` shape the polyexponential one.
     """
     check_sampler(objective, sampler)
     if steps < 1:
@@ -159,8 +183,13 @@ def sample(
     if not 0.0 <= t_end < t_start <= 1.0:
         raise ValueError(f"need 0 <= t_end < t_start <= 1, got t_start={t_start}, t_end={t_end}")
     batch = noise.shape[0]
-    x = noise if init is None else objective.noisy(init, noise, torch.full((batch,), t_start))
-    times = [t_start + (t_end - t_start) * i / steps for i in range(steps + 1)]
+    times = time_grid(objective, schedule, steps, t_start, t_end, sigma_min, sigma_max, rho)
+    if init is not None:
+        x = objective.noisy(init, noise, torch.full((batch,), times[0]))
+    elif schedule == "polyexponential":  # k-diffusion's start: noise x sigma_max, i.e. x_t = sin(phi_0) noise
+        x = float(objective.sigma(torch.tensor(times[0], dtype=torch.float64))) * noise
+    else:  # the state at t_start itself (pure noise at t_start = 1)
+        x = noise
 
     def model_x0(x_t: Tensor, t: float) -> tuple[Tensor, Tensor]:
         t_batch = torch.full((batch,), t, dtype=torch.float32, device=x_t.device)
@@ -176,6 +205,7 @@ def sample(
 
     old_denoised: Tensor | None = None
     h_last: float | None = None
+    history: list = [None, None, None, None]  # dpmpp_3m_sde: the last two predictions and steps
     for i in range(steps):
         t, t_next = times[i], times[i + 1]
         if sampler == "euler":
@@ -188,6 +218,15 @@ def sample(
             out, x0 = model_x0(x, t)
             eps = objective.eps_from(x, out, torch.full((batch,), t))
             x = math.cos(_angle(t_next)) * x0 + math.sin(_angle(t_next)) * eps
+        elif sampler == "pingpong":
+            _, x0 = model_x0(x, t)
+            x = (
+                x0
+                if t_next == 0.0
+                else objective.noisy(x0, _randn_like(x, generator), torch.full((batch,), t_next))
+            )
+        elif sampler == "dpmpp_3m_sde":
+            x = _dpmpp_3m_sde_step(model_x0, x, t, t_next, history, generator)
         else:
             x, old_denoised, h_last = _dpmpp_step(
                 sampler, model_x0, x, t, t_next, old_denoised, h_last, generator
@@ -196,6 +235,75 @@ def sample(
             x = on_step(x, t_next)
         if progress is not None:
             progress(i)
+    return x
+
+
+def time_grid(
+    objective: DiffusionObjective,
+    schedule: str,
+    steps: int,
+    t_start: float = 1.0,
+    t_end: float = 0.0,
+    sigma_min: float = 0.3,
+    sigma_max: float = 500.0,
+    rho: float = 1.0,
+) -> list[float]:
+    """The ``steps + 1`` times a sampler visits, from the start to t_end (module docstring)."""
+    valid = SCHEDULES.get(objective.name, ())
+    if schedule not in valid:
+        raise ValueError(
+            f"schedule {schedule!r} does not work with the {objective.name!r} objective; valid: {', '.join(valid)}"
+        )
+    if schedule == "linear":
+        return [t_start + (t_end - t_start) * i / steps for i in range(steps + 1)]
+    if t_end != 0.0:
+        raise ValueError(f"the {schedule} schedule ends at t = 0, not t_end={t_end}")
+    if schedule == "polyexponential":
+        if not 0.0 < sigma_min < sigma_max:
+            raise ValueError(f"need 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
+        if t_start < 1.0:  # a variation starts lower: no sigma above t_start's
+            sigma_max = min(sigma_max, math.tan(_angle(t_start)))
+        ramp = [1.0 - i / (steps - 1) for i in range(steps)] if steps > 1 else [1.0]
+        log_min, log_max = math.log(sigma_min), math.log(sigma_max)
+        sigmas = [math.exp(r**rho * (log_max - log_min) + log_min) for r in ramp]
+        return [math.atan(sigma) * 2.0 / math.pi for sigma in sigmas] + [0.0]
+    # logsnr, as stable-audio-tools' sample_rf
+    logsnr_max = -6.0 if t_start >= 1.0 else math.log((1.0 - t_start) / t_start + 1e-6)
+    logsnr = [logsnr_max + (2.0 - logsnr_max) * i / steps for i in range(steps + 1)]
+    times = [1.0 / (1.0 + math.exp(value)) for value in logsnr]  # sigmoid(-logsnr)
+    times[0], times[-1] = t_start, 0.0
+    return times
+
+
+def _dpmpp_3m_sde_step(model_x0, x, t, t_next, history, generator):
+    """One DPM-Solver++(3M) SDE step (eta = 1) of the v objective's VP process, in log-SNR: k-diffusion's
+    ``sample_dpmpp_3m_sde`` on x_t = alpha x_k. ``history`` [denoised_1, denoised_2, h_1, h_2] is
+    updated in place."""
+    _, denoised = model_x0(x, t)
+    alpha, sigma = math.cos(_angle(t)), math.sin(_angle(t))
+    alpha_next, sigma_next = math.cos(_angle(t_next)), math.sin(_angle(t_next))
+    denoised_1, denoised_2, h_1, h_2 = history
+    if sigma_next <= 0.0:
+        history[:] = [denoised, denoised_1, h_1, h_2]
+        return denoised
+    exp_neg_h = (alpha * sigma_next) / (alpha_next * sigma)
+    h = -math.log(max(exp_neg_h, 1e-300))
+    h_eta = 2.0 * h
+    phi_1 = -math.expm1(-h_eta)
+    x = (sigma_next / sigma) * exp_neg_h * x + alpha_next * phi_1 * denoised
+    phi_2 = math.expm1(-h_eta) / h_eta + 1.0
+    if h_2 is not None:
+        r0, r1 = h_1 / h, h_2 / h
+        d1_0 = (denoised - denoised_1) / r0
+        d1_1 = (denoised_1 - denoised_2) / r1
+        d1 = d1_0 + (d1_0 - d1_1) * r0 / (r0 + r1)
+        d2 = (d1_0 - d1_1) / (r0 + r1)
+        phi_3 = phi_2 / h_eta - 0.5
+        x = x + alpha_next * (phi_2 * d1 - phi_3 * d2)
+    elif h_1 is not None:
+        x = x + alpha_next * phi_2 * (denoised - denoised_1) / (h_1 / h)
+    x = x + sigma_next * math.sqrt(-math.expm1(-2.0 * h)) * _randn_like(x, generator)
+    history[:] = [denoised, denoised_1, h, h_1]
     return x
 
 

@@ -5,6 +5,9 @@ training set (stored in the bundle; never a hand-set constant). The VAE is never
 here: it is loaded from its bundle only to decode samples for logging, and is kept out of
 the state dict. Hyperparameters are plain values, so ``load_from_checkpoint`` needs no YAML.
 
+Continued training (``init=``): the network starts from a DiT bundle's weights and all of them
+train, as they would from scratch.
+
 Fine-tuning (``finetune=``): the network starts from a DiT bundle, frozen, and trains low-rank
 adapters (latentaudio/dit/lora.py) and the rows of new labels; checkpoints then hold only what
 trains (the base is read again from its bundle, hash-checked), and the export is an adapter bundle.
@@ -71,6 +74,7 @@ class DiTTraining(GuardedTraining):
         compile: bool = False,
         compile_mode: str | None = None,
         finetune: dict | None = None,
+        init: dict | None = None,
     ):
         super().__init__(optim.get("accumulate_grad_batches", 1), (guard or {}).get("max_bad_steps", 20))
         self.save_hyperparameters()
@@ -112,6 +116,10 @@ class DiTTraining(GuardedTraining):
     def start_from_base(self) -> None:
         """Fine-tuning: load the base DiT's weights and put adapters on them. Subclasses that
         start from a trained DiT (distillation) override this; it runs before the EMA copy."""
+        init = self.hparams.get("init")
+        if init:  # continued training: every weight from the bundle {"path", "hash"}, all of them train
+            load_base_weights(self.denoiser, init["path"], init["hash"])
+            return
         if not self.finetune:
             return
         # {"base_path", "base_hash", "base_labels": count, "lora": AdapterSpec fields}

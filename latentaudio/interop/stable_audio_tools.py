@@ -314,14 +314,17 @@ class ImportReport:
     # tensors of the checkpoint outside the VAE, by their first name: not imported (the DiT's)
     left: dict[str, int] = field(default_factory=dict)
 
-    def summary(self) -> str:
+    def summary(self, with_dit: bool = False) -> str:
+        """``with_dit``: the DiT's tensors are imported too, so they are not listed as left out."""
         lines = [
             f"VAE: mapped all {self.tensors} tensors ({self.parameters:,} values) into {self.bundle} "
             f"(hash {self.hash})",
         ]
-        if self.left:
+        if self.left and not with_dit:
             parts = ", ".join(f"{name}.* ({count})" for name, count in sorted(self.left.items()))
-            lines.append(f"not imported: {parts}: DiT and conditioner import is not implemented yet")
+            lines.append(
+                f"not imported: {parts} (the DiT and conditioners: import them with parts=[vae,dit])"
+            )
         return "\n".join(lines)
 
 
@@ -374,8 +377,9 @@ def import_vae(
     return ImportReport(Path(output), digest, len(state), parameters, options, dict(left))
 
 
-def export_vae(bundle: str | os.PathLike, output: str | os.PathLike) -> Path:
-    """Write ``model_config.json`` (an ``autoencoder`` model) and ``model.safetensors`` of a VAE bundle."""
+def pretransform_section(bundle: str | os.PathLike) -> tuple[dict, dict[str, torch.Tensor], dict]:
+    """(their autoencoder section, its tensors keyed as an ``autoencoder`` model's, the bundle's meta
+    with its hash) of a VAE bundle."""
     loaded = load_bundle(bundle, kind="vae")
     options = {k: v for k, v in loaded.config["vae"].items() if k != "_target_"}
     section = autoencoder_section(options)
@@ -388,12 +392,37 @@ def export_vae(bundle: str | os.PathLike, output: str | os.PathLike) -> Path:
         tensors = translate(state, OOBLECK_RULES, to_ours=False, what=f"the VAE bundle {bundle}")
     except MappingError as error:
         raise FormatError(str(error)) from error
+    return section, tensors, {**loaded.meta, "hash": loaded.hash, "channels": options["channels"]}
+
+
+def export_vae(
+    bundle: str | os.PathLike, output: str | os.PathLike, dit: str | os.PathLike | None = None
+) -> Path:
+    """Write ``model_config.json`` and ``model.safetensors`` of a VAE bundle: an ``autoencoder``
+    model, or with ``dit`` (a DiT bundle on that VAE) the whole ``diffusion_cond`` model."""
+    section, tensors, meta = pretransform_section(bundle)
     model_config = {
         "model_type": "autoencoder",
-        "sample_rate": loaded.meta["sample_rate"],
-        "audio_channels": options["channels"],
+        "sample_rate": meta["sample_rate"],
+        "audio_channels": meta["channels"],
         "model": section,
     }
+    if dit is not None:
+        from latentaudio.interop.sat_dit import export_dit
+
+        sections, dit_tensors = export_dit(load_bundle(dit, kind="dit"), meta)
+        scale = sections.pop("scale")
+        pretransform = {"type": "autoencoder", "iterate_batch": True, "config": section}
+        if scale != 1.0:
+            pretransform["scale"] = scale
+        model_config = {
+            "model_type": "diffusion_cond",
+            "sample_size": sections.pop("sample_size"),
+            "sample_rate": meta["sample_rate"],
+            "audio_channels": meta["channels"],
+            "model": {"pretransform": pretransform, **sections, "io_channels": section["latent_dim"]},
+        }
+        tensors = {f"{PRETRANSFORM_PREFIX}{k}": v for k, v in tensors.items()} | dit_tensors
     output = Path(output)
     with atomic_write(output) as staging:
         staging.mkdir()

@@ -187,31 +187,29 @@ def test_the_report_names_what_it_left_out(tmp_path):
 
     report = import_vae(edited_checkpoint(tmp_path, add_dit), FIXTURE / "model_config.json", tmp_path / "vae")
     assert report.left == {"model": 1, "conditioner": 1}
-    assert "not implemented yet" in report.summary()
+    assert "parts=[vae,dit]" in report.summary()
+    assert "not imported" not in report.summary(with_dit=True)
 
 
-def test_the_apps_write_the_vae_and_refuse_the_dit(tmp_path):
+def test_the_apps_write_the_vae_alone_and_refuse_a_dit_the_checkpoint_lacks(tmp_path):
     from apps_helpers import compose_app
 
     from latentaudio.apps.export_sat import export_sat
     from latentaudio.apps.import_sat import import_sat
 
     files = [f"checkpoint={FIXTURE / 'model.safetensors'}", f"config={FIXTURE / 'model_config.json'}"]
-    report = import_sat(compose_app("import_sat", tmp_path / "run", [*files, f"output={tmp_path / 'out'}"]))
+    report = import_sat(
+        compose_app("import_sat", tmp_path / "run", [*files, f"output={tmp_path / 'out'}", "parts=[vae]"])
+    )
     assert load_bundle(tmp_path / "out" / "vae", kind="vae").hash == report.hash
-    with pytest.raises(ConfigError, match="not implemented yet"):
-        import_sat(
-            compose_app(
-                "import_sat", tmp_path / "run", [*files, f"output={tmp_path / 'x'}", "parts=[vae,dit]"]
-            )
-        )
+    # this checkpoint holds the autoencoder only: the DiT its config describes is missing
+    with pytest.raises(FormatError, match="lacks"):
+        import_sat(compose_app("import_sat", tmp_path / "run", [*files, f"output={tmp_path / 'x'}"]))
+    with pytest.raises(ConfigError, match="needs the VAE"):
+        import_sat(compose_app("import_sat", tmp_path / "run", [*files, "output=y", "parts=[dit]"]))
     export_sat(
         compose_app(
             "export_sat", tmp_path / "run", [f"vae={tmp_path / 'out' / 'vae'}", f"output={tmp_path / 'e'}"]
         )
     )
     assert read_model_config(tmp_path / "e" / "model_config.json")["model_type"] == "autoencoder"
-    with pytest.raises(ConfigError, match="not implemented yet"):
-        export_sat(
-            compose_app("export_sat", tmp_path / "run", [f"vae={tmp_path / 'e'}", "dit=x", "output=y"])
-        )
