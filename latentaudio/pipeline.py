@@ -353,6 +353,7 @@ class Pipeline:
         aligned_cond: torch.Tensor | None = None,
         frame_conditions: dict | None = None,
         item_conditions: dict | None = None,
+        negative_frames: dict | None = None,
         seed: int = 0,
         progress: bool = False,
         **settings,
@@ -367,7 +368,9 @@ class Pipeline:
         latent space between the two windows and there is no seam. Windows with every frame
         known are skipped. ``frame_conditions``: conditions given frame by frame, (n, frames, ...)
         tensors (speech's phoneme features), cut to each window; ``item_conditions``: more
-        conditions of each item, the same in every window (a speech prompt's ``voice``).
+        conditions of each item, the same in every window (a speech prompt's ``voice``);
+        ``negative_frames``: frame conditions that replace those in guidance's negative branch
+        (speech's null phonemes: guidance by the words alone, the voice the same in both).
         """
         generator = self.generator(seed)
         negative_batch = self.negative_conditions(n, negative)
@@ -390,6 +393,10 @@ class Pipeline:
             batch["seconds_start"] = torch.full(
                 (n,), a * self.autoencoder.hop / self.sample_rate, device=self.device
             )
+            window_negative = negative_batch
+            if negative_frames:
+                cut = {name: value[:, a:b] for name, value in negative_frames.items()}
+                window_negative = {**(negative_batch or {}), **cut}
             canvas[..., a:b] = self.sample_latents(
                 b - a,
                 batch,
@@ -402,7 +409,7 @@ class Pipeline:
                 generator=generator,
                 progress=progress,
                 description=f"window {index + 1}/{len(starts)}" if len(starts) > 1 else "sampling",
-                negative=negative_batch,
+                negative=window_negative,
                 **settings,
             )
             made[a:b] = True
@@ -580,6 +587,7 @@ class Pipeline:
         seed: int = 0,
         progress: bool = False,
         prompt_window: float = 0.25,
+        phoneme_guidance: bool = False,
         **settings,
     ) -> torch.Tensor:
         """``text`` spoken, as (n, channels, samples), by a DiT trained with ``conditioning.phonemes``,
@@ -598,6 +606,7 @@ class Pipeline:
             seed,
             progress,
             prompt_window,
+            phoneme_guidance,
             **settings,
         )
 

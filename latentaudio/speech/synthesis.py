@@ -25,6 +25,7 @@ def speak(
     seed: int = 0,
     progress: bool = False,
     prompt_window: float = 0.25,
+    phoneme_guidance: bool = False,
     **settings,
 ) -> torch.Tensor:
     """``text`` spoken, as (n, channels, samples), by ``pipe`` (a :class:`~latentaudio.pipeline.Pipeline`
@@ -38,7 +39,9 @@ def speak(
     half, on 8 held-out sentences) gives the known frames before the text, and the whole of
     it the voice's statistics (a DiT trained with ``conditioning.voice``). ``prompt_text``:
     what it says (its phonemes are found in it by :func:`latentaudio.speech.align.align_by_synthesis`).
-    The prompt is not in the output.
+    The prompt is not in the output. ``phoneme_guidance``: guidance contrasts the text with no
+    text, the voice and the timing kept in both branches (default: every condition is dropped in
+    the unconditional branch).
     """
     if pipe.denoiser.conditioner.phonemes is None:
         raise ValueError(
@@ -94,9 +97,18 @@ def speak(
         keep=keep,
         frame_conditions=features,
         item_conditions={} if voice is None else {"voice": voice},
+        negative_frames=_null_phonemes(features) if phoneme_guidance else None,
         seed=seed,
         progress=progress,
         **settings,
     )
     audio = pipe.decode(x0, length=(frames - first) * hop)
     return audio[..., kept * hop : round((end - first * hop / pipe.sample_rate) * pipe.sample_rate)]
+
+
+def _null_phonemes(features: dict) -> dict:
+    """The phoneme features of no text (all ``<pad>``, no progress): the conditioner's null."""
+    return {
+        "phoneme_ids": torch.full_like(features["phoneme_ids"], SymbolVocabulary.pad_id),
+        "phoneme_progress": torch.zeros_like(features["phoneme_progress"]),
+    }

@@ -159,3 +159,35 @@ def test_evaluate_app_scores_a_speech_dit_on_a_held_out_folder(speech_bundles, t
     assert speech["vae"]["speaker_similarity_prompt"] == pytest.approx(
         speech["ceiling"]["speaker_similarity_prompt"]
     )
+
+
+def test_phoneme_guidance_contrasts_the_words_and_keeps_the_voice(speech_bundles, monkeypatch):
+    """phoneme_guidance: the negative branch has no text but the prompt's voice and the timing;
+    without it, guidance's other branch drops every condition."""
+    root, vae, dit = speech_bundles
+    pipe = Pipeline.from_bundles(vae, dit)
+    rows = (root / "heldout" / "metadata.csv").read_text(encoding="utf-8").splitlines()
+    path, text = rows[1].split(",")[:2]
+    voice, rate = read_audio(root / "heldout" / path)
+    conditioner = pipe.denoiser.conditioner
+    calls = []
+    original = type(conditioner).forward
+
+    def spy(self, batch, force_uncond=False, frames=None):
+        calls.append((batch, force_uncond))
+        return original(self, batch, force_uncond=force_uncond, frames=frames)
+
+    monkeypatch.setattr(type(conditioner), "forward", spy)
+    guided = pipe.speak(
+        SENTENCE, voice, rate, prompt_text=text, steps=2, cfg_scale=2.0, phoneme_guidance=True
+    )
+    assert torch.isfinite(guided).all() and calls and not any(force for _, force in calls)
+    spoken = [b for b, _ in calls if (b["phoneme_ids"] != 0).any()]
+    silent = [b for b, _ in calls if (b["phoneme_ids"] == 0).all()]
+    assert len(spoken) == len(silent) == len(calls) // 2  # one of each per network call
+    for batch in silent:
+        assert (batch["phoneme_progress"] == 0).all() and torch.isfinite(batch["voice"]).all()
+        assert "seconds_total" in batch
+    calls.clear()
+    pipe.speak(SENTENCE, voice, rate, prompt_text=text, steps=2, cfg_scale=2.0)
+    assert [force for _, force in calls].count(True) == len(calls) // 2
