@@ -51,6 +51,7 @@ from latentaudio.dit.samplers import (
     resolve_sampling,
     sample,
 )
+from latentaudio.speech import synthesis
 
 
 class SamplingOutOfMemoryError(RuntimeError):
@@ -576,39 +577,9 @@ class Pipeline:
             return self.vary(audio, sample_rate, strength, **options)
         return self._edit(audio, sample_rate, editing.enhance, **options)
 
-    def speak(
-        self,
-        text: str,
-        prompt: torch.Tensor | None = None,
-        sample_rate: int | None = None,
-        prompt_text: str | None = None,
-        seconds: float | None = None,
-        n: int = 1,
-        seed: int = 0,
-        progress: bool = False,
-        prompt_window: float = 0.25,
-        phoneme_guidance: bool = False,
-        **settings,
-    ) -> torch.Tensor:
-        """``text`` spoken, as (n, channels, samples), by a DiT trained with ``conditioning.phonemes``,
-        in the voice of ``prompt`` (channels, samples) at ``sample_rate`` if given, which says
-        ``prompt_text``: :func:`latentaudio.speech.synthesis.speak`."""
-        from latentaudio.speech.synthesis import speak
-
-        return speak(
-            self,
-            text,
-            prompt,
-            sample_rate,
-            prompt_text,
-            seconds,
-            n,
-            seed,
-            progress,
-            prompt_window,
-            phoneme_guidance,
-            **settings,
-        )
+    # ``text`` spoken in the voice of a prompt by a DiT trained with conditioning.phonemes: the
+    # planning lives with the rest of speech (latentaudio/speech/synthesis.py)
+    speak = synthesis.speak
 
     def pitch(
         self,

@@ -36,7 +36,6 @@ from latentaudio.apps.common import (
 from latentaudio.bundle import Bundle, check_same_vae, load_bundle
 from latentaudio.data.datamodule import check_latent_data
 from latentaudio.data.encode import encode_cached
-from latentaudio.data.latent_dataset import check_pack
 from latentaudio.data.scan import check_data_root
 from latentaudio.data.shards import read_manifest
 from latentaudio.dit.samplers import resolve_sampling
@@ -63,8 +62,7 @@ def check_diffusion_config(cfg: DictConfig) -> Bundle:
         )
     bundle = load_vae_bundle(cfg)
     try:
-        check_latent_data(cfg.data.crop_frames, cfg.data.val_fraction)
-        check_pack(cfg.data.get("pack", 0.0))
+        check_latent_data(cfg.data.crop_frames, cfg.data.val_fraction, cfg.data.get("pack", 0.0))
     except ValueError as error:
         raise ConfigError(str(error)) from error
     if cfg.dit.width % cfg.dit.heads or (cfg.dit.width // cfg.dit.heads) % 2:
@@ -134,7 +132,9 @@ def check_base_config(cfg: DictConfig) -> tuple[Bundle, Bundle]:
             AdapterSpec.from_config(plain(cfg.lora), "lora")
         else:
             check_distill_config(cfg, base)
-        check_latent_data(cfg.data.crop_frames or base.meta["crop_frames"], cfg.data.val_fraction)
+        check_latent_data(
+            cfg.data.crop_frames or base.meta["crop_frames"], cfg.data.val_fraction, cfg.data.get("pack", 0.0)
+        )
     except (AdapterError, DistillError, ValueError) as error:
         raise ConfigError(str(error)) from error
     check_data_source(cfg)

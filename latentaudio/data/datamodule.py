@@ -26,10 +26,11 @@ def check_audio_data(normalize: str, val_fraction: float) -> None:
     check_val_fraction(val_fraction)
 
 
-def check_latent_data(crop_frames: int, val_fraction: float) -> None:
+def check_latent_data(crop_frames: int, val_fraction: float, pack: float = 0.0) -> None:
     """The rules on ``data.*`` of :class:`LatentDataModule` alone; apps call this to fail before encoding."""
     check_crop_frames(crop_frames)
     check_val_fraction(val_fraction)
+    check_pack(pack)
 
 
 class AudioDataModule(pl.LightningDataModule):
@@ -119,8 +120,7 @@ class LatentDataModule(pl.LightningDataModule):
         (:class:`~latentaudio.data.latent_dataset.LatentDataset`)."""
         super().__init__()
         self.save_hyperparameters(ignore=["labels"])  # the module holds the labels
-        check_latent_data(crop_frames, val_fraction)
-        check_pack(pack)
+        check_latent_data(crop_frames, val_fraction, pack)
         self.manifest = read_manifest(latents)
         if expected_vae_hash is not None:
             check_same_vae(

@@ -1,4 +1,4 @@
-"""Text to speech with a phoneme-trained DiT: :func:`speak` (``Pipeline.speak`` calls it).
+"""Text to speech with a phoneme-trained DiT: :func:`speak`, which is ``Pipeline.speak``.
 
 The utterance is planned by :mod:`latentaudio.speech.units` (phonemes and durations); a voice
 prompt gives the known frames before the text (its end) and the voice's latent statistics (all
