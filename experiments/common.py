@@ -214,8 +214,10 @@ def adherence_row(metrics: dict) -> dict:
             {
                 "tempo_exact": captions["generated"].get("tempo_exact"),
                 "tempo_ceiling": captions["real"].get("tempo_exact"),
+                "tempo_vae_ceiling": (captions.get("vae") or {}).get("tempo_exact"),
                 "key_accuracy": captions["generated"].get("key_accuracy"),
                 "key_ceiling": captions["real"].get("key_accuracy"),
+                "key_vae_ceiling": (captions.get("vae") or {}).get("key_accuracy"),
                 "label_accuracy_from_text": captions.get("label_accuracy"),
             }
         )

@@ -344,9 +344,12 @@ def measure_adherence(
             )
             bar.update(1)
         asked = [caption_attributes(real.rows[i]) for i in rows]
+        with torch.inference_mode():
+            through_vae = [pipeline.autoencoder.reconstruct(real.clips[i][None], rate)[0].cpu() for i in rows]
         text: dict = {
             "generated": attribute_adherence(clips, asked, rate),
             "real": attribute_adherence([real.clips[i] for i in rows], asked, rate),
+            "vae": attribute_adherence(through_vae, asked, rate),  # what a perfect DiT could reach
             "captions": [str(real.rows[i].get("caption") or "") for i in rows],
             "asked_by": sorted(row_conditions(pipeline, conditioning, real.rows[rows[0]])) if rows else [],
         }

@@ -174,6 +174,8 @@ ARGUMENTS: dict[str, dict[str, float | None]] = {
         "text_max_length": 65536,
         "label_tokens": None,
         "tempo": None,
+        "tempo_grid": None,
+        "frame_rate": None,
         "key": None,
         "phonemes": None,
         "phoneme_dim": 16384,

@@ -196,6 +196,15 @@ class Pipeline:
         bpm: float | None = None,
         key: str | None = None,
     ) -> dict:
+        """The conditioning batch of ``n`` items. A DiT with tempo or key conditions reads them
+        from the prompt ("... in A minor at 120 bpm") when ``bpm`` / ``key`` are not given, as its
+        training read them from captions without bpm and key columns."""
+        conditioner = self.denoiser.conditioner
+        asked = metadata.caption_attributes({"caption": prompt or ""})
+        if bpm is None and conditioner.tempo is not None:
+            bpm = asked.get("bpm")
+        if key is None and conditioner.key is not None:
+            key = asked.get("key")
         batch: dict = {
             "seconds_start": torch.zeros(n, device=self.device),
             "seconds_total": torch.full((n,), float(seconds), device=self.device),

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m experiments.benchmarks.adherence_peer                 # 400 s a side, on a quiet machine
     .venv/bin/python -m experiments.benchmarks.adherence_peer budget=20 per_label=4 output=/tmp/smoke.md
+    .venv/bin/python -m experiments.benchmarks.adherence_peer seeds=0,1,2   # three runs a side, and their mean
 
 Both DiTs learn the same latents: the demo VAE's (``vae=``, what ``make demo`` trained) posterior
 means of the demo files a DiT trains on (all but the demo's hash split of held-out files),
@@ -24,6 +25,11 @@ label from the same noise with the same sampler (ours: ``dpmpp_2m``, 30 steps, C
 settings), our VAE decodes them, and ``make evaluate``'s label judge (fitted on real clips; its
 accuracy on held-out real clips and on their VAE reconstructions are the ceilings) and
 per-label distances score them. Results are appended to ``output``.
+
+``seeds``: one whole run per seed (weights, batch order and sampling noise drawn from it, the
+same for both sides); the section lists every run and the mean and range of each side, since
+one run cannot separate two recipes (the peer's accuracy moved from 0.54 to 0.41 between two
+runs of one recipe).
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ DEFAULTS = {
     "data": "data/demo",
     "output": peer.HERE / "adherence_results.md",
     "ours": "",  # Hydra overrides of our side's recipe, comma-separated: conditioning.label_tokens=true
+    "seeds": "0",  # comma-separated: one whole run per seed
 }
 
 
@@ -77,7 +84,9 @@ def sized_to_budget(side: DiTSide, budget: float) -> Callable[[int, float], None
     return after_turn
 
 
-def our_side(num_labels: int, latent_dim: int, frames: int, rate: int, hop: int, args) -> DiTSide:
+def our_side(
+    num_labels: int, latent_dim: int, frames: int, rate: int, hop: int, args, seed: int = 0
+) -> DiTSide:
     import torch
 
     from latentaudio.dit.samplers import sample
@@ -95,6 +104,7 @@ def our_side(num_labels: int, latent_dim: int, frames: int, rate: int, hop: int,
         num_labels=num_labels,
         overrides=overrides,
         total_steps=lambda: plan["total"],
+        seed=seed,
     )
 
     def conditions(labels):
@@ -128,7 +138,7 @@ def our_side(num_labels: int, latent_dim: int, frames: int, rate: int, hop: int,
     return side
 
 
-def peer_side(num_labels: int, latent_dim: int, args) -> DiTSide:
+def peer_side(num_labels: int, latent_dim: int, args, seed: int = 0) -> DiTSide:
     import torch
     from stable_audio_tools.models.dit import DiffusionTransformer
 
@@ -141,7 +151,7 @@ def peer_side(num_labels: int, latent_dim: int, args) -> DiTSide:
     recipe = steps.dit_recipe()
     d, o = recipe["dit"], recipe["optim"]
     bf16 = recipe["trainer"]["precision"].startswith("bf16")
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
 
     class LabelledDiT(torch.nn.Module):
         """The peer's transformer with the label as one prepended token (its ``prepend_cond``)."""
@@ -244,7 +254,7 @@ def batches(latents, ids, batch_size: int, seed: int) -> Iterator:
             yield latents[chosen], ids[chosen]
 
 
-def score(sides, labels, real, vae, stats, frames: int, args) -> dict:
+def score(sides, labels, real, vae, stats, frames: int, args, seed: int = 0) -> dict:
     """Each side's clips per label, judged against real clips and their VAE reconstructions."""
     import torch
 
@@ -266,7 +276,7 @@ def score(sides, labels, real, vae, stats, frames: int, args) -> dict:
     vae_ceiling = judge.judge(rebuilt, [names[i] for i in held], rate)["accuracy"]
     n = int(args["per_label"])
     asked = torch.arange(len(labels)).repeat_interleave(n)
-    generator = torch.Generator().manual_seed(0)
+    generator = torch.Generator().manual_seed(seed)
     mean, std = stats
     noise = torch.randn(len(asked), mean.shape[1], frames, generator=generator)  # the same for both sides
     real_features = metrics.mfcc_features(real.clips, rate)
@@ -289,31 +299,50 @@ def score(sides, labels, real, vae, stats, frames: int, args) -> dict:
     return results
 
 
-def write_results(args, sides, results, labels, loads) -> str:
+def write_results(args, runs, labels, loads) -> str:
+    """One section: every run (seed, side) and, over several seeds, each side's mean and range."""
+    first = runs[0][2]
+    seeds = [seed for seed, _, _ in runs]
     lines = [
         f"## {time.strftime('%Y-%m-%d %H:%M')}: {args['budget']:.0f} s of training per side ({peer.machine()})",
         "",
         f"Command: `.venv/bin/python -m experiments.benchmarks.adherence_peer budget={args['budget']:g}"
         + (f" ours={args['ours']}" if args["ours"] else "")
+        + (f" seeds={args['seeds']}" if len(seeds) > 1 or seeds != [0] else "")
         + "` "
         f"(turns of {args['slice']:g} s; load average {loads[0]:.1f} before, {loads[1]:.1f} after). "
         f"{args['per_label']} clips per label and side, `dpmpp_2m` {args['steps']} steps, CFG {args['cfg_scale']:g}. "
-        f"Label judge ceilings: held-out real clips {results['ceiling']:.2f}, their VAE reconstructions "
-        f"{results['vae_ceiling']:.2f}.",
+        f"Label judge ceilings: held-out real clips {first['ceiling']:.2f}, their VAE reconstructions "
+        f"{first['vae_ceiling']:.2f}.",
         "",
-        *[f"- {s.name}: {s.describe()}" for s in sides],
+        *[f"- {s.name}: {s.describe()}" for s in runs[0][1]],
         "",
-        f"| side | steps | seconds | final loss | label accuracy | per label ({', '.join(labels)}) "
+        f"| seed | side | steps | seconds | final loss | label accuracy | per label ({', '.join(labels)}) "
         "| FD same / other | FD MFCC to real |",
-        "|---|---:|---:|---:|---:|---|---:|---:|",
+        "|---:|---|---:|---:|---:|---:|---|---:|---:|",
     ]
-    for s in sides:
-        r = results[s.name]
-        per_label = ", ".join(f"{r['per_label'].get(label, 0.0):.2f}" for label in labels)
-        lines.append(
-            f"| {s.name} | {s.steps} | {s.used:.0f} | {s.loss:.3f} | {r['accuracy']:.2f} | {per_label} "
-            f"| {r['fd_same_over_other']:.2f} | {r['fd_mfcc']:.0f} |"
-        )
+    for seed, sides, results in runs:
+        for s in sides:
+            r = results[s.name]
+            per_label = ", ".join(f"{r['per_label'].get(label, 0.0):.2f}" for label in labels)
+            lines.append(
+                f"| {seed} | {s.name} | {s.steps} | {s.used:.0f} | {s.loss:.3f} | {r['accuracy']:.2f} | {per_label} "
+                f"| {r['fd_same_over_other']:.2f} | {r['fd_mfcc']:.0f} |"
+            )
+    if len(runs) > 1:
+        lines += [
+            "",
+            "| side | label accuracy, mean (range) | FD same / other, mean | FD MFCC, mean |",
+            "|---|---|---:|---:|",
+        ]
+        for s in runs[0][1]:
+            accuracy = [results[s.name]["accuracy"] for _, _, results in runs]
+            ratio = [results[s.name]["fd_same_over_other"] for _, _, results in runs]
+            fd = [results[s.name]["fd_mfcc"] for _, _, results in runs]
+            lines.append(
+                f"| {s.name} | {sum(accuracy) / len(accuracy):.2f} ({min(accuracy):.2f}-{max(accuracy):.2f}) "
+                f"| {sum(ratio) / len(ratio):.2f} | {sum(fd) / len(fd):.0f} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -330,25 +359,29 @@ def main() -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     latents, ids, labels, real, vae, stats = demo_latents(args)
     _, latent_dim, frames = latents.shape
-    sides = [
-        our_side(len(labels), latent_dim, frames, vae.sample_rate, vae.hop, args),
-        peer_side(len(labels), latent_dim, args),
-    ]
-    for side in sides:
-        side.stream = batches(latents, ids, 16, seed=0)  # the same batches in the same order
-        side.after_turn = sized_to_budget(side, args["budget"])
+    seeds = [int(seed) for seed in str(args["seeds"]).split(",") if seed.strip()]
     loads = [os.getloadavg()[0]]
-    while any(side.used < args["budget"] for side in sides):
+    runs = []
+    for seed in seeds:
+        sides = [
+            our_side(len(labels), latent_dim, frames, vae.sample_rate, vae.hop, args, seed),
+            peer_side(len(labels), latent_dim, args, seed),
+        ]
         for side in sides:
-            if side.used < args["budget"]:
-                train_turn(side, min(args["slice"], args["budget"] - side.used))
-        print(
-            " | ".join(f"{s.name}: {s.steps} steps, {s.used:.0f} s, loss {s.loss:.3f}" for s in sides),
-            flush=True,
-        )
+            side.stream = batches(latents, ids, 16, seed=seed)  # the same batches in the same order
+            side.after_turn = sized_to_budget(side, args["budget"])
+        while any(side.used < args["budget"] for side in sides):
+            for side in sides:
+                if side.used < args["budget"]:
+                    train_turn(side, min(args["slice"], args["budget"] - side.used))
+            print(
+                f"seed {seed}: "
+                + " | ".join(f"{s.name}: {s.steps} steps, {s.used:.0f} s, loss {s.loss:.3f}" for s in sides),
+                flush=True,
+            )
+        runs.append((seed, sides, score(sides, labels, real, vae, stats, frames, args, seed)))
     loads.append(os.getloadavg()[0])
-    results = score(sides, labels, real, vae, stats, frames, args)
-    text = write_results(args, sides, results, labels, loads)
+    text = write_results(args, runs, labels, loads)
     print(text)
     with open(args["output"], "a") as handle:
         handle.write("\n" + text)

@@ -325,7 +325,9 @@ def format_adherence(result: dict) -> list[str]:
             ("tonic_accuracy", "tonic"),
         ):
             if name in generated:
-                lines.append(f"  {title:<24} {generated[name]:6.1%} | {real[name]:6.1%}")
+                through_vae = (result["captions"].get("vae") or {}).get(name)
+                vae = "" if through_vae is None else f" (VAE reconstructions: {through_vae:.1%})"
+                lines.append(f"  {title:<24} {generated[name]:6.1%} | {real[name]:6.1%}{vae}")
         if "label_accuracy" in result["captions"]:
             text = result["captions"]
             lines.append(

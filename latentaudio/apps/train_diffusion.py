@@ -79,6 +79,10 @@ def check_diffusion_config(cfg: DictConfig) -> Bundle:
         raise ConfigError(
             f"conditioning.phoneme_dim={cfg.conditioning.phoneme_dim}: give at least 1 (64 is the default)"
         )
+    if cfg.conditioning.get("tempo_grid") and not cfg.conditioning.get("tempo"):
+        raise ConfigError(
+            "conditioning.tempo_grid=true gives the tempo frame by frame: set conditioning.tempo=true too"
+        )
     aligned = cfg.get("aligned") or {}
     if aligned.get("enabled") and aligned.get("task") not in ("inpaint", "enhance"):
         raise ConfigError(f"aligned.task={aligned.get('task')}: choose inpaint or enhance")
@@ -311,6 +315,8 @@ def diffusion_module(cfg: DictConfig, datamodule, common: dict):
             "max_seconds": c.max_seconds,
             "label_tokens": bool(c.label_tokens and labels),
             "tempo": bool(c.get("tempo", False)),
+            "tempo_grid": bool(c.get("tempo_grid", False)),
+            "frame_rate": frame_rate(common["latent"]) if c.get("tempo_grid") else 0.0,
             "key": bool(c.get("key", False)),
             "phonemes": bool(c.get("phonemes", False)),
             "phoneme_dim": int(c.get("phoneme_dim", 64)),
@@ -324,6 +330,11 @@ def diffusion_module(cfg: DictConfig, datamodule, common: dict):
         aligned=plain(cfg.aligned) if cfg.get("aligned") else None,
         **common,
     )
+
+
+def frame_rate(latent: dict) -> float:
+    """Latent frames a second."""
+    return latent["sample_rate"] / latent["hop"]
 
 
 def load_init_bundle(cfg: DictConfig, vae: Bundle) -> Bundle:

@@ -9,9 +9,10 @@ Where each condition goes:
 - cross (a token sequence for cross-attention, ``cross_cond`` (B, S, cross_dim) with
   ``cross_mask`` (B, S) bool, True = real token): the caption, and with ``label_tokens`` the
   label as one more token in front of it. Timing is global only.
-- aligned (frame by frame, ``aligned_cond`` (B, phoneme_dim, T), which the DiT reads beside the
+- aligned (frame by frame, ``aligned_cond`` (B, aligned_dim, T), which the DiT reads beside the
   noisy latents): speech's timed phonemes, ``phoneme_ids`` (B, T, UNIT_SLOTS) and
-  ``phoneme_progress`` (B, T, 2) from :mod:`latentaudio.speech.units`.
+  ``phoneme_progress`` (B, T, 2) from :mod:`latentaudio.speech.units`; and with ``tempo_grid``
+  the tempo once more, as a beat clock (:class:`BeatGrid`).
 
 Classifier-free guidance: each condition has a null form, used both when training drops it
 (probability ``cfg_dropout``) and for ``force_uncond=True``: a learned null timing embedding,
@@ -28,7 +29,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from latentaudio.dit.model import RotaryEmbedding, SelfAttention
+from latentaudio.dit.text_encoders import ByteTextEncoder, T5TextEncoder
 from latentaudio.speech.symbols import SymbolVocabulary
 from latentaudio.speech.units import PROGRESS_FEATURES, UNIT_SLOTS
 
@@ -132,6 +133,46 @@ class TempoConditioner(nn.Module):
         return torch.where(known[:, None], embedded, self.null)
 
 
+class BeatGrid(nn.Module):
+    """The tempo frame by frame: a beat clock, (B,) bpm and (B,) seconds_start into (B, dim, T).
+
+    Frame ``i`` lies ``seconds_start + i / frame_rate`` seconds into its clip, so
+    ``bpm / 60`` times that many beats; the clock is the sine and cosine of that count at a
+    bar of four beats, a half bar, a beat and half a beat. The beat is taken to fall on the
+    clip's start (as in the demo data and in music cut at bar lines); where it does not, the
+    clock still gives every frame the beat's period, which self-attention can read as "one beat
+    ago". A global tempo embedding has to learn to space onsets evenly from a number; with the
+    clock a frame only has to learn that an onset sits at phase 0 (experiments/conditioning).
+    Items without a tempo (NaN) get zeros. Nothing here is learnt.
+    """
+
+    CYCLES_PER_BEAT = (0.25, 0.5, 1.0, 2.0)
+
+    def __init__(self, frame_rate: float):
+        super().__init__()
+        if not frame_rate > 0:
+            raise ValueError(
+                f"a beat grid needs the latents' frame rate (frames per second), got {frame_rate}"
+            )
+        self.frame_rate = float(frame_rate)
+        self.register_buffer("cycles", torch.tensor(self.CYCLES_PER_BEAT), persistent=False)
+
+    @property
+    def dim(self) -> int:
+        return 2 * len(self.CYCLES_PER_BEAT)
+
+    def forward(self, bpm: Tensor, seconds_start: Tensor, frames: int) -> Tensor:
+        device = self.cycles.device
+        bpm = bpm.to(device, torch.float32)
+        known = torch.isfinite(bpm) & (bpm > 0)  # (B,)
+        seconds = seconds_start.to(device, torch.float32)[:, None] + torch.arange(frames, device=device) / (
+            self.frame_rate
+        )  # (B, T)
+        beats = torch.where(known, bpm, 0.0)[:, None] / 60.0 * seconds  # (B, T)
+        angles = 2 * math.pi * self.cycles[None, :, None] * beats[:, None, :]  # (B, K, T)
+        return torch.cat([angles.sin(), angles.cos()], dim=1) * known[:, None, None]  # (B, 2K, T)
+
+
 class LabelConditioner(nn.Module):
     """Class labels (B,) long in [0, num_labels), or -1 for "no label", into (B, dim)."""
 
@@ -219,125 +260,6 @@ class PhonemeConditioner(nn.Module):
 
 
 #################################################################################
-#                               Text encoders                                   #
-#################################################################################
-
-
-class TextBlock(nn.Module):
-    def __init__(self, dim: int, heads: int):
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim)
-        self.attn = SelfAttention(dim, heads)
-        self.norm2 = nn.LayerNorm(dim)
-        self.mlp = nn.Sequential(
-            nn.Linear(dim, 4 * dim), nn.GELU(approximate="tanh"), nn.Linear(4 * dim, dim)
-        )
-
-    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor], mask: Tensor) -> Tensor:
-        x = x + self.attn(self.norm1(x), rope, mask)  # (B, S, D)
-        return x + self.mlp(self.norm2(x))  # (B, S, D)
-
-
-class ByteTextEncoder(nn.Module):
-    """An offline text encoder trained with the DiT: UTF-8 bytes into a small transformer.
-
-    Token ids: 0 padding, 1 start, 2 end, 3 + byte. A caption becomes
-    [start, bytes..., end], truncated to ``max_length`` tokens; a batch is padded to its
-    longest caption. ``forward(list[str]) -> (tokens (B, S, dim), mask (B, S) bool)``.
-    """
-
-    PAD, BOS, EOS, BYTE_OFFSET = 0, 1, 2, 3
-    VOCAB_SIZE = 256 + 3
-
-    def __init__(self, dim: int, depth: int = 2, heads: int = 4, max_length: int = 128):
-        super().__init__()
-        if max_length < 2:
-            raise ValueError("max_length must leave room for the start and end tokens")
-        if dim % heads or (dim // heads) % 2:
-            raise ValueError(f"dim {dim} must split into {heads} heads of even size")
-        self.dim = dim
-        self.max_length = max_length
-        self.embedding = nn.Embedding(self.VOCAB_SIZE, dim)
-        nn.init.normal_(self.embedding.weight, std=0.02)
-        self.rotary = RotaryEmbedding(dim // heads)
-        self.blocks = nn.ModuleList([TextBlock(dim, heads) for _ in range(depth)])
-        self.norm = nn.LayerNorm(dim)
-
-    def tokenize(self, texts: list[str]) -> tuple[Tensor, Tensor]:
-        """Token ids (B, S) long and mask (B, S) bool on the encoder's device."""
-        rows = []
-        for text in texts:
-            data = text.encode("utf-8")[: self.max_length - 2]
-            rows.append([self.BOS, *(self.BYTE_OFFSET + b for b in data), self.EOS])
-        length = max(len(row) for row in rows)
-        ids = torch.full((len(rows), length), self.PAD, dtype=torch.long)
-        for i, row in enumerate(rows):
-            ids[i, : len(row)] = torch.tensor(row)
-        ids = ids.to(self.embedding.weight.device)
-        return ids, ids != self.PAD
-
-    def forward(self, texts: list[str]) -> tuple[Tensor, Tensor]:
-        ids, mask = self.tokenize(texts)
-        x = self.embedding(ids)  # (B, S, D)
-        rope = self.rotary(ids.shape[1])
-        for block in self.blocks:
-            x = block(x, rope, mask)  # (B, S, D)
-        x = self.norm(x) * mask[..., None]  # (B, S, D)
-        return x, mask
-
-
-class T5TextEncoder(nn.Module):
-    """A pretrained T5 encoder loaded from a local folder (no download) through `transformers`.
-
-    ``path`` holds a saved T5 (``config.json``, weights) and its tokenizer, as written by
-    ``save_pretrained``. Frozen (the default), it stays in eval mode without gradients.
-    ``forward(list[str]) -> (tokens (B, S, dim), mask (B, S) bool)``, dim = the model's d_model.
-    ``padding``: "longest" (to the batch's longest caption) or "max_length" (always
-    ``max_length`` tokens, as Stable Audio Open was trained).
-    """
-
-    def __init__(self, path: str, max_length: int = 128, frozen: bool = True, padding: str = "longest"):
-        super().__init__()
-        try:
-            from transformers import AutoTokenizer, T5EncoderModel
-        except ImportError as error:
-            raise ImportError(
-                "T5TextEncoder needs the `transformers` package: pip install transformers "
-                "(or use text='bytes', which needs nothing extra)"
-            ) from error
-        self.path = str(path)
-        self.max_length = max_length
-        self.frozen = frozen
-        self.padding = padding
-        self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
-        self.model = T5EncoderModel.from_pretrained(self.path, local_files_only=True)
-        self.dim = self.model.config.d_model
-        if frozen:
-            self.model.requires_grad_(False)
-            self.model.eval()
-
-    def train(self, mode: bool = True) -> T5TextEncoder:
-        super().train(mode)
-        if self.frozen:
-            self.model.eval()  # no dropout in a frozen encoder
-        return self
-
-    def forward(self, texts: list[str]) -> tuple[Tensor, Tensor]:
-        device = next(self.model.parameters()).device
-        encoded = self.tokenizer(
-            list(texts),
-            padding=self.padding,
-            truncation=True,
-            max_length=self.max_length,
-            return_tensors="pt",
-        )
-        ids, mask = encoded["input_ids"].to(device), encoded["attention_mask"].to(device).bool()
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
-            tokens = self.model(input_ids=ids, attention_mask=mask.long()).last_hidden_state  # (B, S, D)
-        return tokens.float() * mask[..., None], mask
-
-
-#################################################################################
 #                                  Conditioner                                  #
 #################################################################################
 
@@ -362,6 +284,8 @@ class Conditioner(nn.Module):
             ``cross_dim`` > 0): unlike the global path it does not pass through the zero-initialised
             adaLN gates, so the label reaches every block from the first step.
         tempo: condition on ``bpm`` (beats per minute, NaN for none).
+        tempo_grid: with ``tempo``, also give it frame by frame as a beat clock
+            (:class:`BeatGrid`, ``frame_rate`` latent frames a second) in the aligned input.
         key: condition on ``key`` (an index into the 24 keys of ``metadata.KEYS``, -1 for none).
         phonemes: condition on timed phonemes (speech), frame by frame: ``phoneme_dim``
             channels added to the DiT's aligned input (``self.aligned_dim``).
@@ -404,6 +328,8 @@ class Conditioner(nn.Module):
         text_max_length: int = 128,
         label_tokens: bool = False,
         tempo: bool = False,
+        tempo_grid: bool = False,
+        frame_rate: float = 0.0,
         key: bool = False,
         phonemes: bool = False,
         phoneme_dim: int = 64,
@@ -442,6 +368,8 @@ class Conditioner(nn.Module):
                 raise ValueError(
                     f"numbers {list(numbers)} need cross_dim > 0 and global_dim = {len(numbers)} x cross_dim"
                 )
+        if tempo_grid and not tempo:
+            raise ValueError("tempo_grid gives the tempo frame by frame: it needs tempo=true")
         if text not in (None, "bytes", "t5"):
             raise ValueError(f"text must be None, 'bytes' or 't5', got {text!r}")
         if text is not None and cross_dim <= 0:
@@ -472,6 +400,7 @@ class Conditioner(nn.Module):
         self.label = LabelConditioner(num_labels, global_dim) if num_labels > 0 else None
         self.label_token = LabelConditioner(num_labels, cross_dim) if label_tokens else None
         self.tempo = TempoConditioner(global_dim) if tempo else None
+        self.beat_grid = BeatGrid(frame_rate) if tempo_grid else None
         self.key = LabelConditioner(KEY_COUNT, global_dim) if key else None
         symbols = phoneme_symbols or len(SymbolVocabulary())
         self.phonemes = PhonemeConditioner(phoneme_dim, symbols, phoneme_depth) if phonemes else None
@@ -505,8 +434,8 @@ class Conditioner(nn.Module):
 
     @property
     def aligned_dim(self) -> int:
-        """Channels this conditioner adds to the DiT's aligned input (the phonemes), 0 for none."""
-        return self.phonemes.dim if self.phonemes is not None else 0
+        """Channels this conditioner adds to the DiT's aligned input (phonemes, beat grid), 0 for none."""
+        return sum(c.dim for c in (self.phonemes, self.beat_grid) if c is not None)
 
     # ------------------------------------------------------------------ forward
     def _keep(self, name: str, batch_size: int, force_uncond: bool) -> Tensor:
@@ -525,9 +454,9 @@ class Conditioner(nn.Module):
         ``bpm`` (B,) float, ``key`` (B,) long, ``caption`` list[str] and ``phoneme_ids`` (B, T,
         UNIT_SLOTS) with ``phoneme_progress`` (B, T, 2). A missing key means that condition is
         unconditional for the whole batch (``seconds_start`` alone defaults to 0; missing phonemes
-        need ``frames``, the latent length). Returns ``global_cond`` (B, global_dim) or None,
-        ``cross_cond`` (B, S, cross_dim) or None, ``cross_mask`` (B, S) or None and
-        ``aligned_cond`` (B, phoneme_dim, T) or None.
+        and the beat grid need ``frames``, the latent length). Returns ``global_cond`` (B,
+        global_dim) or None, ``cross_cond`` (B, S, cross_dim) or None, ``cross_mask`` (B, S) or
+        None and ``aligned_cond`` (B, aligned_dim, T) or None.
         """
         batch_size = _batch_size(batch)
         device = self._anchor.device
@@ -547,6 +476,7 @@ class Conditioner(nn.Module):
             labels = torch.where(self._keep("label", batch_size, force_uncond), labels, -1)
             embedded = self.label(labels)  # (B, D)
             global_cond = embedded if global_cond is None else global_cond + embedded
+        bpm = None
         if self.tempo is not None:
             bpm = torch.as_tensor(
                 batch.get("bpm", [math.nan] * batch_size), dtype=torch.float32, device=device
@@ -600,9 +530,15 @@ class Conditioner(nn.Module):
             if zero_context:
                 keep = self._keep("text", batch_size, force_uncond)[:, None, None]  # (B, 1, 1)
                 cross_cond = torch.where(keep, cross_cond, 0.0)
-        aligned_cond = None
+        aligned = []
         if self.phonemes is not None:
-            aligned_cond = self._phoneme_features(batch, batch_size, force_uncond, frames)
+            aligned.append(self._phoneme_features(batch, batch_size, force_uncond, frames))
+        if self.beat_grid is not None:
+            if frames is None:
+                raise ValueError("a DiT with a beat grid needs frames, the latent length")
+            start = torch.as_tensor(batch.get("seconds_start", [0.0] * batch_size), device=device)
+            aligned.append(self.beat_grid(bpm, start, frames))  # the tempo as kept above
+        aligned_cond = torch.cat(aligned, dim=1) if aligned else None
         return dict(
             global_cond=global_cond, cross_cond=cross_cond, cross_mask=cross_mask, aligned_cond=aligned_cond
         )

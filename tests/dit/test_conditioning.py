@@ -2,14 +2,14 @@ import pytest
 import torch
 
 from latentaudio.dit.conditioning import (
-    ByteTextEncoder,
+    BeatGrid,
     Conditioner,
     LabelConditioner,
-    T5TextEncoder,
     TempoConditioner,
     TimingConditioner,
 )
 from latentaudio.dit.model import DiT
+from latentaudio.dit.text_encoders import ByteTextEncoder, T5TextEncoder
 
 GLOBAL_DIM, CROSS_DIM = 16, 12
 
@@ -239,6 +239,43 @@ def test_tempo_and_key_reach_the_global_condition_and_drop_out():
     torch.testing.assert_close(dropping.train()(base)["global_cond"], missing)
     with pytest.raises(ValueError, match="labels must lie"):
         conditioner({**base, "key": torch.tensor([0, 24])})
+
+
+def test_beat_grid_ticks_on_the_beat_and_continues_across_windows():
+    rate = 62.5  # the demo latents' frames a second: 120 bpm is a beat every 31.25 frames
+    grid = BeatGrid(rate)
+    clock = grid(torch.tensor([120.0, 90.0]), torch.zeros(2), 250)  # (2, 8, 250)
+    assert clock.shape == (2, grid.dim, 250)
+    beat_cos = clock[0, len(BeatGrid.CYCLES_PER_BEAT) + BeatGrid.CYCLES_PER_BEAT.index(1.0)]
+    beats = torch.arange(8) * 31.25  # where the beats fall, in frames
+    on_the_beat = torch.cos(2 * torch.pi * (beats.round() - beats) / 31.25)  # the frame grid's rounding
+    torch.testing.assert_close(beat_cos[beats.round().long()], on_the_beat)
+    assert float(beat_cos[15:17].max()) < -0.99  # half a beat later: the opposite phase
+    # a window starting 1.6 s in continues the clock of the whole clip
+    later = grid(torch.tensor([120.0, 90.0]), torch.full((2,), 100 / rate), 150)
+    torch.testing.assert_close(later, clock[..., 100:], atol=1e-4, rtol=0)
+    silent = grid(torch.tensor([float("nan"), 0.0]), torch.zeros(2), 10)
+    assert not silent.any()  # no tempo: no clock
+
+
+def test_beat_grid_follows_the_tempo_dropout_and_needs_the_tempo():
+    torch.manual_seed(0)
+    kwargs = dict(global_dim=GLOBAL_DIM, timing=True, tempo=True, tempo_grid=True, frame_rate=50.0)
+    conditioner = Conditioner(**kwargs, cfg_dropout=0.0)
+    assert conditioner.aligned_dim == BeatGrid(50.0).dim
+    asked = {"seconds_total": torch.tensor([4.0, 4.0]), "bpm": torch.tensor([100.0, float("nan")])}
+    aligned = conditioner(asked, frames=20)["aligned_cond"]
+    assert aligned.shape == (2, conditioner.aligned_dim, 20)
+    assert aligned[0].any() and not aligned[1].any()
+    dropped = Conditioner(**kwargs, cfg_dropout={"tempo": 1.0}).train()(asked, frames=20)["aligned_cond"]
+    assert not dropped.any()  # dropped with the global tempo: guidance's null has no clock either
+    assert not conditioner(asked, force_uncond=True, frames=20)["aligned_cond"].any()
+    with pytest.raises(ValueError, match="needs frames"):
+        conditioner(asked)
+    with pytest.raises(ValueError, match="tempo=true"):
+        Conditioner(GLOBAL_DIM, tempo_grid=True, frame_rate=50.0)
+    with pytest.raises(ValueError, match="frame rate"):
+        Conditioner(GLOBAL_DIM, tempo=True, tempo_grid=True)
 
 
 def phoneme_batch(frames: int = 12):

@@ -9,6 +9,7 @@ from apps_helpers import compose_app
 from tiny_bundles import LABELS, tiny_bundles
 
 from latentaudio.apps.generate import generate
+from latentaudio.data import metadata
 from latentaudio.dit.samplers import classifier_free_guidance
 from latentaudio.pipeline import Pipeline
 
@@ -116,7 +117,40 @@ def test_tempo_and_key_steer_a_dit_trained_with_them_and_are_refused_by_others(t
         musical.generate(key="A dorian", **settings)
     with pytest.raises(ValueError, match="positive tempo"):
         musical.generate(bpm=-5, **settings)
+    # the prompt names them too, as training read them from captions; given numbers win
+    asked = musical.conditions(1, 3.0, prompt="organ chords in A minor at 80 bpm")
+    assert float(asked["bpm"][0]) == 80.0 and int(asked["key"][0]) == metadata.key_index("A minor")
+    asked = musical.conditions(1, 3.0, prompt="organ chords in A minor at 80 bpm", bpm=100, key="C major")
+    assert float(asked["bpm"][0]) == 100.0 and int(asked["key"][0]) == metadata.key_index("C major")
+    plain = pipe.conditions(1, 3.0, prompt="organ chords in A minor at 80 bpm")  # a DiT without them
+    assert plain["bpm"].isnan().all() and int(plain["key"][0]) == -1
     with pytest.raises(ValueError, match="conditioning.tempo=true"):
         pipe.generate(bpm=120, **settings)
     with pytest.raises(ValueError, match="conditioning.key=true"):
         pipe.generate(key="A minor", **settings)
+
+
+def test_a_beat_grid_dit_hears_the_tempo_frame_by_frame_in_every_window(tmp_path):
+    vae, dit = tiny_bundles(tmp_path, tempo_and_key=True, tempo_grid=True)
+    musical = Pipeline.from_bundles(vae, dit)
+    assert not musical.has_aligned  # the grid is the conditioner's own, not known-latent input
+    seen = []
+    grid = musical.denoiser.conditioner.beat_grid
+    original = grid.forward
+    grid.forward = lambda bpm, start, frames: (
+        seen.append((bpm.clone(), start.clone())) or original(bpm, start, frames)
+    )
+    x, t, _ = inputs(musical, n=1)
+    with torch.no_grad():
+        slow = musical.denoiser(x, t, musical.conditions(1, 3.0, bpm=80))
+        fast = musical.denoiser(x, t, musical.conditions(1, 3.0, bpm=140))
+    assert (slow - fast).abs().max() > 1e-6
+    seen.clear()
+    seconds = 3 * musical.train_seconds  # several windows: each starts its clock where it lies
+    audio = musical.generate(seconds=seconds, bpm=120, seed=0, **FAST)
+    assert audio.shape[-1] == musical.frames_for(seconds) * musical.autoencoder.hop
+    starts = sorted({round(float(start[0]), 4) for _, start in seen})
+    hop_seconds = musical.autoencoder.hop / musical.sample_rate
+    expected = [round(a * hop_seconds, 4) for a in musical.window_starts(musical.frames_for(seconds))]
+    assert starts == expected and len(starts) > 1
+    assert all(torch.isnan(bpm).any() or (bpm == 120).all() for bpm, _ in seen)

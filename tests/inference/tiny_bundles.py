@@ -34,7 +34,9 @@ def tiny_dit_bundle(
     latent_std: float = 1.0,
     text: str | None = "bytes",
     tempo_and_key: bool = False,
+    tempo_grid: bool = False,
 ) -> str:
+    hop = 8
     generator = torch.Generator().manual_seed(0)
     conditioner_config = {
         "_target_": "latentaudio.dit.conditioning.Conditioner",
@@ -48,6 +50,8 @@ def tiny_dit_bundle(
         "cfg_dropout": 0.0,
         "tempo": tempo_and_key,
         "key": tempo_and_key,
+        "tempo_grid": tempo_grid,
+        "frame_rate": RATE / hop if tempo_grid else 0.0,
     }
     conditioner = instantiate(conditioner_config)
     dit_config = {
@@ -58,6 +62,7 @@ def tiny_dit_bundle(
         "heads": 2,
         "global_cond_dim": conditioner.global_cond_dim,
         "cross_attn_dim": conditioner.cross_attn_dim,
+        "aligned_cond_channels": conditioner.aligned_dim,
     }
     dit = instantiate(dit_config)
     with torch.no_grad():
@@ -65,7 +70,6 @@ def tiny_dit_bundle(
             for parameter in module.parameters():
                 if not parameter.abs().any():
                     parameter.copy_(0.05 * torch.randn(parameter.shape, generator=generator))
-    hop = 8
     meta = {
         "vae_hash": vae_hash,
         "sample_rate": RATE,

@@ -104,6 +104,16 @@ def test_bad_diffusion_settings_fail_before_the_model(tmp_path, no_models):
     )
     fails_fast(lambda: train_diffusion(cfg), DataFolderError, "does not exist")
 
+    # a beat clock with no tempo to count
+    cfg = compose_app(
+        "train_diffusion",
+        run,
+        dit_overrides(tmp_path / "vae_a", f"data.root={audio}", "conditioning.tempo_grid=true"),
+    )
+    fails_fast(
+        lambda: train_diffusion(cfg), ConfigError, "conditioning.tempo_grid=true", "conditioning.tempo=true"
+    )
+
 
 def test_a_dit_bundle_of_another_vae_is_refused_before_it_is_built(tmp_path, monkeypatch):
     hash_a = tiny_vae_bundle(tmp_path / "vae_a", seed=0)
