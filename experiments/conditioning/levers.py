@@ -28,15 +28,26 @@ LEVERS: dict[str, tuple[list[str], list[str]]] = {
     "no_ema_warmup": (["ema.warmup=false"], []),
     "cfg_1": ([], ["generation.cfg_scale=1"]),
     "cfg_6": ([], ["generation.cfg_scale=6"]),
-    "text_bytes": (["experiment=demo_dit_text"], []),
+    # the byte-level text alone (what experiment=demo_dit_text was before the beat clock)
+    "text_bytes": (["conditioning.text=bytes"], []),
     "logit_normal": (["objective.time_sampling=logit_normal"], []),
     "steps_4000": (["trainer.max_steps=4000"], []),
     "rectified_flow": (["objective.name=rectified_flow"], []),
     "label_tokens": (["conditioning.label_tokens=true"], []),
-    "tempo_key": (["experiment=demo_dit_tempo_key"], []),  # label, tempo and key as numbers
+    # label, tempo and key as numbers, without the beat clock
+    "tempo_key": (
+        ["experiment=demo_dit_tempo_key", "conditioning.tempo_grid=false", "trainer.max_steps=2000"],
+        [],
+    ),
     # run with vae=<a demo VAE trained with loss.latent_noise=0.1> (the VAE-side regulariser)
     "latent_noise": ([], []),
-    "tempo_key_4000": (["experiment=demo_dit_tempo_key", "trainer.max_steps=4000"], []),
+    "tempo_key_4000": (["experiment=demo_dit_tempo_key", "conditioning.tempo_grid=false"], []),
+    # the tempo also frame by frame, as a beat clock (conditioning.BeatGrid)
+    "tempo_grid": (["experiment=demo_dit_tempo_key", "trainer.max_steps=2000"], []),
+    "tempo_grid_4000": (["experiment=demo_dit_tempo_key"], []),  # that experiment as it is now
+    # captions through the byte-level encoder, and their tempo and key as numbers with the beat
+    # clock (the pipeline reads them from the prompt): that experiment as it is now
+    "text_tempo_grid": (["experiment=demo_dit_text"], []),
 }
 
 

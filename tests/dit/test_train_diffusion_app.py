@@ -258,3 +258,38 @@ def test_the_vae_for_samples_must_be_the_one_the_latents_came_from(tmp_path):
         tiny_dit_module(folder, trained_with).vae()
     message = str(caught.value)
     assert trained_with in message and rewritten in message and "latent.vae_path" in message
+
+
+def test_a_beat_clock_dit_trains_on_the_metadata_tempi_and_generates_at_one(
+    vae_bundle, tmp_path, monkeypatch
+):
+    from latentaudio.dit.conditioning import BeatGrid
+
+    _, vae = vae_bundle
+    root = tmp_path / "tempi"
+    rows = ["path,caption"]
+    for i in range(8):
+        write_sine(root / f"tone{i}.wav", frequency=220.0 * (1 + i / 8), seconds=1.0)
+        rows.append(f"tone{i}.wav,a tone at {90 + 10 * i} bpm")  # the tempo read from the caption
+    (root / "metadata.csv").write_text("\n".join(rows) + "\n")
+    seen = []
+    original = BeatGrid.forward
+
+    def spy(self, bpm, seconds_start, frames):
+        seen.append(bpm.clone())
+        return original(self, bpm, seconds_start, frames)
+
+    monkeypatch.setattr(BeatGrid, "forward", spy)
+    overrides = dit_overrides(root, vae, steps=2) + [
+        "conditioning.tempo=true",
+        "conditioning.tempo_grid=true",
+    ]
+    train(compose_app("train_diffusion", tmp_path / "dit", overrides))
+    trained = torch.cat(seen)
+    assert set(trained[trained.isfinite()].tolist()) <= {90.0 + 10 * i for i in range(8)}
+    assert trained.isfinite().any()  # the batches' own tempi reached the clock
+    pipe = Pipeline.from_bundles(vae, tmp_path / "dit" / "export")
+    assert pipe.denoiser.conditioner.beat_grid.frame_rate == pipe.sample_rate / pipe.autoencoder.hop
+    seen.clear()
+    audio = pipe.generate(seconds=0.5, prompt="a tone at 120 bpm", steps=2, seed=0)
+    assert audio.shape[-1] == 8000 and any((bpm == 120).all() for bpm in seen)
