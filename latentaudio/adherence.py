@@ -302,6 +302,16 @@ def measure_adherence(
         )
     jobs = len(labels_known) + (min(captions, len(real.rows)) if has_attributes else 0) + 3
     bar = tqdm(total=jobs, desc="adherence", unit="batch", disable=not progress)
+    # what a perfect DiT on this VAE could reach: the measures on the VAE's reconstructions of
+    # real clips, each reconstructed once (the label and caption ceilings share held-out clips)
+    through_vae: dict[int, torch.Tensor] = {}
+
+    def reconstructed(indices: Sequence[int]) -> list[torch.Tensor]:
+        with torch.inference_mode():
+            for i in indices:
+                if i not in through_vae:
+                    through_vae[i] = pipeline.autoencoder.reconstruct(real.clips[i][None], rate)[0].cpu()
+        return [through_vae[i] for i in indices]
 
     if judge is not None and labels_known:
         generated: dict[str, list[torch.Tensor]] = {}
@@ -312,11 +322,9 @@ def measure_adherence(
         clips = [c for label in labels_known for c in generated[label]]
         asked = [label for label in labels_known for _ in generated[label]]
         verdict = judge.judge(clips, asked, rate)
-        # what a perfect DiT on this VAE could reach: the judge on the VAE's reconstructions
-        autoencoder = pipeline.autoencoder
-        with torch.inference_mode():
-            reconstructed = [autoencoder.reconstruct(real.clips[i][None], rate)[0].cpu() for i in held]
-        vae_verdict = judge.judge(reconstructed, [str(real.rows[i].get("label") or "") for i in held], rate)
+        vae_verdict = judge.judge(
+            reconstructed(held), [str(real.rows[i].get("label") or "") for i in held], rate
+        )
         out["labels"] = {
             "accuracy": verdict["accuracy"],
             "ceiling": judge.ceiling,
@@ -344,12 +352,10 @@ def measure_adherence(
             )
             bar.update(1)
         asked = [caption_attributes(real.rows[i]) for i in rows]
-        with torch.inference_mode():
-            through_vae = [pipeline.autoencoder.reconstruct(real.clips[i][None], rate)[0].cpu() for i in rows]
         text: dict = {
             "generated": attribute_adherence(clips, asked, rate),
             "real": attribute_adherence([real.clips[i] for i in rows], asked, rate),
-            "vae": attribute_adherence(through_vae, asked, rate),  # what a perfect DiT could reach
+            "vae": attribute_adherence(reconstructed(rows), asked, rate),
             "captions": [str(real.rows[i].get("caption") or "") for i in rows],
             "asked_by": sorted(row_conditions(pipeline, conditioning, real.rows[rows[0]])) if rows else [],
         }

@@ -302,6 +302,7 @@ def diffusion_module(cfg: DictConfig, datamodule, common: dict):
 
     c = cfg.conditioning
     labels = datamodule.labels if c.labels else []
+    latent = common["latent"]
     return DiTTraining(
         dit=plain(cfg.dit),
         conditioner={
@@ -316,13 +317,13 @@ def diffusion_module(cfg: DictConfig, datamodule, common: dict):
             "label_tokens": bool(c.label_tokens and labels),
             "tempo": bool(c.get("tempo", False)),
             "tempo_grid": bool(c.get("tempo_grid", False)),
-            "frame_rate": frame_rate(common["latent"]) if c.get("tempo_grid") else 0.0,
+            "frame_rate": latent["sample_rate"] / latent["hop"] if c.get("tempo_grid") else 0.0,
             "key": bool(c.get("key", False)),
             "phonemes": bool(c.get("phonemes", False)),
             "phoneme_dim": int(c.get("phoneme_dim", 64)),
             "phoneme_symbols": len(SymbolVocabulary()) if c.get("phonemes") else 0,
             "voice": bool(c.get("voice", False)),
-            "voice_latent_dim": int(common["latent"]["latent_dim"]) if c.get("voice") else 0,
+            "voice_latent_dim": int(latent["latent_dim"]) if c.get("voice") else 0,
         },
         objective=plain(cfg.objective),
         labels=labels,
@@ -330,11 +331,6 @@ def diffusion_module(cfg: DictConfig, datamodule, common: dict):
         aligned=plain(cfg.aligned) if cfg.get("aligned") else None,
         **common,
     )
-
-
-def frame_rate(latent: dict) -> float:
-    """Latent frames a second."""
-    return latent["sample_rate"] / latent["hop"]
 
 
 def load_init_bundle(cfg: DictConfig, vae: Bundle) -> Bundle:

@@ -165,9 +165,8 @@ class BeatGrid(nn.Module):
         device = self.cycles.device
         bpm = bpm.to(device, torch.float32)
         known = torch.isfinite(bpm) & (bpm > 0)  # (B,)
-        seconds = seconds_start.to(device, torch.float32)[:, None] + torch.arange(frames, device=device) / (
-            self.frame_rate
-        )  # (B, T)
+        offsets = torch.arange(frames, device=device) / self.frame_rate  # (T,) seconds after the start
+        seconds = seconds_start.to(device, torch.float32)[:, None] + offsets  # (B, T)
         beats = torch.where(known, bpm, 0.0)[:, None] / 60.0 * seconds  # (B, T)
         angles = 2 * math.pi * self.cycles[None, :, None] * beats[:, None, :]  # (B, K, T)
         return torch.cat([angles.sin(), angles.cos()], dim=1) * known[:, None, None]  # (B, 2K, T)
