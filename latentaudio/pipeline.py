@@ -40,6 +40,7 @@ from latentaudio import editing
 from latentaudio.autoencoder import Autoencoder
 from latentaudio.bundle import Bundle, check_same_vae, load_bundle
 from latentaudio.data import metadata
+from latentaudio.devices import native_bf16
 from latentaudio.dit.aligned import aligned_input, crossfade_ramp, nothing_known
 from latentaudio.dit.denoiser import Denoiser
 from latentaudio.dit.diffusion import make_objective, objective_args
@@ -81,8 +82,18 @@ def _reports_out_of_memory(stage: str):
     return wrap
 
 
+SAMPLE_PRECISIONS = ("fp32", "bf16", "auto")
+
+
 class Pipeline:
-    def __init__(self, autoencoder: Autoencoder, dit_bundle: Bundle, device: str | torch.device = "cpu"):
+    def __init__(
+        self,
+        autoencoder: Autoencoder,
+        dit_bundle: Bundle,
+        device: str | torch.device = "cpu",
+        text_path: str | Path | None = None,
+        sample_precision: str = "auto",
+    ):
         meta = dit_bundle.meta
         check_same_vae(
             meta["vae_hash"],
@@ -96,6 +107,15 @@ class Pipeline:
         self.denoiser = Denoiser(
             dit_bundle.build("dit", device), dit_bundle.build("conditioner", device)
         ).eval()
+        self._attach_text_encoder(text_path or (meta.get("text_encoder") or {}).get("path"))
+        if sample_precision not in SAMPLE_PRECISIONS:
+            raise ValueError(
+                f"sample_precision={sample_precision!r}: choose one of {', '.join(SAMPLE_PRECISIONS)}"
+            )
+        # bf16 autocast of the DiT: on by default on a GPU only (CPU outputs stay fp32's)
+        self.sample_bf16 = sample_precision == "bf16" or (
+            sample_precision == "auto" and self.device.type == "cuda" and native_bf16(self.device)
+        )
         self.objective = make_objective(**objective_args(meta["objective"]))
         stats = meta["latent_statistics"]
         shape = (1, -1, 1)
@@ -112,6 +132,21 @@ class Pipeline:
         self.has_aligned = self.denoiser.dit.aligned_cond_channels > self.denoiser.conditioner.aligned_dim
         aligned = meta.get("aligned") or {}
         self.aligned_task: str | None = aligned.get("task") if self.has_aligned else None
+
+    def _attach_text_encoder(self, text_path: str | Path | None) -> None:
+        """Load the T5 a DiT reads its prompt through (not in the bundle: Stable Audio Open's) from
+        the local folder ``text_path``; without one, a prompt is refused when it is asked for."""
+        conditioner = self.denoiser.conditioner
+        if text_path in (None, "") or conditioner.text != "t5" or conditioner.text_encoder is not None:
+            return
+        folder = Path(text_path).expanduser()
+        if not (folder / "config.json").is_file():
+            raise FileNotFoundError(
+                f"text_path={text_path}: no T5 there (a folder written by save_pretrained, with config.json, "
+                f"model.safetensors and the tokenizer); {self.bundle.path} expects "
+                f"{conditioner.text_model or 'a T5 encoder'}"
+            )
+        conditioner.attach_text_encoder(str(folder))
 
     def _stored_sampling(self, meta: dict) -> dict:
         """The bundle's sampling defaults, resolved; a stored sampler that does not fit the
@@ -137,10 +172,15 @@ class Pipeline:
         lora: list[str | Path] | None = None,
         lora_scale: list[float] | float = 1.0,
         decode_precision: str = "auto",
+        sample_precision: str = "auto",
+        text_path: str | Path | None = None,
     ) -> Pipeline:
         """``chunk_seconds``: longer audio is decoded in overlapping chunks of this length (less memory).
         ``decode_precision``: "auto" (bf16 where the device has native bf16: faster, within -37 dB of
-        fp32), "fp32" or "bf16" (see ``latentaudio.autoencoder``).
+        fp32), "fp32" or "bf16" (see ``latentaudio.autoencoder``). ``sample_precision``: the DiT's,
+        "auto" (bf16 autocast on a GPU, fp32 on a CPU), "fp32" or "bf16".
+        ``text_path``: the local T5 folder of a DiT that reads T5 embeddings without holding the
+        T5 (an imported Stable Audio Open bundle; default: the folder recorded at import).
 
         ``lora``: adapter bundles (from ``make finetune``) applied to the DiT, each at its
         ``lora_scale`` (one number for all, or one per adapter).
@@ -148,7 +188,7 @@ class Pipeline:
         autoencoder = Autoencoder.from_bundle(
             vae, device, chunk_seconds=chunk_seconds, decode_precision=decode_precision
         )
-        pipeline = cls(autoencoder, load_bundle(dit, kind="dit"), device)
+        pipeline = cls(autoencoder, load_bundle(dit, kind="dit"), device, text_path, sample_precision)
         if lora:
             from latentaudio.dit.lora import pair_scales
 
@@ -316,10 +356,16 @@ class Pipeline:
         if self.has_aligned and aligned_cond is None:
             aligned_cond = aligned_input(known, keep) if known is not None else nothing_known(noise)
         bar = tqdm(total=steps, desc=f"{description} ({sampler})", unit="step", disable=not progress)
+
+        def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.sample_bf16):
+                out = self.denoiser.guided(
+                    x, t, batch, cfg_scale, cfg_rescale, negative=negative, aligned_cond=aligned_cond
+                )
+            return out.float()
+
         x0 = sample(
-            lambda x, t: self.denoiser.guided(
-                x, t, batch, cfg_scale, cfg_rescale, negative=negative, aligned_cond=aligned_cond
-            ),
+            denoise,
             noise,
             self.objective,
             sampler,

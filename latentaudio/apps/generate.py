@@ -193,6 +193,8 @@ def generate(cfg: DictConfig) -> list[Path]:
         lora=[p for p, _ in pairs],
         lora_scale=[s for _, s in pairs],
         decode_precision=cfg.decode_precision,
+        sample_precision=cfg.sample_precision,
+        text_path=cfg.get("text_path"),
     )
     audio, source = run_mode(pipeline, cfg)
     output = Path(cfg.output)

@@ -410,16 +410,30 @@ class Conditioner(nn.Module):
         self.text_proj: nn.Module = nn.Identity()
         if text == "bytes":
             self.text_encoder = ByteTextEncoder(cross_dim, text_depth, text_heads, text_max_length)
-        elif text == "t5" and text_path:
-            self.text_encoder = T5TextEncoder(text_path, text_max_length, frozen=True, padding=text_padding)
-            if text_projection:
-                self.text_proj = nn.Linear(self.text_encoder.dim, cross_dim)
-            elif self.text_encoder.dim != cross_dim:
-                raise ValueError(
-                    f"the T5 in {text_path} gives {self.text_encoder.dim} channels, this model reads "
-                    f"{cross_dim} without a projection: it expects {text_model or 'another encoder'}"
-                )
+        self.text_padding = text_padding
+        self.text_projection = text_projection
         self.register_buffer("_anchor", torch.zeros(0), persistent=False)  # tells the device
+        if text == "t5" and text_path:
+            self.attach_text_encoder(text_path)
+
+    def attach_text_encoder(self, text_path: str) -> None:
+        """Load the frozen T5 of the local folder ``text_path`` as this conditioner's text encoder.
+
+        At construction (``text_path=``) a trained projection to ``cross_dim`` follows it; later (a
+        model that reads T5 tokens directly, as Stable Audio Open's do: ``text_projection=False``),
+        the encoder must give ``cross_dim`` channels, or this names the encoder the model expects.
+        """
+        if self.text != "t5":
+            raise ValueError(f"this conditioner reads text={self.text!r}, not T5 embeddings")
+        encoder = T5TextEncoder(text_path, self.text_max_length, frozen=True, padding=self.text_padding)
+        if self.text_projection and isinstance(self.text_proj, nn.Identity):
+            self.text_proj = nn.Linear(encoder.dim, self.cross_dim)
+        elif not self.text_projection and encoder.dim != self.cross_dim:
+            raise ValueError(
+                f"the T5 in {text_path} gives {encoder.dim} channels, this model reads {self.cross_dim} "
+                f"without a projection: it expects {self.text_model or 'another encoder'}"
+            )
+        self.text_encoder = encoder.to(self._anchor.device)
 
     # ------------------------------------------------------------------ sizes
     @property

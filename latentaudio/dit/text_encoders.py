@@ -102,7 +102,8 @@ class T5TextEncoder(nn.Module):
         self.frozen = frozen
         self.padding = padding
         self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
-        self.model = T5EncoderModel.from_pretrained(self.path, local_files_only=True)
+        # safetensors only: a pickled pytorch_model.bin could run code when loaded
+        self.model = T5EncoderModel.from_pretrained(self.path, local_files_only=True, use_safetensors=True)
         self.dim = self.model.config.d_model
         if frozen:
             self.model.requires_grad_(False)

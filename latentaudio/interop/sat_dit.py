@@ -479,10 +479,9 @@ def import_dit(
 ) -> DiTImportReport:
     """Write a DiT bundle at ``output`` from their checkpoint and ``model_config.json``, tied to the
     VAE bundle ``vae`` (imported from the same checkpoint)."""
-    from latentaudio.bundle import load_bundle, save_bundle
     from latentaudio.dit.conditioning import Conditioner
     from latentaudio.dit.model import DiT
-    from latentaudio.interop.stable_audio_tools import FORMAT, read_model_config
+    from latentaudio.interop.stable_audio_tools import read_model_config
 
     model_config = read_model_config(config)
     text_folder = resolve_text_path(text_path)
@@ -495,6 +494,33 @@ def import_dit(
     conditioner.load_state_dict(
         {k[12:]: v for k, v in state.items() if k.startswith("conditioner.")}, strict=True
     )
+    source = {"checkpoint": str(Path(checkpoint).resolve()), "config": str(Path(config).resolve())}
+    options = (dit_config, conditioner_config, objective)
+    digest = save_dit_bundle(dit, conditioner, options, model_config, output, vae, source, text_folder)
+    parameters = sum(v.numel() for v in state.values())
+    return DiTImportReport(
+        Path(output), digest, len(state), parameters, constants, dit_config, conditioner_config
+    )
+
+
+def save_dit_bundle(
+    dit,
+    conditioner,
+    options: tuple[dict, dict, str],
+    model_config: dict,
+    output: str | os.PathLike,
+    vae: str | os.PathLike,
+    source: dict,
+    text_path: str | None = None,
+) -> str:
+    """Write ``dit`` and ``conditioner`` (built from ``options``, the ``dit_options`` of
+    ``model_config``) as a DiT bundle tied to the VAE bundle ``vae``, with their sampling defaults;
+    ``source`` (where they came from) goes into the meta's ``imported``, ``text_path`` (the local
+    T5 folder, resolved) into its ``text_encoder``. Returns the bundle's hash."""
+    from latentaudio.bundle import load_bundle, save_bundle
+    from latentaudio.interop.stable_audio_tools import FORMAT
+
+    dit_config, conditioner_config, objective = options
     vae_bundle = load_bundle(vae, kind="vae")
     if vae_bundle.meta["latent_dim"] != dit.latent_dim:
         raise FormatError(
@@ -518,23 +544,15 @@ def import_dit(
         "ema": False,
         "aligned": {"enabled": False},
         "phoneme_symbols": None,
-        "text_encoder": {"model": conditioner_config["text_model"], "path": text_folder},
-        "imported": {
-            "format": FORMAT,
-            "checkpoint": str(Path(checkpoint).resolve()),
-            "config": str(Path(config).resolve()),
-        },
+        "text_encoder": {"model": conditioner_config["text_model"], "path": text_path},
+        "imported": {"format": FORMAT, **source},
     }
-    digest = save_bundle(
+    return save_bundle(
         output,
         kind="dit",
         components={"dit": dit, "conditioner": conditioner},
         configs={"dit": dit_config, "conditioner": conditioner_config},
         meta=meta,
-    )
-    parameters = sum(v.numel() for v in state.values())
-    return DiTImportReport(
-        Path(output), digest, len(state), parameters, constants, dit_config, conditioner_config
     )
 
 

@@ -333,7 +333,7 @@ def import_vae(
 ) -> ImportReport:
     """Write a VAE bundle at ``output`` from their checkpoint and ``model_config.json``."""
     model_config = read_model_config(config)
-    section, prefix, scale = find_autoencoder(model_config)
+    section, prefix, _ = find_autoencoder(model_config)
     options = vae_options(section)
     theirs, others = read_tensors(checkpoint, prefix)
     if not theirs:
@@ -355,6 +355,20 @@ def import_vae(
     options["snake_beta_floor"] = min(MIN_SNAKE_BETA, smallest)
     vae = AudioVAE(**options)
     vae.load_state_dict(state, strict=True)
+    source = {"checkpoint": str(Path(checkpoint).resolve()), "config": str(Path(config).resolve())}
+    digest = save_vae_bundle(vae, options, model_config, output, source)
+    left = Counter(key.split(".")[0] for key in others)
+    parameters = sum(v.numel() for v in state.values())
+    return ImportReport(Path(output), digest, len(state), parameters, options, dict(left))
+
+
+def save_vae_bundle(
+    vae: AudioVAE, options: dict, model_config: dict, output: str | os.PathLike, source: dict
+) -> str:
+    """Write ``vae`` (built from ``vae_options`` of ``model_config``'s autoencoder) as a VAE bundle
+    whose latents keep their pretransform's scale; ``source`` (where it came from) goes into the
+    meta's ``imported``. Returns the bundle's hash."""
+    _, _, scale = find_autoencoder(model_config)
     sample_rate = int(model_config["sample_rate"])
     meta = {
         "sample_rate": sample_rate,
@@ -363,18 +377,10 @@ def import_vae(
         "latent_dim": options["latent_dim"],
         "latent_rate": sample_rate / vae.hop,
         "latent_statistics": {"mean": [0.0] * vae.latent_dim, "std": [scale] * vae.latent_dim, "frames": 0},
-        "imported": {
-            "format": FORMAT,
-            "checkpoint": str(Path(checkpoint).resolve()),
-            "config": str(Path(config).resolve()),
-            "scale": scale,
-        },
+        "imported": {"format": FORMAT, **source, "scale": scale},
     }
     configs = {"vae": {"_target_": "latentaudio.vae.model.AudioVAE", **options}}
-    digest = save_bundle(output, kind="vae", components={"vae": vae}, configs=configs, meta=meta)
-    left = Counter(key.split(".")[0] for key in others)
-    parameters = sum(v.numel() for v in state.values())
-    return ImportReport(Path(output), digest, len(state), parameters, options, dict(left))
+    return save_bundle(output, kind="vae", components={"vae": vae}, configs=configs, meta=meta)
 
 
 def pretransform_section(bundle: str | os.PathLike) -> tuple[dict, dict[str, torch.Tensor], dict]:

@@ -248,3 +248,53 @@ def test_imported_bundles_generate_and_continue_training(tmp_path):
     key = "dit.blocks.0.attn.qkv.weight"
     change = (continued.tensors[key] - imported.tensors[key]).abs().max()
     assert 0 < change < 0.1 * imported.tensors[key].abs().max()
+
+
+def save_tiny_t5(folder: Path, width: int) -> Path:
+    """A random T5 encoder of ``width`` channels with a byte-level tokenizer (no vocabulary file)."""
+    transformers = pytest.importorskip("transformers")
+    config = transformers.T5Config(
+        vocab_size=384, d_model=width, d_kv=8, d_ff=32, num_layers=1, num_heads=2, decoder_start_token_id=0
+    )
+    torch.manual_seed(0)
+    transformers.T5EncoderModel(config).save_pretrained(folder)
+    transformers.ByT5Tokenizer().save_pretrained(folder)
+    return folder
+
+
+def test_a_prompt_goes_through_the_t5_given_at_generation(tmp_path):
+    """Their checkpoints hold no T5: text_path= at generation (or recorded at import) supplies it,
+    and the DiT reads its tokens directly, as their conditioner feeds them."""
+    from latentaudio.pipeline import Pipeline
+
+    checkpoint, config = files("sao_1_0")
+    import_vae(checkpoint, config, tmp_path / "vae")
+    import_dit(checkpoint, config, tmp_path / "dit", tmp_path / "vae")
+    width = json.loads(config.read_text())["model"]["conditioning"]["cond_dim"]
+    t5 = save_tiny_t5(tmp_path / "t5", width)
+    pipeline = Pipeline.from_bundles(tmp_path / "vae", tmp_path / "dit", text_path=t5)
+    encoder = pipeline.denoiser.conditioner.text_encoder
+    with torch.no_grad():
+        tokens, mask = encoder(["rain on a roof"])
+        cond = pipeline.denoiser.conditioner(
+            {"caption": ["rain on a roof"], "seconds_total": torch.tensor([1.0])}
+        )
+    assert torch.equal(cond["cross_cond"][:, : tokens.shape[1]], tokens)  # no projection: T5's own tokens
+    clips = {
+        prompt: pipeline.generate(seconds=0.5, steps=3, seed=0, prompt=prompt)
+        for prompt in ("rain", "a bell", None)
+    }
+    assert all(bool(torch.isfinite(clip).all()) for clip in clips.values())
+    assert not torch.equal(clips["rain"], clips["a bell"]) and not torch.equal(clips["rain"], clips[None])
+
+    # recorded at import, the folder is used without text_path=
+    import_dit(checkpoint, config, tmp_path / "dit_t5", tmp_path / "vae", text_path=t5)
+    recorded = Pipeline.from_bundles(tmp_path / "vae", tmp_path / "dit_t5")
+    assert torch.equal(recorded.generate(seconds=0.5, steps=3, seed=0, prompt="rain"), clips["rain"])
+
+    # a T5 of another width, and a folder without a T5, are refused naming what the model expects
+    narrow = save_tiny_t5(tmp_path / "t5_narrow", width // 2)
+    with pytest.raises(ValueError, match="it expects t5-base"):
+        Pipeline.from_bundles(tmp_path / "vae", tmp_path / "dit", text_path=narrow)
+    with pytest.raises(FileNotFoundError, match="no T5 there"):
+        Pipeline.from_bundles(tmp_path / "vae", tmp_path / "dit", text_path=tmp_path / "vae")

@@ -1,10 +1,11 @@
-"""VAE decoding in bf16: close to fp32, chosen only where the device has native bf16."""
+"""bf16 decoding (close to fp32, chosen only where the device has native bf16) and bf16 sampling
+(close to fp32, chosen by ``auto`` on a GPU only)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from inference.tiny_bundles import tiny_vae_bundle
+from inference.tiny_bundles import tiny_bundles, tiny_vae_bundle
 
 from latentaudio import autoencoder as autoencoder_module
 from latentaudio import metrics
@@ -31,3 +32,21 @@ def test_auto_follows_the_device_and_bad_values_are_refused(tmp_path, monkeypatc
     assert Autoencoder.from_bundle(path).decode_bf16 is False  # fp32 unless asked
     with pytest.raises(ValueError, match="choose one of fp32, bf16, auto"):
         Autoencoder.from_bundle(path, decode_precision="half")
+
+
+def test_bf16_sampling_stays_close_to_fp32_and_auto_keeps_the_cpu_exact(tmp_path):
+    from latentaudio.pipeline import Pipeline
+
+    vae, dit = tiny_bundles(tmp_path)
+    clips = {}
+    for precision in ("fp32", "bf16", "auto"):
+        pipeline = Pipeline.from_bundles(vae, dit, sample_precision=precision, decode_precision="fp32")
+        frames = pipeline.frames_for(pipeline.train_seconds)
+        batch = {"seconds_total": torch.full((2,), pipeline.train_seconds)}
+        clips[precision] = pipeline.sample_latents(frames, batch, n=2, steps=4, seed=0)
+    assert torch.equal(clips["auto"], clips["fp32"])  # on a CPU, auto is fp32 bit for bit
+    assert clips["bf16"].dtype == torch.float32 and not torch.equal(clips["bf16"], clips["fp32"])
+    error = (clips["bf16"] - clips["fp32"]).norm() / clips["fp32"].norm()
+    assert error < 0.05
+    with pytest.raises(ValueError, match="sample_precision='half': choose one of fp32, bf16, auto"):
+        Pipeline.from_bundles(vae, dit, sample_precision="half")
