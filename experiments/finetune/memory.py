@@ -2,6 +2,7 @@
 
     .venv/bin/python -m experiments.finetune.memory                  # writes experiments/finetune/memory.md
     .venv/bin/python -m experiments.finetune.memory shapes=[demo] steps=5
+    python -m experiments.finetune.memory device=cuda            # on a GPU: writes memory_gpu.md
 
 Each configuration runs in a fresh process, so its peak resident memory (``ru_maxrss``) is that of
 one training setup: the DiT's weights (fp32), gradients and AdamW states of what trains, an EMA of
@@ -14,9 +15,11 @@ what trains, and the activations of one step under bf16 autocast. Shapes:
   cross-attention over 128 tokens of width 768 (T5-base's output; the frozen T5 itself, the same
   0.45 GB in both setups, is left out), blocks checkpointed.
 
-A full fine-tune of the SAO shape needs more memory than this 24 GiB machine has, so it is
-measured at depths 2 and 4 and extrapolated linearly in depth (memory per block is constant);
-the LoRA setup is measured at those depths too and at 24, which checks the extrapolation.
+A full fine-tune of the SAO shape needs more memory than this 24 GiB machine has, so on a CPU it
+is measured at depths 2 and 4 and extrapolated linearly in depth (memory per block is constant);
+the LoRA setup is measured at those depths too and at 24, which checks the extrapolation. On a GPU
+(``device=cuda``) both are measured at full depth, memory as the allocator's peak
+(``torch.cuda.max_memory_allocated``) over what was allocated before the model was built.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ from experiments.common import model_size, parse_arguments
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "experiments" / "finetune" / "memory.md"
-USAGE = "python -m experiments.finetune.memory [shapes=[demo,sao]] [steps=3] [rank=16]"
+GPU_RESULTS = ROOT / "experiments" / "finetune" / "memory_gpu.md"
+USAGE = "python -m experiments.finetune.memory [shapes=[demo,sao]] [steps=3] [rank=16] [device=cpu|cuda]"
 GIB = 1024**3
 
 SHAPES = {
@@ -63,17 +67,26 @@ SHAPES = {
 }
 
 
-def rss_gib() -> float:
-    """Resident memory now (Linux /proc), GiB."""
+def rss_gib(device: str = "cpu") -> float:
+    """Memory in use now, GiB: resident (Linux /proc) on a CPU, allocated on a GPU."""
+    if device == "cuda":
+        return torch.cuda.memory_allocated() / GIB
     pages = int(Path("/proc/self/statm").read_text().split()[1])
     return pages * resource.getpagesize() / GIB
 
 
-def peak_gib() -> float:
+def peak_gib(device: str = "cpu") -> float:
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / GIB
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB
 
 
-def measure_one(shape: str, mode: str, depth: int | None, steps: int, rank: int) -> dict:
+def synchronize(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def measure_one(shape: str, mode: str, depth: int | None, steps: int, rank: int, device: str = "cpu") -> dict:
     """Build the DiT of ``shape``, run ``steps`` training steps of ``mode`` (full or lora), measure."""
     from safetensors.torch import save_file
 
@@ -90,7 +103,10 @@ def measure_one(shape: str, mode: str, depth: int | None, steps: int, rank: int)
     size["checkpoint_blocks"] = spec["checkpoint"]
     if depth is not None:
         size["depth"] = depth
-    baseline = rss_gib()
+    if device == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    baseline = rss_gib(device)
     conditioner = Conditioner(global_dim=size["width"], timing=True, num_labels=spec["labels"])
     dit = DiT(
         **size,
@@ -114,30 +130,35 @@ def measure_one(shape: str, mode: str, depth: int | None, steps: int, rank: int)
             file_bytes = path.stat().st_size
         else:  # a plain DiT bundle's weights: every tensor in fp32 (written out only to count)
             file_bytes = sum(t.numel() * t.element_size() for t in denoiser.state_dict().values())
+    denoiser.to(device)
     optimizer = torch.optim.AdamW(trainable, lr=1e-4)
     ema = EMA(denoiser, 0.999)
     objective = make_objective("v")
-    built = rss_gib()
+    built = rss_gib(device)
 
     batch_size, frames = spec["batch"], spec["frames"]
-    batch = {"seconds_start": torch.zeros(batch_size), "seconds_total": torch.full((batch_size,), 10.0)}
+    batch = {
+        "seconds_start": torch.zeros(batch_size, device=device),
+        "seconds_total": torch.full((batch_size,), 10.0, device=device),
+    }
     if spec["labels"]:
-        batch["label"] = torch.arange(batch_size) % (spec["labels"] + (mode == "lora"))
+        batch["label"] = torch.arange(batch_size, device=device) % (spec["labels"] + (mode == "lora"))
     tokens = None
     if spec["text_tokens"]:
-        tokens = torch.randn(batch_size, spec["text_tokens"], spec["text_dim"])
+        tokens = torch.randn(batch_size, spec["text_tokens"], spec["text_dim"], device=device)
     times = []
     denoiser.train()
     for _ in range(steps + 1):  # the first is a warm-up
-        x0 = torch.randn(batch_size, spec["latent_dim"], frames)
-        noise, t = torch.randn_like(x0), torch.rand(batch_size)
+        x0 = torch.randn(batch_size, spec["latent_dim"], frames, device=device)
+        noise, t = torch.randn_like(x0), torch.rand(batch_size, device=device)
+        synchronize(device)
         start = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast(device, dtype=torch.bfloat16):
             cond = denoiser.conditioner(batch)
             if tokens is not None:
                 cond["cross_cond"], cond["cross_mask"] = (
                     tokens,
-                    torch.ones(tokens.shape[:2], dtype=torch.bool),
+                    torch.ones(tokens.shape[:2], dtype=torch.bool, device=device),
                 )
             out = denoiser.dit(objective.noisy(x0, noise, t), t, **cond)
             loss, _ = objective.loss(out.float(), objective.target(x0, noise, t), t)
@@ -145,6 +166,7 @@ def measure_one(shape: str, mode: str, depth: int | None, steps: int, rank: int)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         ema.update(denoiser)
+        synchronize(device)
         times.append(time.perf_counter() - start)
     return {
         "shape": shape,
@@ -155,7 +177,7 @@ def measure_one(shape: str, mode: str, depth: int | None, steps: int, rank: int)
         "trainable": sum(p.numel() for p in trainable),
         "file_mb": file_bytes / 1e6,
         "built_gib": built - baseline,
-        "peak_gib": peak_gib() - baseline,
+        "peak_gib": peak_gib(device) - baseline,
         "step_s": statistics.median(times[1:]),
         "batch": batch_size,
         "frames": frames,
@@ -196,11 +218,34 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def measure_gpu(args: dict) -> None:
+    """Every shape and mode at full depth on the GPU, one after another in this process."""
+    rows = []
+    for shape in args["shapes"]:
+        for mode in ("full", "lora"):
+            rows.append(measure_one(shape, mode, None, args["steps"], args["rank"], device="cuda"))
+            print(table(rows[-1:]), flush=True)
+    name = torch.cuda.get_device_name()
+    GPU_RESULTS.write_text(
+        "# Fine-tuning memory and speed on a GPU (written by experiments/finetune/memory.py)\n\n"
+        f"Command: `python -m experiments.finetune.memory device=cuda steps={args['steps']} rank={args['rank']}`; "
+        f"{name}, torch {torch.__version__}, fp32 weights, bf16 autocast, AdamW, EMA. GiB of the CUDA "
+        "allocator above what was allocated before the model was built: 'weights etc.' after building "
+        "the model, optimizer and EMA, 'peak' its peak during the training steps; step: median wall "
+        "time after a warm-up step.\n\n" + table(rows) + "\n"
+    )
+    print(f"written {GPU_RESULTS.relative_to(ROOT)}")
+
+
 def main(argv: list[str]) -> None:
-    args = parse_arguments(argv, {"shapes": ["demo", "sao"], "steps": 3, "rank": 16, "_one": None}, USAGE)
+    defaults = {"shapes": ["demo", "sao"], "steps": 3, "rank": 16, "device": "cpu", "_one": None}
+    args = parse_arguments(argv, defaults, USAGE)
     if args["_one"]:
         job = json.loads(args["_one"]) if isinstance(args["_one"], str) else args["_one"]
         print(json.dumps(measure_one(**job)))
+        return
+    if args["device"] == "cuda":
+        measure_gpu(args)
         return
     rows = []
     for shape in args["shapes"]:
