@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from latentaudio import editing
+from latentaudio import editing, retiming
 from latentaudio.autoencoder import Autoencoder
 from latentaudio.bundle import Bundle, check_same_vae, load_bundle
 from latentaudio.data import metadata
@@ -636,101 +636,12 @@ class Pipeline:
     # planning lives with the rest of speech (latentaudio/speech/synthesis.py)
     speak = synthesis.speak
 
-    def pitch(
-        self,
-        audio: torch.Tensor,
-        sample_rate: int,
-        semitones: float,
-        strength: float = 0.0,
-        stretch: str = "latent",
-        **options,
-    ) -> torch.Tensor:
-        """Transpose by ``semitones`` at the same duration: stretched in time by the pitch factor
-        (``stretch``, see :meth:`tempo`) and resampled back to its length (``editing.pitch``).
-
-        ``strength`` > 0 then regenerates that much of it with the model (as ``vary``). The
-        default, 0, keeps the transform alone: on the demo models regenerating moved the result
-        away from real audio (``experiments/editing/results.md``); a DiT that generates better
-        than its VAE reconstructs may do better."""
-        stretcher = self.stretcher(stretch)
-        return self._transformed(
-            audio,
-            sample_rate,
-            lambda x: editing.pitch(x, self.sample_rate, semitones, stretcher),
-            strength,
-            **options,
-        )
-
-    def tempo(
-        self,
-        audio: torch.Tensor,
-        sample_rate: int,
-        rate: float,
-        strength: float = 0.0,
-        stretch: str = "latent",
-        **options,
-    ) -> torch.Tensor:
-        """``rate`` times faster (0.8: slower) at the same pitch; ``strength`` as in :meth:`pitch`.
-
-        ``stretch="latent"`` stretches the clip's latents in time and decodes them
-        (:meth:`latent_tempo`: the decoder makes new waveform detail, so attacks stay sharp);
-        ``"vocoder"`` runs a phase vocoder on the waveform (``editing.tempo``: no VAE in the
-        way, but attacks smear)."""
-        editing.check_rate(rate)
-        stretcher = self.stretcher(stretch)
-        return self._transformed(audio, sample_rate, lambda x: stretcher(x, rate), strength, **options)
-
-    def speed(
-        self, audio: torch.Tensor, sample_rate: int, rate: float, strength: float = 0.0, **options
-    ) -> torch.Tensor:
-        """Tape-style: ``rate`` times faster and ``12 log2(rate)`` semitones higher, by resampling
-        (``editing.speed``); ``strength`` as in :meth:`pitch` (0: the resampling alone)."""
-        return self._transformed(audio, sample_rate, lambda x: editing.speed(x, rate), strength, **options)
-
-    def stretcher(self, stretch: str) -> Callable[[torch.Tensor, float], torch.Tensor]:
-        """``stretch(audio, rate)`` at the model's rate: ``latent`` or ``vocoder`` (see :meth:`tempo`)."""
-        if stretch == "latent":
-            return self.latent_tempo
-        if stretch == "vocoder":
-            return lambda audio, rate: editing.tempo(audio, self.sample_rate, rate)
-        raise ValueError(
-            f"stretch={stretch!r}: choose latent (stretch the latents) or vocoder (phase vocoder)"
-        )
-
-    def latent_tempo(self, audio: torch.Tensor, rate: float) -> torch.Tensor:
-        """(B, C, T) at the model's rate played ``rate`` times faster at the same pitch, as
-        ``round(T / rate)`` samples: its latents stretched in time (``editing.stretch_latents``)
-        and decoded."""
-        editing.check_rate(rate)
-        length = round(audio.shape[-1] / rate)
-        latents = self.encode(audio, self.sample_rate)
-        frames = max(1, math.ceil(length / self.autoencoder.hop))
-        return self.decode(editing.stretch_latents(latents, frames), length=length)
-
-    def _transformed(
-        self,
-        audio: torch.Tensor,
-        sample_rate: int,
-        transform: Callable[[torch.Tensor], torch.Tensor],
-        strength: float,
-        n: int = 1,
-        **options,
-    ) -> torch.Tensor:
-        """``transform`` of the input at the model's rate, noised to t = ``strength`` and sampled back."""
-        if not 0.0 <= strength <= 1.0:
-            raise ValueError(
-                f"strength={strength}: it must be in [0, 1] (0: the transform alone, 1: ignore the input)"
-            )
-        if strength == 0.0:
-            return transform(self.autoencoder.prepare(audio, sample_rate)).repeat_interleave(n, dim=0)
-        return self._edit(
-            audio,
-            sample_rate,
-            lambda x, length: editing.vary(x, length, strength),
-            transform=transform,
-            n=n,
-            **options,
-        )
+    # pitch, tempo and speed: a transform, then optionally the model (latentaudio/retiming.py)
+    pitch = retiming.pitch
+    tempo = retiming.tempo
+    speed = retiming.speed
+    stretcher = retiming.stretcher
+    latent_tempo = retiming.latent_tempo
 
     def _edit(
         self,
