@@ -124,9 +124,10 @@ def our_side(
 
     def describe() -> str:
         d = recipe["dit"]
+        path = "one prepended token" if d.get("global_cond_mode") == "prepend" else "adaLN-Zero"
         return (
             f"our DiT width {d['width']}, depth {d['depth']}, {d['heads']} heads, timing and label through "
-            f"adaLN-Zero; AdamW lr {o['lr']:g}, {o['warmup_steps']} warm-up steps, {o['decay']} decay over "
+            f"{path}; AdamW lr {o['lr']:g}, {o['warmup_steps']} warm-up steps, {o['decay']} decay over "
             f"{plan['total']} steps; EMA {recipe['ema']['decay']}; {recipe['trainer']['precision']}"
             + (f"; overrides {', '.join(overrides)}" if overrides else "")
         )
