@@ -23,10 +23,8 @@ import torch
 
 from latentaudio.audio import convert_channels, resample
 from latentaudio.bundle import Bundle, load_bundle
-from latentaudio.devices import native_bf16
+from latentaudio.devices import PRECISIONS, native_bf16
 from latentaudio.vae.chunked import decode_chunked, encode_chunked
-
-DECODE_PRECISIONS = ("fp32", "bf16", "auto")
 
 
 class Autoencoder:
@@ -37,10 +35,8 @@ class Autoencoder:
         chunk_seconds: float = 20.0,
         decode_precision: str = "fp32",
     ):
-        if decode_precision not in DECODE_PRECISIONS:
-            raise ValueError(
-                f"decode_precision={decode_precision!r}: choose one of {', '.join(DECODE_PRECISIONS)}"
-            )
+        if decode_precision not in PRECISIONS:
+            raise ValueError(f"decode_precision={decode_precision!r}: choose one of {', '.join(PRECISIONS)}")
         self.bundle = bundle
         self.vae = bundle.build("vae", device)
         self.device = torch.device(device)

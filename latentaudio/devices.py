@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import torch
 
+# inference precisions (decode_precision, sample_precision): auto = bf16 where it pays, see their owners
+PRECISIONS = ("fp32", "bf16", "auto")
+
 
 def native_bf16(device: str | torch.device = "cpu") -> bool:
     """True on a GPU with bf16 and on CPUs whose oneDNN has native bf16 kernels (AVX-512 BF16, AMX).

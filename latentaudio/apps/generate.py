@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from latentaudio.apps.common import CONFIG_PATH, ConfigError, adapters, as_list, log
 from latentaudio.audio import audio_info, read_audio, write_audio
+from latentaudio.devices import PRECISIONS
 from latentaudio.training.media import spectrogram_image
 
 MODES = ("generate", "vary", "inpaint", "extend", "enhance", "pitch", "tempo", "speed", "speak")
@@ -62,6 +63,9 @@ def check_generate_config(cfg: DictConfig) -> None:
     adapters(cfg)
     if cfg.n < 1:
         raise ConfigError(f"n={cfg.n}: ask for at least one clip")
+    for key in ("decode_precision", "sample_precision"):
+        if cfg.get(key) not in PRECISIONS:
+            raise ConfigError(f"{key}={cfg.get(key)}: choose one of {', '.join(PRECISIONS)}")
     if cfg.seconds is not None and cfg.seconds <= 0:
         raise ConfigError(f"seconds={cfg.seconds}: must be positive")
     if cfg.mode in EDITING_MODES:

@@ -315,6 +315,8 @@ def test_generate_app_refuses_bad_editing_settings(bundles, tmp_path):
         "0: the transform alone": ["mode=speed", f"input={source}", "rate=2", "strength=-1"],
         "choose latent": ["mode=tempo", f"input={source}", "rate=2", "stretch=magic"],
         "choose one of": ["mode=remix"],
+        "sample_precision=half: choose one of fp32, bf16, auto": ["sample_precision=half"],
+        "decode_precision=fp16: choose one of": ["decode_precision=fp16"],
     }
     for message, overrides in cases.items():
         with pytest.raises(ConfigError, match=message):
