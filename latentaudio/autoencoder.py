@@ -23,7 +23,7 @@ import torch
 
 from latentaudio.audio import convert_channels, resample
 from latentaudio.bundle import Bundle, load_bundle
-from latentaudio.devices import PRECISIONS, native_bf16
+from latentaudio.devices import bf16_for
 from latentaudio.vae.chunked import decode_chunked, encode_chunked
 
 
@@ -35,8 +35,7 @@ class Autoencoder:
         chunk_seconds: float = 20.0,
         decode_precision: str = "fp32",
     ):
-        if decode_precision not in PRECISIONS:
-            raise ValueError(f"decode_precision={decode_precision!r}: choose one of {', '.join(PRECISIONS)}")
+        self.decode_bf16 = bf16_for(decode_precision, device, "decode_precision")
         self.bundle = bundle
         self.vae = bundle.build("vae", device)
         self.device = torch.device(device)
@@ -47,9 +46,6 @@ class Autoencoder:
         self.latent_dim: int = meta["latent_dim"]
         self.chunk_frames = max(16, math.ceil(chunk_seconds * self.sample_rate / self.hop))
         self.overlap_frames = min(max(8, self.chunk_frames // 8), self.chunk_frames // 2)
-        self.decode_bf16 = decode_precision == "bf16" or (
-            decode_precision == "auto" and native_bf16(self.device)
-        )
 
     @classmethod
     def from_bundle(cls, path: str | Path, device: str | torch.device = "cpu", **kwargs) -> Autoencoder:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-# inference precisions (decode_precision, sample_precision): auto = bf16 where it pays, see their owners
+# inference precisions (decode_precision, sample_precision): auto = bf16 where it pays
 PRECISIONS = ("fp32", "bf16", "auto")
 
 
@@ -21,3 +21,15 @@ def native_bf16(device: str | torch.device = "cpu") -> bool:
         supported = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
         return bool(supported is not None and supported())
     return False
+
+
+def bf16_for(precision: str, device: str | torch.device, name: str, auto_on_cpu: bool = True) -> bool:
+    """Whether an inference ``precision`` ("fp32", "bf16" or "auto") runs in bf16 on ``device``;
+    refuses another value, naming the setting ``name``. "auto": bf16 where the device has native
+    bf16 kernels, on a CPU only with ``auto_on_cpu``."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"{name}={precision!r}: choose one of {', '.join(PRECISIONS)}")
+    device = torch.device(device)
+    if precision != "auto":
+        return precision == "bf16"
+    return (auto_on_cpu or device.type != "cpu") and native_bf16(device)

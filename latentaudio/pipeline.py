@@ -40,7 +40,7 @@ from latentaudio import editing, retiming
 from latentaudio.autoencoder import Autoencoder
 from latentaudio.bundle import Bundle, check_same_vae, load_bundle
 from latentaudio.data import metadata
-from latentaudio.devices import PRECISIONS, native_bf16
+from latentaudio.devices import bf16_for
 from latentaudio.dit.aligned import aligned_input, crossfade_ramp, nothing_known
 from latentaudio.dit.denoiser import Denoiser
 from latentaudio.dit.diffusion import make_objective, objective_args
@@ -91,6 +91,8 @@ class Pipeline:
         text_path: str | Path | None = None,
         sample_precision: str = "auto",
     ):
+        # bf16 autocast of the DiT: "auto" turns it on on a GPU only (CPU outputs stay fp32's)
+        self.sample_bf16 = bf16_for(sample_precision, device, "sample_precision", auto_on_cpu=False)
         meta = dit_bundle.meta
         check_same_vae(
             meta["vae_hash"],
@@ -105,12 +107,6 @@ class Pipeline:
             dit_bundle.build("dit", device), dit_bundle.build("conditioner", device)
         ).eval()
         self._attach_text_encoder(text_path or (meta.get("text_encoder") or {}).get("path"))
-        if sample_precision not in PRECISIONS:
-            raise ValueError(f"sample_precision={sample_precision!r}: choose one of {', '.join(PRECISIONS)}")
-        # bf16 autocast of the DiT: on by default on a GPU only (CPU outputs stay fp32's)
-        self.sample_bf16 = sample_precision == "bf16" or (
-            sample_precision == "auto" and self.device.type == "cuda" and native_bf16(self.device)
-        )
         self.objective = make_objective(**objective_args(meta["objective"]))
         stats = meta["latent_statistics"]
         shape = (1, -1, 1)

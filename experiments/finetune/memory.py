@@ -35,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from experiments.common import model_size, parse_arguments
+from experiments.common import model_size, parse_arguments, sync
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "experiments" / "finetune" / "memory.md"
@@ -79,11 +79,6 @@ def peak_gib(device: str = "cpu") -> float:
     if device == "cuda":
         return torch.cuda.max_memory_allocated() / GIB
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB
-
-
-def synchronize(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
 
 
 def measure_one(shape: str, mode: str, depth: int | None, steps: int, rank: int, device: str = "cpu") -> dict:
@@ -151,7 +146,7 @@ def measure_one(shape: str, mode: str, depth: int | None, steps: int, rank: int,
     for _ in range(steps + 1):  # the first is a warm-up
         x0 = torch.randn(batch_size, spec["latent_dim"], frames, device=device)
         noise, t = torch.randn_like(x0), torch.rand(batch_size, device=device)
-        synchronize(device)
+        sync(torch.device(device))
         start = time.perf_counter()
         with torch.autocast(device, dtype=torch.bfloat16):
             cond = denoiser.conditioner(batch)
@@ -166,7 +161,7 @@ def measure_one(shape: str, mode: str, depth: int | None, steps: int, rank: int,
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         ema.update(denoiser)
-        synchronize(device)
+        sync(torch.device(device))
         times.append(time.perf_counter() - start)
     return {
         "shape": shape,

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from experiments.common import markdown_table, parse_arguments
+from experiments.common import markdown_table, parse_arguments, sync
 from experiments.interop.dit_fixtures import structure
 from experiments.interop.fixtures import model_config
 
@@ -87,17 +87,12 @@ def timed(function, device: torch.device, repeats: int, warmup: bool = True) -> 
     result = function() if warmup else None
     times = []
     for _ in range(repeats):
-        synchronize(device)
+        sync(device)
         start = time.perf_counter()
         result = function()
-        synchronize(device)
+        sync(device)
         times.append(time.perf_counter() - start)
     return statistics.median(times), result
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def peak_memory(device: torch.device, function) -> float:

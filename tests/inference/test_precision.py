@@ -7,8 +7,7 @@ import pytest
 import torch
 from inference.tiny_bundles import tiny_bundles, tiny_vae_bundle
 
-from latentaudio import autoencoder as autoencoder_module
-from latentaudio import metrics
+from latentaudio import devices, metrics
 from latentaudio.autoencoder import Autoencoder
 
 
@@ -27,7 +26,7 @@ def test_auto_follows_the_device_and_bad_values_are_refused(tmp_path, monkeypatc
     tiny_vae_bundle(tmp_path / "vae")
     path = tmp_path / "vae"
     for native in (True, False):
-        monkeypatch.setattr(autoencoder_module, "native_bf16", lambda device, native=native: native)
+        monkeypatch.setattr(devices, "native_bf16", lambda device, native=native: native)
         assert Autoencoder.from_bundle(path, decode_precision="auto").decode_bf16 is native
     assert Autoencoder.from_bundle(path).decode_bf16 is False  # fp32 unless asked
     with pytest.raises(ValueError, match="choose one of fp32, bf16, auto"):
