@@ -229,6 +229,44 @@ def judge_split(paths: Sequence[str], fraction: float = 0.25, seed: int = 1) -> 
     return [i for i, p in enumerate(paths) if p not in chosen], held
 
 
+def fit_judge(real: RealClips) -> tuple[LabelJudge | None, list[int], list[int]]:
+    """A :class:`LabelJudge` fitted on ``real``'s judge split (:func:`judge_split`), with the
+    indices it trained on and those it was scored on; ``None`` when the folder has fewer than
+    two labels or no held-out clip."""
+    train, held = judge_split(real.paths)
+    if len(real.by_label()) < 2 or not held:
+        return None, train, held
+    labels = [str(row.get("label") or "") for row in real.rows]
+    judge = LabelJudge.fit(
+        [real.clips[i] for i in train],
+        [labels[i] for i in train],
+        [real.clips[i] for i in held],
+        [labels[i] for i in held],
+        real.sample_rate,
+    )
+    return judge, train, held
+
+
+def labels_through_vae(autoencoder, real: RealClips) -> dict | None:
+    """The label judge on the VAE's reconstructions of its held-out real clips, beside its accuracy
+    on those clips themselves: what a perfect DiT on this VAE could reach, per label. A VAE that
+    keeps a label's timbre leaves both equal. ``None`` without labels."""
+    judge, _, held = fit_judge(real)
+    if judge is None:
+        return None
+    with torch.inference_mode():
+        clips = [autoencoder.reconstruct(real.clips[i][None], real.sample_rate)[0].cpu() for i in held]
+    verdict = judge.judge(clips, [str(real.rows[i].get("label") or "") for i in held], real.sample_rate)
+    return {
+        "ceiling": judge.ceiling,
+        "vae_ceiling": verdict["accuracy"],
+        "vae_ceiling_per_label": verdict["per_label"],
+        "order": judge.labels,
+        "confusion": verdict["confusion"],
+        "held_out_real_clips": judge.held_out,
+    }
+
+
 def timing_adherence(clips: Sequence[torch.Tensor], asked: Sequence[float], sample_rate: int) -> dict:
     """Audible duration (:func:`latentaudio.evaluation.audible_seconds`) against the asked one."""
     from latentaudio.evaluation import audible_seconds
@@ -289,17 +327,8 @@ def measure_adherence(
     has_text = bool(conditioning.get("text"))
     # a DiT that can be asked for a tempo or a key: by caption (text) or as numbers (tempo, key)
     has_attributes = has_text or bool(conditioning.get("tempo")) or bool(conditioning.get("key"))
-    train, held = judge_split(real.paths)
+    judge, train, held = fit_judge(real)
     out: dict = {}
-    judge = None
-    if len(real_by_label) >= 2 and held:
-        judge = LabelJudge.fit(
-            [real.clips[i] for i in train],
-            [str(real.rows[i].get("label") or "") for i in train],
-            [real.clips[i] for i in held],
-            [str(real.rows[i].get("label") or "") for i in held],
-            rate,
-        )
     jobs = len(labels_known) + (min(captions, len(real.rows)) if has_attributes else 0) + 3
     bar = tqdm(total=jobs, desc="adherence", unit="batch", disable=not progress)
     # what a perfect DiT on this VAE could reach: the measures on the VAE's reconstructions of

@@ -110,3 +110,35 @@ def test_read_real_clips_keeps_metadata_crops_and_skips_a_bad_file(tmp_path, cap
     assert "broken.wav" in caplog.text
     assert all(clip.shape == (1, 12000) for clip in real.clips)  # resampled to 8 kHz, cut at 1.5 s
     assert {p: r["label"] for p, r in zip(real.paths, real.rows)} == {"low.wav": "low", "high.wav": "high"}
+
+
+class _Through:
+    """A stand-in VAE: reconstructs by a function of the clip, at the judge's rate."""
+
+    def __init__(self, change):
+        self.change = change
+
+    def reconstruct(self, audio, sample_rate):  # (B, C, T) -> (B, C, T)
+        return self.change(audio)
+
+
+def _lowpass(audio: torch.Tensor, cutoff: float = 1000.0) -> torch.Tensor:
+    spectrum = torch.fft.rfft(audio)
+    spectrum[..., torch.fft.rfftfreq(audio.shape[-1], 1 / RATE) > cutoff] = 0
+    return torch.fft.irfft(spectrum, n=audio.shape[-1])
+
+
+def test_labels_through_vae_shows_the_label_a_vae_loses():
+    clips, labels = _labelled_clips(60, 0)
+    real = adherence.RealClips(
+        [f"clips/{i:03d}.wav" for i in range(60)], clips, [{"label": k} for k in labels], RATE
+    )
+    kept = adherence.labels_through_vae(_Through(lambda a: a), real)
+    assert kept["ceiling"] == 1.0 and kept["vae_ceiling"] == 1.0  # a perfect VAE keeps every label
+    # a VAE that cannot make tones above 1 kHz (the demo VAE's bells, 2026-12-04) loses "high" alone
+    lost = adherence.labels_through_vae(_Through(_lowpass), real)
+    assert lost["vae_ceiling_per_label"]["high"] == 0.0
+    assert lost["vae_ceiling_per_label"]["low"] == 1.0 and lost["ceiling"] == 1.0
+    assert lost["vae_ceiling"] < 0.8 and lost["held_out_real_clips"] == sum(map(sum, lost["confusion"]))
+    unlabelled = adherence.RealClips(real.paths, clips, [{} for _ in clips], RATE)
+    assert adherence.labels_through_vae(_Through(_lowpass), unlabelled) is None

@@ -141,8 +141,11 @@ def evaluate(cfg: DictConfig) -> dict:
         )
         if cfg.adherence.enabled:
             summary["adherence"] = measure_adherence(cfg, pipeline, root, output)
-    elif embedding is not None:
-        log.warning("embedding= only adds a generation metric: pass dit= as well")
+    else:
+        if embedding is not None:
+            log.warning("embedding= only adds a generation metric: pass dit= as well")
+        if cfg.adherence.enabled and cfg.data.root and Path(cfg.data.root).is_dir():
+            summary["labels_through_vae"] = measure_vae_labels(cfg, autoencoder, root)
 
     output.mkdir(parents=True, exist_ok=True)
     (output / "metrics.json").write_text(json.dumps(_json_safe(summary), indent=2))
@@ -189,17 +192,30 @@ def measure_speech(cfg: DictConfig, pipeline, root: Path, embedding) -> dict:
     return result
 
 
+def labelled_real_clips(cfg: DictConfig, root: Path, sample_rate: int, channels: int):
+    """The folder's real clips for the label judge and the ceilings (``adherence.max_files``),
+    or ``None`` when its metadata has no label or caption."""
+    paths = [f.path for f in scan_audio_folder(root, progress=False).files][: cfg.adherence.max_files]
+    rows = load_metadata(root, paths)
+    if not any(row.get("label") or row.get("caption") for row in rows.values()):
+        return None
+    max_seconds = cfg.generation.max_seconds or None
+    return adherence.read_real_clips(root, sample_rate, channels, paths, max_seconds, progress=True)
+
+
+def measure_vae_labels(cfg: DictConfig, autoencoder, root: Path) -> dict | None:
+    """Without a DiT: can the label judge still tell the labels apart through this VAE?"""
+    real = labelled_real_clips(cfg, root, autoencoder.sample_rate, autoencoder.channels)
+    return None if real is None else adherence.labels_through_vae(autoencoder, real)
+
+
 def measure_adherence(cfg: DictConfig, pipeline, root: Path, output: Path) -> dict | None:
     """Label, caption and timing adherence of the DiT on what the folder's metadata asks for."""
     a, g = cfg.adherence, cfg.generation
-    paths = [f.path for f in scan_audio_folder(root, progress=False).files][: a.max_files]
-    rows = load_metadata(root, paths)
-    if not any(row.get("label") or row.get("caption") for row in rows.values()):
+    real = labelled_real_clips(cfg, root, pipeline.sample_rate, pipeline.autoencoder.channels)
+    if real is None:
         log.warning("no label or caption in the metadata of %s: no adherence metrics", printable(root))
         return None
-    real = adherence.read_real_clips(
-        root, pipeline.sample_rate, pipeline.autoencoder.channels, paths, g.max_seconds or None, progress=True
-    )
     settings = dict(sampler=g.sampler, steps=g.steps, cfg_scale=g.cfg_scale)
     result = adherence.measure_adherence(
         pipeline, real, a.per_label, a.captions, seed=cfg.seed, progress=True, **settings
@@ -255,6 +271,13 @@ def format_table(summary: dict) -> str:
         lines.append(f"  {'':<14}" + "".join(f"{n:>14}" for n in names))
         for set_name, values in floors.items():
             lines.append(f"  {set_name:<14}" + "".join(f"{values[n]:14.4f}" for n in names))
+    through_vae = summary.get("labels_through_vae")
+    if through_vae:
+        per_label = ", ".join(f"{k} {v:.0%}" for k, v in through_vae["vae_ceiling_per_label"].items())
+        lines.append(
+            f"label judge on the VAE's reconstructions: {through_vae['vae_ceiling']:.1%} ({per_label}); "
+            f"on the real clips: {through_vae['ceiling']:.1%} ({through_vae['held_out_real_clips']} held-out clips)"
+        )
     if summary.get("adherence"):
         lines += format_adherence(summary["adherence"])
     if summary.get("speech"):
