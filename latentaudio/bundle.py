@@ -136,6 +136,7 @@ ARGUMENTS: dict[str, dict[str, float | None]] = {
         "compile_snake": None,
         "final_tanh": None,
         "snake_beta_floor": None,
+        "bands": 64,
     },
     "latentaudio.dit.model.DiT": {
         "latent_dim": 4096,

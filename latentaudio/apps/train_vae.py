@@ -29,7 +29,7 @@ from latentaudio.training.seeding import seed_run
 def check_vae_config(cfg: DictConfig) -> None:
     """Fail in a second, before any scan or model build, on settings that cannot work."""
     check_speed_config(cfg)
-    hop = math.prod(cfg.vae.strides)
+    hop = cfg.vae.get("bands", 1) * math.prod(cfg.vae.strides)
     if len(cfg.vae.strides) != len(cfg.vae.channel_mults):
         raise ConfigError(
             f"vae.strides has {len(cfg.vae.strides)} entries but vae.channel_mults has "
@@ -39,7 +39,7 @@ def check_vae_config(cfg: DictConfig) -> None:
         fixed = max(hop, round(cfg.data.sample_length / hop) * hop)
         raise ConfigError(
             f"data.sample_length={cfg.data.sample_length} is not a multiple of the VAE's hop {hop} "
-            f"(the product of vae.strides): use data.sample_length={fixed}"
+            f"(vae.bands times the product of vae.strides): use data.sample_length={fixed}"
         )
     if cfg.data.channels != cfg.vae.channels:
         raise ConfigError(

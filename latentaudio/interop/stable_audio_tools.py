@@ -209,6 +209,10 @@ def autoencoder_section(options: dict) -> dict:
         raise FormatError(
             f"strides {options['strides']}: an odd stride is padded differently in their format"
         )
+    if int(options.get("bands", 1)) > 1:
+        raise FormatError(
+            f"bands={options['bands']}: their autoencoder codes the waveform, not pseudo-QMF sub-bands"
+        )
     shared = {
         "channels": options["base_channels"],
         "c_mults": list(options["channel_mults"]),

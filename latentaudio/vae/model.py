@@ -25,6 +25,8 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 from torch.nn.utils.parametrizations import weight_norm
 
+from latentaudio.vae.bands import PQMF
+
 # The posterior scale never reaches zero, so log(scale) in the KL stays finite.
 MIN_POSTERIOR_SCALE = 1e-4
 # SnakeBeta divides by beta; a floor keeps one collapsing beta from blowing up the activations.
@@ -250,7 +252,8 @@ class AudioVAE(nn.Module):
 
     ``final_tanh``: squash the decoder's output into (-1, 1); off here as in Stable Audio Open's
     decoder (stable-audio-tools' Oobleck turns it on unless told). ``snake_beta_floor``: see
-    `SnakeBeta`.
+    `SnakeBeta`. ``bands`` > 1: code ``bands`` pseudo-QMF sub-bands at 1/bands of the rate
+    (`latentaudio.vae.bands`) instead of the waveform; the hop is then bands x the strides.
     """
 
     def __init__(
@@ -265,6 +268,7 @@ class AudioVAE(nn.Module):
         compile_snake: bool = False,
         final_tanh: bool = False,
         snake_beta_floor: float = MIN_SNAKE_BETA,
+        bands: int = 1,
     ):
         super().__init__()
         if len(channel_mults) != len(strides):
@@ -274,7 +278,10 @@ class AudioVAE(nn.Module):
         self.channels = channels
         self.latent_dim = latent_dim
         self.strides = tuple(int(s) for s in strides)
-        self.hop = math.prod(self.strides)
+        self.bands = int(bands)
+        self.pqmf = PQMF(self.bands) if self.bands > 1 else None
+        self.hop = self.bands * math.prod(self.strides)
+        coded = channels * self.bands  # the waveform's channels, or its sub-bands
         # Block i maps widths[i] -> widths[i + 1]; the stem keeps base_channels, as in Oobleck.
         widths = [base_channels] + [base_channels * m for m in channel_mults]
         activation = functools.partial(
@@ -282,7 +289,7 @@ class AudioVAE(nn.Module):
         )
 
         self.encoder = nn.Sequential(
-            wn_conv1d(channels, widths[0], kernel_size=7, padding=3),
+            wn_conv1d(coded, widths[0], kernel_size=7, padding=3),
             *[
                 EncoderBlock(widths[i], widths[i + 1], s, dilations, activation)
                 for i, s in enumerate(self.strides)
@@ -297,7 +304,7 @@ class AudioVAE(nn.Module):
                 for i, s in reversed(list(enumerate(self.strides)))
             ],
             activation(widths[0]),
-            wn_conv1d(widths[0], channels, kernel_size=7, padding=3, bias=False),
+            wn_conv1d(widths[0], coded, kernel_size=7, padding=3, bias=False),
             *([nn.Tanh()] if final_tanh else []),
         )
 
@@ -305,6 +312,8 @@ class AudioVAE(nn.Module):
         """Posterior mean and scale, each (B, latent_dim, ceil(T / hop)); zero-pads the end."""
         frames = math.ceil(audio.shape[-1] / self.hop)
         audio = F.pad(audio, (0, frames * self.hop - audio.shape[-1]))  # (B, C, F * hop)
+        if self.pqmf is not None:
+            audio = self.pqmf.analysis(audio)  # (B, C * bands, F * hop / bands)
         h = self.encoder(audio).float()  # (B, 2 * latent_dim, F)
         mean, raw_scale = h.chunk(2, dim=1)  # (B, latent_dim, F) each
         return mean, F.softplus(raw_scale) + MIN_POSTERIOR_SCALE
@@ -315,6 +324,8 @@ class AudioVAE(nn.Module):
 
     def decode(self, latents: Tensor, length: int | None = None) -> Tensor:
         audio = self.decoder(latents).float()  # (B, C, F * hop), float32 even under autocast
+        if self.pqmf is not None:
+            audio = self.pqmf.synthesis(audio)  # from (B, C * bands, F * hop / bands)
         return audio if length is None else audio[..., :length]  # (B, C, length)
 
     def forward(self, audio: Tensor, latent_noise: float = 0.0) -> VAEOutput:
