@@ -29,18 +29,32 @@ SCREEN += ["callbacks.model_checkpoint.every_n_train_steps=200", "media.every_n_
 # experiment=demo_vae has the recipe this study kept (waveform L1 30, 32 latent channels).
 BEFORE = ["loss.waveform_weight=1.0", "vae.latent_dim=16"]
 
+# The waveform VAE every row up to the sub-band ones was trained on (the demo recipe until
+# 2026-12-04), restated now that experiment=demo_vae codes sub-bands; and its demo schedule.
+WAVEFORM = ["vae.bands=1", "vae.strides=[2,4,4,8]", "vae.channel_mults=[1,2,4,8]", "vae.base_channels=16"]
+WAVEFORM_DEMO = ["trainer.max_steps=1200", "loss.adversarial_start_step=900"]
+
+# 4 pseudo-QMF sub-bands coded at 4 kHz, blocks at 4 kHz, 1 kHz and 250 Hz: hop 256 as the recipe
+BANDS4 = ["vae.bands=4", "vae.strides=[4,4,4]", "vae.channel_mults=[1,2,4]", "vae.base_channels=32"]
+
 # name: train_vae overrides on top of experiment=demo_vae
 LEVERS: dict[str, list[str]] = {
-    "base600": [*SCREEN, *BEFORE],  # the demo recipe's losses, 600 steps, no critic
-    "complex600": [*SCREEN, *BEFORE, "loss.complex_stft_weight=1.0"],
-    "waveform10_600": [*SCREEN, *BEFORE, "loss.waveform_weight=10"],
-    "waveform30_600": [*SCREEN, *BEFORE, "loss.waveform_weight=30"],
-    "waveform100_600": [*SCREEN, *BEFORE, "loss.waveform_weight=100"],
-    "waveform30_latent32_600": [*SCREEN, *BEFORE, "loss.waveform_weight=30", "vae.latent_dim=32"],
-    "waveform30_complex_600": [*SCREEN, *BEFORE, "loss.waveform_weight=30", "loss.complex_stft_weight=1.0"],
+    "base600": [*WAVEFORM, *SCREEN, *BEFORE],  # the demo recipe's losses, 600 steps, no critic
+    "complex600": [*WAVEFORM, *SCREEN, *BEFORE, "loss.complex_stft_weight=1.0"],
+    "waveform10_600": [*WAVEFORM, *SCREEN, *BEFORE, "loss.waveform_weight=10"],
+    "waveform30_600": [*WAVEFORM, *SCREEN, *BEFORE, "loss.waveform_weight=30"],
+    "waveform100_600": [*WAVEFORM, *SCREEN, *BEFORE, "loss.waveform_weight=100"],
+    "waveform30_latent32_600": [*WAVEFORM, *SCREEN, *BEFORE, "loss.waveform_weight=30", "vae.latent_dim=32"],
+    "waveform30_complex_600": [
+        *WAVEFORM,
+        *SCREEN,
+        *BEFORE,
+        "loss.waveform_weight=30",
+        "loss.complex_stft_weight=1.0",
+    ],
     # not run yet: the next levers (results.md)
-    "waveform30_kl1e-5_600": [*SCREEN, *BEFORE, "loss.waveform_weight=30", "loss.kl_weight=1e-5"],
-    "hop128_600": [*SCREEN, *BEFORE, "loss.waveform_weight=30", "vae.strides=[2,4,4,4]"],
+    "waveform30_kl1e-5_600": [*WAVEFORM, *SCREEN, *BEFORE, "loss.waveform_weight=30", "loss.kl_weight=1e-5"],
+    "hop128_600": [*WAVEFORM, *SCREEN, *BEFORE, "loss.waveform_weight=30", "vae.strides=[2,4,4,4]"],
     # on top of the kept recipe (waveform 30, 32 channels), for the plucks
     "recipe_kl1e-5_600": [
         *SCREEN,
@@ -57,15 +71,32 @@ LEVERS: dict[str, list[str]] = {
         "vae.strides=[2,4,4,4]",
     ],
     # on top of the kept recipe: the mel distance (bells), the optimiser, the crop, the width
-    "recipe_mel15_600": [*SCREEN, "loss.mel_weight=15"],
-    "recipe_mel5_600": [*SCREEN, "loss.mel_weight=5"],
-    "recipe_lr2e-3_600": [*SCREEN, "optim.lr=2e-3"],
-    "recipe_lr5e-4_600": [*SCREEN, "optim.lr=5e-4"],
-    "recipe_crop16k_600": [*SCREEN, "data.sample_length=16384", "data.batch_size=4"],
-    "recipe_wide24_600": [*SCREEN, "vae.base_channels=24"],
-    "recipe_600": SCREEN,  # the kept recipe itself, on the day's machine
+    "recipe_mel15_600": [*WAVEFORM, *SCREEN, "loss.mel_weight=15"],
+    "recipe_mel5_600": [*WAVEFORM, *SCREEN, "loss.mel_weight=5"],
+    "recipe_lr2e-3_600": [*WAVEFORM, *SCREEN, "optim.lr=2e-3"],
+    "recipe_lr5e-4_600": [*WAVEFORM, *SCREEN, "optim.lr=5e-4"],
+    "recipe_crop16k_600": [*WAVEFORM, *SCREEN, "data.sample_length=16384", "data.batch_size=4"],
+    "recipe_wide24_600": [*WAVEFORM, *SCREEN, "vae.base_channels=24"],
+    "recipe_600": [*WAVEFORM, *SCREEN],  # the kept recipe itself, on the day's machine
+    # the decoder's stage rates (tones above 1 kHz, the Nyquist of its 2 kHz stage, are lost):
+    # decoder strides 8, 8, 2, 2 run its stages at 500 Hz, 4, 8 and 16 kHz (now 500 Hz, 2, 8, 16)
+    "recipe_strides2288_600": [*WAVEFORM, *SCREEN, "vae.strides=[2,2,8,8]"],
+    # tones above 1 kHz come back as silence: the waveform L1 term's safe answer to an unsure phase?
+    "recipe_complex5_600": [*WAVEFORM, *SCREEN, "loss.complex_stft_weight=5"],
+    # code 4 pseudo-QMF sub-bands at 4 kHz (latentaudio/vae/bands.py): same hop 256, 32 channels
+    "recipe_bands4_600": [*SCREEN, *BANDS4],
+    # its steps are 1.75x faster: 2400 of them take what the demo VAE's 1200 (critic from 900) take
+    "recipe_bands4_2400": [
+        "trainer.max_steps=2400",
+        *SCREEN[1:2],  # no critic
+        "trainer.val_check_interval=400",
+        "callbacks.model_checkpoint.every_n_train_steps=400",
+        "media.every_n_steps=2400",
+        *BANDS4,
+    ],
     # 4x the screening budget: does fidelity still climb with steps? (val/ metrics every 400 steps)
     "recipe_2400": [
+        *WAVEFORM,
         "trainer.max_steps=2400",
         *SCREEN[1:2],  # no critic
         "trainer.val_check_interval=400",
@@ -75,6 +106,7 @@ LEVERS: dict[str, list[str]] = {
     # the critic's time spent on plain steps instead: 1800 steps without it take about what the
     # demo's 900 + 300 with it take
     "recipe_nocritic_1800": [
+        *WAVEFORM,
         "trainer.max_steps=1800",
         *SCREEN[1:2],  # no critic
         "trainer.val_check_interval=600",
@@ -83,6 +115,7 @@ LEVERS: dict[str, list[str]] = {
     ],
     # the critic's time spent on plain steps at equal time (900 + 300 with it take about 1500 plain)
     "recipe_nocritic_1500": [
+        *WAVEFORM,
         "trainer.max_steps=1500",
         *SCREEN[1:2],  # no critic
         "trainer.val_check_interval=500",
@@ -90,11 +123,26 @@ LEVERS: dict[str, list[str]] = {
         "media.every_n_steps=500",
     ],
     # with data=data/real (real_data.py): the kept recipe, and the one before, at 600 steps
-    "real_waveform30_600": SCREEN,
-    "real_base600": [*SCREEN, *BEFORE],
-    "demo": [],  # experiment=demo_vae as it is: 1200 steps, critic from step 900
-    "demo_before": BEFORE,
+    "real_waveform30_600": [*WAVEFORM, *SCREEN],
+    "real_base600": [*WAVEFORM, *SCREEN, *BEFORE],
+    # the demo recipe until 2026-12-04: the waveform VAE, 1200 steps, the critic from step 900
+    "demo": [*WAVEFORM, *WAVEFORM_DEMO],
+    "demo_today": [],  # that recipe as make demo trained it that day (a link to outputs/demo/vae)
+    "demo_before": [*WAVEFORM, *WAVEFORM_DEMO, *BEFORE],
+    "demo_bands4": [],  # experiment=demo_vae as it is: 4 sub-bands, 2400 steps, no critic
 }
+
+
+
+def _last_wins(overrides: list[str]) -> list[str]:
+    """One override per key, the last one given (Hydra refuses a key given twice)."""
+    kept: dict[str, str] = {}
+    for override in overrides:
+        kept[override.split("=", 1)[0]] = override
+    return list(kept.values())
+
+
+LEVERS = {name: _last_wins(overrides) for name, overrides in LEVERS.items()}
 
 
 def train(name: str, overrides: list[str], data: str) -> float | None:
@@ -129,6 +177,22 @@ def summary_row(name: str, overrides: list[str], wall: float | None, metrics: di
         "per_label_sisdr": {label: round(v["sisdr"], 2) for label, v in metrics["per_label"].items()},
         "per_label_mel": {label: round(v["mel"], 3) for label, v in metrics["per_label"].items()},
         "worst": metrics["extremes"]["worst"][0],
+        **labels_and_tones(name, metrics),
+    }
+
+
+def labels_and_tones(name: str, metrics: dict) -> dict:
+    """The label judge on the run's reconstructions (the ceiling of a DiT on it) and its tone
+    response (tones.py): what a VAE that loses the bells' upper partials shows."""
+    from experiments.vae_fidelity.tones import tone_response
+    from latentaudio.autoencoder import Autoencoder
+
+    through = metrics.get("labels_through_vae") or {}
+    tones = tone_response(Autoencoder.from_bundle(ROOT / "outputs" / "vae_levers" / name / "export"))
+    return {
+        "label_vae": through.get("vae_ceiling"),
+        "label_vae_per_label": through.get("vae_ceiling_per_label"),
+        "tone_gain_db": {str(f): v["gain_db"] for f, v in tones.items()},
     }
 
 
