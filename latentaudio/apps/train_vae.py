@@ -47,6 +47,11 @@ def check_vae_config(cfg: DictConfig) -> None:
         )
     if cfg.loss.adversarial_start_step < 0:
         raise ConfigError("loss.adversarial_start_step must be 0 or more")
+    if not 0.0 <= cfg.loss.get("waveform_preemphasis", 0.0) < 1.0:
+        raise ConfigError(
+            f"loss.waveform_preemphasis={cfg.loss.waveform_preemphasis}: a pre-emphasis coefficient "
+            "lies in [0, 1) (0: plain waveform L1; 0.9: weighted to the upper partials)"
+        )
     try:
         check_audio_data(cfg.data.normalize, cfg.data.val_fraction)
     except ValueError as error:

@@ -29,6 +29,16 @@ def resolutions(
     return fft_sizes, hop_sizes, win_lengths
 
 
+def waveform_l1(prediction: Tensor, target: Tensor, preemphasis: float = 0.0) -> Tensor:
+    """Mean L1 between the samples, (B, C, T) each. With ``preemphasis`` a in (0, 1), between
+    x[t] - a x[t-1] of each instead: a first-order high-pass (gain 1 - a at 0 Hz, 1 + a at
+    Nyquist) that weighs upper partials over the lows, as speech codecs do."""
+    error = prediction - target
+    if preemphasis:  # the filter is linear: filtering the error filters both signals
+        error = error[..., 1:] - preemphasis * error[..., :-1]
+    return error.abs().mean()
+
+
 class SpectralReconstructionLoss(nn.Module):
     """Multi-resolution STFT distance (spectral convergence + log magnitude), after auraloss.
 

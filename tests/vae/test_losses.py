@@ -9,6 +9,7 @@ from latentaudio.vae import (
     feature_matching_loss,
     generator_adversarial_loss,
 )
+from latentaudio.vae.losses import waveform_l1
 
 FFT_SIZES = (512, 128, 32)
 
@@ -106,3 +107,16 @@ def test_mel_loss_sees_quiet_energy_where_the_reference_has_none():
     assert loss > 0.1
     loss.backward()
     assert torch.isfinite(hummed.grad).all() and hummed.grad.abs().sum() > 0
+
+
+def test_preemphasised_waveform_l1_weighs_high_errors_over_low_ones():
+    t = torch.arange(16000) / 16000
+    reference = torch.zeros(1, 1, 16000)
+    low = 0.1 * torch.sin(2 * torch.pi * 150 * t)[None, None]  # the same error, at 150 Hz ...
+    high = 0.1 * torch.sin(2 * torch.pi * 3000 * t)[None, None]  # ... and at 3 kHz
+    plain_low, plain_high = waveform_l1(low, reference).item(), waveform_l1(high, reference).item()
+    assert plain_low == pytest.approx(plain_high, rel=0.02)  # the mean |sin| of sampled tones
+    assert waveform_l1(low, reference, 0.0).item() == plain_low
+    ratio = waveform_l1(high, reference, 0.9).item() / waveform_l1(low, reference, 0.9).item()
+    gain = lambda f: abs(1 - 0.9 * complex(torch.exp(torch.tensor(-2j * torch.pi * f / 16000))))  # noqa: E731
+    assert ratio == pytest.approx(gain(3000) / gain(150), rel=0.02) and ratio > 8
