@@ -162,7 +162,9 @@ def test_evaluate_reports_each_label_and_the_extremes_and_can_take_the_held_out_
     assert "per label:" in table and "  high (6)" in table and f"worst SI-SDR: {worst}" in table
     # the label judge, fitted on the folder's own labels, on the VAE's reconstructions
     through = summary["labels_through_vae"]
-    assert through["order"] == ["high", "low"] and 0 <= through["vae_ceiling"] <= 1 and through["ceiling"] > 0.5
+    assert (
+        through["order"] == ["high", "low"] and 0 <= through["vae_ceiling"] <= 1 and through["ceiling"] > 0.5
+    )
     assert through["held_out_real_clips"] == sum(map(sum, through["confusion"])) > 0
     assert "label judge on the VAE's reconstructions" in table
 

@@ -135,7 +135,6 @@ LEVERS: dict[str, list[str]] = {
 }
 
 
-
 def _last_wins(overrides: list[str]) -> list[str]:
     """One override per key, the last one given (Hydra refuses a key given twice)."""
     kept: dict[str, str] = {}

@@ -96,7 +96,9 @@ def test_short_input_is_one_chunk(vae):
 
 def test_a_sub_band_vae_codes_in_chunks_as_in_one_piece(latents):
     torch.manual_seed(0)
-    vae = AudioVAE(channels=2, base_channels=8, channel_mults=(1,), strides=(2,), latent_dim=4, bands=4).eval()
+    vae = AudioVAE(
+        channels=2, base_channels=8, channel_mults=(1,), strides=(2,), latent_dim=4, bands=4
+    ).eval()
     assert vae.hop == 8
     length = FRAMES * vae.hop - 3
     with torch.inference_mode():

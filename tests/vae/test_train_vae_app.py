@@ -38,7 +38,9 @@ def test_bad_vae_configs_fail_before_any_work(sine_folder, tmp_path):
     cfg = compose_app("train_vae", tmp_path / "r", tiny_overrides(sine_folder) + ["data.sample_length=2047"])
     with pytest.raises(ConfigError, match="data.sample_length=2048"):
         check_vae_config(cfg)
-    cfg = compose_app("train_vae", tmp_path / "r", tiny_overrides(sine_folder) + ["loss.waveform_preemphasis=1.0"])
+    cfg = compose_app(
+        "train_vae", tmp_path / "r", tiny_overrides(sine_folder) + ["loss.waveform_preemphasis=1.0"]
+    )
     with pytest.raises(ConfigError, match="waveform_preemphasis"):
         check_vae_config(cfg)
     cfg = compose_app("train_vae", tmp_path / "r", tiny_overrides(tmp_path / "nowhere"))
