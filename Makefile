@@ -57,7 +57,7 @@ speech-data: $(STAMP) ## List an LJSpeech or LibriTTS corpus in our metadata.csv
 	$(PY) -m latentaudio.apps.speech_data $(ARGS)
 
 DEMO := outputs/demo
-demo: $(STAMP) ## Demo data, a tiny VAE and DiT trained on it, generated clips in outputs/demo (18-40 min on 2 cores, by CPU)
+demo: $(STAMP) ## Demo data, a tiny VAE and DiT trained on it, generated clips in outputs/demo (16-40 min on 2 cores, by CPU)
 	$(PY) -m latentaudio.apps.demo_data
 	$(PY) -m latentaudio.apps.train_vae experiment=demo_vae hydra.run.dir=$(DEMO)/vae ckpt_path=last
 	$(PY) -m latentaudio.apps.train_diffusion experiment=demo_dit vae=$(DEMO)/vae/export hydra.run.dir=$(DEMO)/dit ckpt_path=last
