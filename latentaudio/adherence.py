@@ -247,11 +247,12 @@ def fit_judge(real: RealClips) -> tuple[LabelJudge | None, list[int], list[int]]
     return judge, train, held
 
 
-def labels_through_vae(autoencoder, real: RealClips) -> dict | None:
+def labels_through_vae(autoencoder, real: RealClips, fitted: tuple | None = None) -> dict | None:
     """The label judge on the VAE's reconstructions of its held-out real clips, beside its accuracy
     on those clips themselves: what a perfect DiT on this VAE could reach, per label. A VAE that
-    keeps a label's timbre leaves both equal. ``None`` without labels."""
-    judge, _, held = fit_judge(real)
+    keeps a label's timbre leaves both equal. ``fitted``: :func:`fit_judge`'s answer for ``real``,
+    when the caller has it already. ``None`` without labels."""
+    judge, _, held = fitted or fit_judge(real)
     if judge is None:
         return None
     with torch.inference_mode():

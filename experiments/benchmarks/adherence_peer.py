@@ -260,21 +260,12 @@ def score(sides, labels, real, vae, stats, frames: int, args, seed: int = 0) -> 
     import torch
 
     from latentaudio import metrics
-    from latentaudio.adherence import LabelJudge, judge_split, per_label_distances
+    from latentaudio.adherence import fit_judge, labels_through_vae, per_label_distances
 
     rate = vae.sample_rate
-    fit, held = judge_split(real.paths)
-    names = [str(r.get("label") or "") for r in real.rows]
-    judge = LabelJudge.fit(
-        [real.clips[i] for i in fit],
-        [names[i] for i in fit],
-        [real.clips[i] for i in held],
-        [names[i] for i in held],
-        rate,
-    )
-    with torch.inference_mode():
-        rebuilt = [vae.reconstruct(real.clips[i][None], rate)[0] for i in held]
-    vae_ceiling = judge.judge(rebuilt, [names[i] for i in held], rate)["accuracy"]
+    fitted = fit_judge(real)
+    judge = fitted[0]
+    vae_ceiling = labels_through_vae(vae, real, fitted)["vae_ceiling"]
     n = int(args["per_label"])
     asked = torch.arange(len(labels)).repeat_interleave(n)
     generator = torch.Generator().manual_seed(seed)
