@@ -47,6 +47,8 @@ class FinalCheckpoint(pl.Callback):
         callback = trainer.checkpoint_callback
         if callback is None or callback.dirpath is None:
             return
+        if callback.save_last and not getattr(callback, "_last_checkpoint_saved", True):
+            return  # Lightning (2.6+) writes last.ckpt itself at the end; a second writer makes last-v1.ckpt
         last = Path(callback.dirpath) / "last.ckpt"
         if getattr(callback, "_last_global_step_saved", -1) != trainer.global_step or not last.exists():
             trainer.save_checkpoint(last)

@@ -34,6 +34,15 @@ def test_train_vae_writes_checkpoint_and_bundle_and_resumes(sine_folder, tmp_pat
     assert resumed["optimizer_states"][0]["state"][0]["step"] == first_step + 3
 
 
+def test_a_run_shorter_than_one_checkpoint_interval_leaves_one_last_checkpoint(sine_folder, tmp_path):
+    """Lightning 2.6 writes last.ckpt at the end itself when it never has: ours must not write it
+    first (that left last.ckpt and last-v1.ckpt side by side)."""
+    run = tmp_path / "run"
+    train(compose_app("train_vae", run, tiny_vae_overrides(sine_folder, steps=3, every=5)))
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.ckpt"]
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
+
+
 def test_bad_vae_configs_fail_before_any_work(sine_folder, tmp_path):
     cfg = compose_app("train_vae", tmp_path / "r", tiny_overrides(sine_folder) + ["data.sample_length=2047"])
     with pytest.raises(ConfigError, match="data.sample_length=2048"):
