@@ -29,8 +29,11 @@ DEFAULTS = {
     "run": "outputs/demo/distill",
     "reuse_teacher": False,
     "per_label": 8,  # clips per label for the label judge (8: about 0.03 a clip over five labels)
-    "only": "",  # comma-separated row names (teacher_50,distilled_8); empty: all  # true: the teacher rows from runs.jsonl (same teacher); only the students evaluated
+    "only": "",  # comma-separated row names (teacher_50,distilled_8); empty: all
+    "seed": 0,  # evaluate's seed= (which noise each generated clip starts from)
 }
+# reuse_teacher=true: the teacher rows from runs.jsonl (same teacher weights and clips per label);
+# only the students are evaluated
 
 
 def configurations(teacher: str, run: Path) -> dict[str, tuple[Path, list[str]]]:
@@ -52,25 +55,34 @@ def main(argv: list[str]) -> None:
     args = parse_arguments(argv, DEFAULTS, __doc__)
     run = ROOT / args["run"]
     rows, done = [], {}
+    teacher_hash = json.loads((ROOT / args["teacher"] / "meta.json").read_text())["hash"]
     if args["reuse_teacher"] and RUNS.exists():
         for line in RUNS.read_text().splitlines():
             row = json.loads(line)
-            if row["name"].startswith("teacher_") and row["dit"] == args["teacher"]:
+            same = (row.get("dit_hash"), row.get("clips_per_label"), row.get("seed", 0)) == (
+                teacher_hash,
+                args["per_label"],
+                args["seed"],
+            )
+            if row["name"].startswith("teacher_") and same:
                 done[row["name"]] = row  # the latest of each
     wanted = [n for n in str(args["only"]).split(",") if n]
-    extra = [f"adherence.per_label={args['per_label']}"]
+    extra = [f"adherence.per_label={args['per_label']}", f"seed={args['seed']}"]
     for name, (dit, overrides) in configurations(args["teacher"], run).items():
         if wanted and name not in wanted:
             continue
-        if name in done and args["per_label"] == DEFAULTS["per_label"]:
+        if name in done:
             rows.append(done[name])
             continue
-        metrics = evaluate_dit(run / "eval" / name, args["vae"], dit, overrides + extra)
+        folder = run / "eval" / (name if not args["seed"] else f"{name}_seed{args['seed']}")
+        metrics = evaluate_dit(folder, args["vae"], dit, overrides + extra)
         row = {
             "name": name,
             "dit": str(Path(dit).relative_to(ROOT)),
+            "dit_hash": metrics["dit_hash"],
             "run": args["run"],
-            "per_label": args["per_label"],
+            "clips_per_label": args["per_label"],
+            "seed": args["seed"],
             "overrides": overrides,
             "realtime_factor": metrics["generation"].get("realtime_factor"),
             "steps": metrics["generation"].get("steps"),
@@ -100,6 +112,7 @@ def main(argv: list[str]) -> None:
             f"{r['realtime_factor']:.1f} |"
         )
     suffix = "" if args["per_label"] == DEFAULTS["per_label"] else f"_{args['per_label']}_per_label"
+    suffix += f"_seed{args['seed']}" if args["seed"] else ""
     table = TABLES / f"table_{run.name}{suffix}.md"
     table.write_text("\n".join(lines) + "\n")
     print(f"written {table.relative_to(ROOT)}")

@@ -11,10 +11,12 @@ make finetune ARGS="dit=<dit bundle> vae=<vae bundle> data.root=/path/to/my/soun
 latentaudio-finetune dit=<dit bundle> vae=<vae bundle> data.root=...
 
 Few-step post-training is this app with the ``distill`` config: progressive distillation of the
-base DiT bundle (latentaudio/dit/distill.py) into one that samples in a few steps without guidance.
+base DiT bundle (latentaudio/dit/distill.py) into one that samples in a few steps without guidance,
+or (``distill.method=guidance``) its guidance distilled in, sampled by the base's own sampler.
 
 make distill ARGS="dit=<dit bundle> vae=<vae bundle> data.root=<its training audio>"
 latentaudio-distill dit=<dit bundle> vae=<vae bundle> data.root=... distill.rounds=[16,8,4]
+latentaudio-distill dit=<dit bundle> vae=<vae bundle> data.root=... distill.method=guidance distill.guidance_steps=8
 """
 
 from __future__ import annotations
@@ -148,10 +150,10 @@ def check_base_config(cfg: DictConfig) -> tuple[Bundle, Bundle]:
 def check_distill_config(cfg: DictConfig, base: Bundle) -> None:
     from omegaconf import open_dict
 
-    from latentaudio.dit.distill import DistillError, check_distillable, check_rounds
+    from latentaudio.dit.distill import DistillError, check_distillable, round_counts
 
     d = cfg.distill
-    rounds = check_rounds(d.rounds, d.steps_per_round)
+    rounds = round_counts(plain(d))
     total = len(rounds) * int(d.steps_per_round)
     if cfg.trainer.max_steps is None:
         with open_dict(cfg):
@@ -410,7 +412,10 @@ def distill_module(cfg: DictConfig, base: Bundle, common: dict):
         distill={
             "base_path": str(base.path),
             "base_hash": base.hash,
+            "method": d.method,
             "rounds": list(d.rounds),
+            "guidance_steps": d.guidance_steps,
+            "guidance_times": d.get("guidance_times", "all"),
             "steps_per_round": d.steps_per_round,
             "cfg_scale": d.cfg_scale if d.cfg_scale is not None else sampling.get("cfg_scale", 1.0),
             "cfg_rescale": d.cfg_rescale,

@@ -1,5 +1,6 @@
-"""Few-step post-training: progressive distillation of a trained DiT (Salimans & Ho 2022), guidance included.
+"""Few-step post-training of a trained DiT: progressive distillation (Salimans & Ho 2022) or guidance distillation.
 
+``method="progressive"`` (the default):
 A student that starts as a copy of the teacher learns to take, in one deterministic step, the two
 steps the teacher takes over the same interval (DDIM for the v objective, Euler for rectified
 flow: the same update, re-noising the x0 prediction). Round r's student samples in
@@ -12,7 +13,12 @@ The training data are the teacher's own latents' conditions and the real latents
 student's grid of times, so no sampling of whole trajectories is needed: a student step costs two
 teacher calls (guided in round one) and one student step of training.
 
-Targets: for a state x_t at time t, the teacher's two steps land on x_u at u = t - 1/N. The one
+``method="guidance"``: one round in which the student learns the guided teacher's output at
+every time the base trained on (the first stage of Meng et al. 2023), so it samples unguided
+with the base's own multistep sampler (DPM-Solver++ on the demo) in ``guidance_steps`` steps:
+the teacher's trajectory is kept whole, only the second network call of each step is saved.
+
+Targets (progressive): for a state x_t at time t, the teacher's two steps land on x_u at u = t - 1/N. The one
 deterministic step that lands there from x_t predicts ``x0 = (x_u - (s_u / s_t) x_t) / (a_u - s_u
 a_t / s_t)`` (a, s: the objective's alpha and sigma); the student is trained on the model output
 that denoises x_t to that x0, so the loss is the usual one of the objective (for v: the x0 error
@@ -31,11 +37,13 @@ from torch import Tensor
 
 from latentaudio.dit.diffusion import DiffusionObjective
 from latentaudio.dit.lora import load_base_weights
+from latentaudio.dit.samplers import DEFAULT_SAMPLERS, SCHEDULE_KEYS, time_grid
 from latentaudio.dit.training import DiTTraining
 
 log = logging.getLogger(__name__)
 # the deterministic one-step sampler of each objective: the update a distilled student is trained for
 STUDENT_SAMPLERS = {"v": "ddim", "rectified_flow": "euler"}
+METHODS = ("progressive", "guidance")
 
 
 class DistillError(ValueError):
@@ -55,6 +63,34 @@ def check_rounds(rounds, steps_per_round) -> list[int]:
             f"distill.steps_per_round={steps_per_round}: give a positive number of optimizer steps"
         )
     return rounds
+
+
+def check_method(method: str, guidance_steps) -> str:
+    """``method``: progressive (halving rounds) or guidance (one round; ``guidance_steps`` >= 1)."""
+    if method not in METHODS:
+        raise DistillError(
+            f"distill.method={method!r}: choose progressive (halving rounds, DDIM/Euler student) "
+            "or guidance (the guidance distilled in, sampled with the base's own sampler)"
+        )
+    if method == "guidance" and (guidance_steps is None or int(guidance_steps) < 1):
+        raise DistillError(
+            f"distill.guidance_steps={guidance_steps}: give the steps the guidance-distilled bundle samples in, e.g. 8"
+        )
+    return method
+
+
+def round_counts(distill: dict) -> list[int]:
+    """The student's steps per round: ``rounds``, or the one round of guidance distillation."""
+    method = check_method(distill.get("method", "progressive"), distill.get("guidance_steps"))
+    if distill.get("guidance_times", "all") not in ("all", "grid"):
+        raise DistillError(
+            f"distill.guidance_times={distill['guidance_times']!r}: choose all (every time) or grid "
+            "(only the times the sampler visits in guidance_steps)"
+        )
+    if method == "guidance":
+        check_rounds([1], distill["steps_per_round"])
+        return [int(distill["guidance_steps"])]
+    return check_rounds(distill["rounds"], distill["steps_per_round"])
 
 
 def check_distillable(objective_name: str, aligned: bool, where: str) -> None:
@@ -83,11 +119,12 @@ def two_step_target(
 
 
 class DistillTraining(DiTTraining):
-    """``DiTTraining`` whose target comes from a teacher's two steps; the step, guard, checkpoints,
-    data and export are the DiT's own.
+    """``DiTTraining`` whose target comes from a teacher (its two steps, or its guided output); the
+    step, guard, checkpoints, data and export are the DiT's own.
 
-    ``distill``: ``{"base_path", "base_hash", "rounds": [16, 8, 4], "steps_per_round", "cfg_scale",
-    "cfg_rescale"}`` (the teacher's guidance in round one).
+    ``distill``: ``{"base_path", "base_hash", "method", "rounds": [16, 8, 4], "guidance_steps",
+    "guidance_times", "steps_per_round", "cfg_scale", "cfg_rescale"}`` (the teacher's guidance in
+    round one).
     """
 
     def __init__(self, *args, distill: dict, **kwargs):
@@ -101,7 +138,8 @@ class DistillTraining(DiTTraining):
 
     def start_from_base(self) -> None:
         """The student starts as the teacher: the base DiT's weights (EMA included)."""
-        self.rounds = check_rounds(self.distill["rounds"], self.distill["steps_per_round"])
+        self.method = self.distill.get("method", "progressive")
+        self.rounds = round_counts(self.distill)
         check_distillable(self.objective.name, bool(self.aligned), self.distill["base_path"])
         load_base_weights(self.denoiser, self.distill["base_path"], self.distill["base_hash"])
 
@@ -115,14 +153,30 @@ class DistillTraining(DiTTraining):
 
     def sampling_settings(self) -> dict:
         """How the student samples: the bundle records it, so ``make generate`` needs no flags."""
+        if self.method == "guidance":  # the base's sampler and schedule, unguided
+            base = super().sampling_settings()
+            return {**base, "sampler": self.base_sampler(), "steps": self.student_steps, "cfg_scale": 1.0}
         return {
             "sampler": STUDENT_SAMPLERS[self.objective.name],
             "steps": self._exporting_round or self.student_steps,
             "cfg_scale": 1.0,
         }
 
+    def base_sampler(self) -> str:
+        return super().sampling_settings().get("sampler") or DEFAULT_SAMPLERS[self.objective.name]
+
+    def sampler_times(self) -> Tensor:
+        """The times at which the base's sampler calls the network in ``student_steps`` steps."""
+        base = super().sampling_settings()
+        schedule = {"schedule": "linear", **{k: base[k] for k in SCHEDULE_KEYS if k in base}}
+        return torch.tensor(time_grid(self.objective, steps=self.student_steps, **schedule)[:-1])
+
     def extra_meta(self) -> dict:
-        return {"distilled_from": self.distill["base_hash"], "distill_rounds": self.rounds}
+        return {
+            "distilled_from": self.distill["base_hash"],
+            "distill_method": self.method,
+            "distill_rounds": self.rounds,
+        }
 
     def on_train_batch_start(self, batch, batch_index) -> None:
         wanted = self.round_at(self.global_step)
@@ -150,7 +204,13 @@ class DistillTraining(DiTTraining):
 
     # ------------------------------------------------------------------ the target
     def training_noise(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Times on the student's grid (1/N, ..., 1) and noise."""
+        """Times on the student's grid (1/N, ..., 1) and noise; for guidance distillation, the base's times."""
+        if self.method == "guidance":
+            if self.distill.get("guidance_times", "all") == "all":
+                return super().training_noise(latents)
+            times = self.sampler_times().to(latents.device)
+            pick = torch.randint(len(times), (latents.shape[0],), device=latents.device)
+            return times[pick], torch.randn_like(latents)
         n = self.student_steps
         i = torch.randint(1, n + 1, (latents.shape[0],), device=latents.device)
         return i.float() / n, torch.randn_like(latents)
@@ -163,8 +223,10 @@ class DistillTraining(DiTTraining):
         return self
 
     @torch.no_grad()
-    def teacher_target(self, batch: dict, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """The x0 that takes x_t in one student step where the teacher's two steps go (guided in round one)."""
+    def teacher_output(self, batch: dict, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The model output the student is trained on at x_t: the guided teacher's own (guidance),
+        or the one whose single step lands where the teacher's two steps go (progressive; guided
+        in round one)."""
         first_round = int(self.teacher_round) == 0
         scale = float(self.distill.get("cfg_scale", 1.0)) if first_round else 1.0
         rescale = float(self.distill.get("cfg_rescale", 0.0)) if first_round else 0.0
@@ -172,13 +234,17 @@ class DistillTraining(DiTTraining):
         def teacher(x, time):
             return self.teacher.guided(x, time, batch, scale, rescale).float()
 
-        return two_step_target(self.objective, teacher, x_t, t, self.student_steps)
+        if self.method == "guidance":
+            return teacher(x_t, t)
+        return self.objective.output_for(
+            x_t, two_step_target(self.objective, teacher, x_t, t, self.student_steps), t
+        )
 
     def diffusion_loss(self, batch: dict, t: torch.Tensor, noise: torch.Tensor, network=None, generator=None):
         network = network or self.denoiser
         x0 = self.normalize(batch["latents"])  # (B, D, T)
         x_t = self.objective.noisy(x0, noise, t)
         conditions = {k: v for k, v in batch.items() if k != "latents"}
-        target = self.objective.output_for(x_t, self.teacher_target(conditions, x_t, t), t)
+        target = self.teacher_output(conditions, x_t, t)
         out = network(x_t, t, batch)
         return self.objective.loss(out, target, t, mask=batch.get("padding_mask"))

@@ -147,3 +147,80 @@ def test_the_students_average_starts_from_the_teacher(tiny_base, tmp_path):
     moved = sum(float((student[k].float() - v.float()).pow(2).sum()) for k, v in base.items())
     size = sum(float(v.float().pow(2).sum()) for v in base.values())
     assert moved < 1e-4 * size, (moved, size)  # an average started at random weights is O(size) away
+
+
+def with_guidance_that_matters(dit, out):
+    """A copy of the tiny base (trained 2 steps: its adaLN-Zero gates still shut the labels out)
+    with every weight moved a little, so that its guided and unguided outputs differ."""
+    from safetensors.torch import load_file
+
+    from latentaudio.bundle import save_bundle
+
+    base = load_bundle(dit)
+    generator = torch.Generator().manual_seed(0)
+    components: dict[str, dict] = {}
+    for name, value in load_file(base.path / "model.safetensors").items():
+        component, key = name.split(".", 1)
+        if value.is_floating_point():
+            value = value + 0.3 * torch.randn(value.shape, generator=generator)
+        components.setdefault(component, {})[key] = value
+    meta = {k: v for k, v in base.meta.items() if k not in ("kind", "format", "latentaudio_version", "hash")}
+    save_bundle(out, "dit", components, base.config, meta)
+    return out
+
+
+@pytest.mark.parametrize("times", ["all", "grid"])
+def test_guidance_distillation_samples_unguided_with_the_bases_sampler(tiny_base, tmp_path, times):
+    """One round of guidance distillation: the bundle samples with the base's own sampler at
+    ``guidance_steps``, unguided, and lands nearer the guided teacher than the unguided base does,
+    trained at every time or only at those its sampler visits."""
+    vae, dit, root = tiny_base
+    dit = with_guidance_that_matters(dit, tmp_path / "base")
+    overrides = distill_overrides(vae, dit, root, per_round=40) + [
+        "distill.method=guidance",
+        "distill.guidance_steps=3",
+        f"distill.guidance_times={times}",
+        "distill.cfg_scale=4",
+        "optim.lr=1e-3",
+    ]
+    train(compose_app("distill", tmp_path / "d", overrides))
+    base = load_bundle(dit)
+    out = load_bundle(tmp_path / "d" / "export", kind="dit")
+    assert out.meta["sampling"] == {"sampler": base.meta["sampling"]["sampler"], "steps": 3, "cfg_scale": 1.0}
+    assert out.meta["distill_method"] == "guidance" and out.meta["distill_rounds"] == [3]
+    assert not (tmp_path / "d" / "rounds").exists()  # one round: nothing to write between rounds
+    teacher = Pipeline.from_bundles(vae, dit)
+    student = Pipeline.from_bundles(vae, tmp_path / "d" / "export")
+    frames = teacher.frames_for(teacher.train_seconds)
+
+    def latents(pipeline, cfg_scale):
+        return pipeline.sample_windows(
+            frames, 4, teacher.train_seconds, None, "high", seed=3, steps=3, cfg_scale=cfg_scale
+        )
+
+    goal = latents(teacher, 4.0)
+    before = float((latents(teacher, 1.0) - goal).pow(2).mean())
+    after = float((latents(student, 1.0) - goal).pow(2).mean())
+    assert after < 0.7 * before, (before, after)
+
+
+def test_distill_refuses_an_unknown_method_and_missing_guidance_steps(tiny_base, tmp_path):
+    vae, dit, root = tiny_base
+    with pytest.raises(ConfigError, match=r"distill.method='fast': choose progressive .* or guidance"):
+        train(
+            compose_app(
+                "distill", tmp_path / "a", distill_overrides(vae, dit, root) + ["distill.method=fast"]
+            )
+        )
+    with pytest.raises(ConfigError, match=r"distill.guidance_times='some': choose all .* or grid"):
+        overrides = distill_overrides(vae, dit, root) + [
+            "distill.method=guidance",
+            "distill.guidance_times=some",
+        ]
+        train(compose_app("distill", tmp_path / "c", overrides))
+    with pytest.raises(ConfigError, match=r"distill.guidance_steps=0"):
+        overrides = distill_overrides(vae, dit, root) + [
+            "distill.method=guidance",
+            "distill.guidance_steps=0",
+        ]
+        train(compose_app("distill", tmp_path / "b", overrides))
