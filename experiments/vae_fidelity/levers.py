@@ -13,6 +13,7 @@ Screening levers (`*600`) run 600 steps without the critic; the others the whole
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -96,6 +97,20 @@ LEVERS: dict[str, list[str]] = {
     ],
     # the waveform L1 on pre-emphasised signals: the bells' 1-4 kHz partials weigh 5x more against 150 Hz
     "recipe_bands4_preemphasis_600": [*SCREEN, *BANDS4, "loss.waveform_preemphasis=0.9"],
+    # the 1-4 kHz partials weighed up in the spectral term instead: A-weighting before the MR-STFT
+    # (auraloss's perceptual weighting, the Stable Audio Open VAE recipe's), or that term 5x heavier
+    "recipe_bands4_perceptual_600": [*SCREEN, *BANDS4, "loss.perceptual_weighting=true"],
+    "recipe_bands4_stft5_600": [*SCREEN, *BANDS4, "loss.stft_weight=5"],
+    # once the phase is found: 600 more steps from the demo VAE's 2400-step checkpoint (RESUMED_FROM)
+    # with the waveform L1 at 3 instead of 30, so the spectral term can bring the upper partials
+    # back; the control goes on at 30
+    "recipe_bands4_2400_then_wave3": [
+        *BANDS4,
+        "trainer.max_steps=3000",
+        *SCREEN[1:2],
+        "loss.waveform_weight=3",
+    ],
+    "recipe_bands4_2400_then_wave30": [*BANDS4, "trainer.max_steps=3000", *SCREEN[1:2]],
     # its steps are 1.75x faster: 2400 of them take what the demo VAE's 1200 (critic from 900) take
     "recipe_bands4_2400": [
         "trainer.max_steps=2400",
@@ -153,12 +168,20 @@ def _last_wins(overrides: list[str]) -> list[str]:
 
 
 LEVERS = {name: _last_wins(overrides) for name, overrides in LEVERS.items()}
+# levers that go on from another run's checkpoint (copied into their run folder before training)
+RESUMED_FROM = {
+    "recipe_bands4_2400_then_wave3": "outputs/demo/vae/checkpoints/step0002400.ckpt",
+    "recipe_bands4_2400_then_wave30": "outputs/demo/vae/checkpoints/step0002400.ckpt",
+}
 
 
 def train(name: str, overrides: list[str], data: str) -> float | None:
     run_dir = ROOT / "outputs" / "vae_levers" / name
     if (run_dir / "export" / "meta.json").exists():
         return None
+    if name in RESUMED_FROM and not (run_dir / "checkpoints" / "last.ckpt").exists():
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ROOT / RESUMED_FROM[name], run_dir / "checkpoints" / "last.ckpt")
     command = [sys.executable, "-m", "latentaudio.apps.train_vae", "experiment=demo_vae", f"data.root={data}"]
     command += [f"hydra.run.dir={run_dir}", "ckpt_path=last", "logger=csv", *overrides]
     start = time.perf_counter()
