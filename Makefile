@@ -115,7 +115,7 @@ evaluate: $(STAMP) ## Metrics of bundles on audio, + generation metrics with dit
 bench: $(STAMP) ## Print throughput and metric figures of the demo-size models, to compare before/after a change
 	$(PY) -m experiments.bench $(ARGS)
 
-bench-peer: $(STAMP) ## Benchmark against stable-audio-tools (installs it in experiments/benchmarks/.venv-peer; 3-5 min)
+bench-peer: $(STAMP) ## Benchmark against stable-audio-tools (installs it in experiments/benchmarks/.venv-peer; about 6 min)
 	$(PY) -m experiments.benchmarks.peer $(ARGS)
 
 throughput: $(STAMP) ## Measure training throughput of both demo stages (fp32/bf16, eager/compile)

@@ -29,6 +29,12 @@ CONF = Path(CONFIG_PATH)  # importing it registers the resolvers the configs use
 # ------------------------------------------------------------------------------ configs and sizes
 
 
+# The waveform VAE layout (no sub-bands) of the demo recipe until 2026-12-04, as train_vae
+# overrides on experiment=demo_vae: what the VAE levers before the sub-bands trained, and what a
+# comparison with stable-audio-tools' Oobleck VAE (which codes the waveform) has to use.
+WAVEFORM_VAE = ["vae.bands=1", "vae.strides=[2,4,4,8]", "vae.channel_mults=[1,2,4,8]", "vae.base_channels=16"]
+
+
 def model_size(group: str, name: str) -> dict:
     """``conf/model/<group>/<name>.yaml`` (group ``vae`` or ``dit``) without its ``_target_``."""
     path = CONF / "model" / group / f"{name}.yaml"

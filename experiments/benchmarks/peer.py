@@ -83,7 +83,10 @@ PEER_PACKAGES = [
 ]
 
 RATE, HOP, LATENT = 16000, 256, 16
-VAE_SIZE = dict(base_channels=32, channel_mults=[1, 2, 4, 8], strides=[2, 4, 4, 8], latent_dim=LATENT)
+# bands=1: the peer codes the waveform; the demo recipe's sub-bands would make ours a smaller network
+VAE_SIZE = dict(
+    base_channels=32, channel_mults=[1, 2, 4, 8], strides=[2, 4, 4, 8], latent_dim=LATENT, bands=1
+)
 VAE_BATCH, VAE_SAMPLES = 8, 8192  # conf/experiment/demo_vae.yaml
 DIT_SIZE = dict(width=192, depth=4, heads=4)
 DIT_BATCH, DIT_FRAMES = 16, 128  # conf/experiment/demo_dit.yaml
@@ -142,12 +145,12 @@ def our_steps():
     return steps
 
 
-def ours_vae():
-    """Our VAE at ``VAE_SIZE`` and its step (fp32, no discriminator, conf/train_vae.yaml's loss)."""
+def ours_vae(bf16: bool = False):
+    """Our VAE at ``VAE_SIZE`` and its step (fp32 or bf16-mixed, no discriminator, conf/train_vae.yaml's loss)."""
     import torch
 
     module, step = our_steps().vae_training(
-        dict(channels=1, **VAE_SIZE), torch.device("cpu"), bf16=False, adversarial=False, sample_rate=RATE
+        dict(channels=1, **VAE_SIZE), torch.device("cpu"), bf16=bf16, adversarial=False, sample_rate=RATE
     )
     return module.vae, lambda audio: float(step(audio))
 
@@ -200,7 +203,11 @@ def sao_spectral_loss():
     )
 
 
-def theirs_vae(our_loss: bool = False):
+def theirs_vae(our_loss: bool = False, bf16: bool = False):
+    """The peer's VAE and step; ``bf16``: its network under bf16 autocast, the loss in fp32 (as
+    Lightning's ``bf16-mixed`` would run its training wrapper, less the loss's own autocast)."""
+    import contextlib
+
     import torch
 
     autoencoder = peer_autoencoder()
@@ -213,9 +220,11 @@ def theirs_vae(our_loss: bool = False):
     optimizer = torch.optim.AdamW(autoencoder.parameters(), lr=1.5e-4, betas=(0.8, 0.99))
 
     def step(audio):
-        latents, info = autoencoder.encode(audio, return_info=True)
-        decoded = autoencoder.decode(latents)
-        loss = loss_fn(audio, decoded) + 1e-4 * info["kl"]  # their argument order (reals, decoded)
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        with autocast:
+            latents, info = autoencoder.encode(audio, return_info=True)
+            decoded = autoencoder.decode(latents)
+        loss = loss_fn(audio, decoded.float()) + 1e-4 * info["kl"].float()  # their order (reals, decoded)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(autoencoder.parameters(), 1.0)
@@ -390,6 +399,25 @@ def measure(warmup: int, rounds: int, steps: int) -> dict:
         VAE_BATCH * VAE_SAMPLES / RATE,
     )
 
+    from latentaudio.devices import native_bf16
+
+    if native_bf16("cpu"):  # our default precision here (fastest_precision): each side in bf16-mixed too
+        print("VAE training step, bf16-mixed", flush=True)
+        _, our_bf16_step = ours_vae(bf16=True)
+        _, peer_bf16_step = theirs_vae(bf16=True)
+        results["vae_train_bf16"] = alternate(
+            "vae bf16",
+            {
+                "ours": (our_bf16_step, (audio,)),
+                "peer": (peer_vae_step, (audio,)),
+                "peer_bf16": (peer_bf16_step, (audio,)),
+            },
+            warmup,
+            rounds,
+            1,
+            VAE_BATCH * VAE_SAMPLES / RATE,
+        )
+
     latents = torch.randn(DIT_BATCH, LATENT, DIT_FRAMES)
     our_dit, our_dit_step, our_sampler = ours_dit()
     peer_dit, peer_dit_step, peer_sampler = theirs_dit()
@@ -467,11 +495,16 @@ def write_results(measured: dict, args: dict, path: Path) -> str:
         ("DiT training step", "dit_train", "peer", "audio-s / s"),
         (f"sampling, {SAMPLE_STEPS} steps + decode", "sampling", "peer", "x realtime"),
     ]
+    if "vae_train_bf16" in r:  # on a CPU with native bf16: our default precision there
+        rows[1:1] = [
+            ("VAE training step, ours bf16-mixed, peer fp32", "vae_train_bf16", "peer", "audio-s / s"),
+            ("VAE training step, both bf16-mixed", "vae_train_bf16", "peer_bf16", "audio-s / s"),
+        ]
     lines = [
         "# latentaudio vs stable-audio-tools (measured)",
         "",
         "Regenerate: `.venv/bin/python -m experiments.benchmarks.peer` (installs the peer into",
-        "`experiments/benchmarks/.venv-peer` on first use, then measures; about 3 to 5 minutes).",
+        "`experiments/benchmarks/.venv-peer` on first use, then measures; about 6 minutes).",
         "",
         f"- machine: {machine()}; {versions()}",
         f"- date: {time.strftime('%Y-%m-%d %H:%M')}; {args['warmup']} untimed warm-up calls per side, then {args['rounds']} rounds of"
@@ -510,7 +543,7 @@ def write_results(measured: dict, args: dict, path: Path) -> str:
         f"- VAE, both sides: 16 kHz mono, base channels {VAE_SIZE['base_channels']}, channel multipliers "
         f"{VAE_SIZE['channel_mults']}, strides {VAE_SIZE['strides']} (hop {HOP}), {LATENT} latent channels, SnakeBeta, "
         f"weight norm, VAE bottleneck. Parameters: ours {info['vae_parameters']['ours']:,}, peer {info['vae_parameters']['peer']:,}.",
-        f"  Batch {VAE_BATCH} x {VAE_SAMPLES} samples, fp32. Ours: `AudioVAE` + `SpectralReconstructionLoss` as in",
+        f"  Batch {VAE_BATCH} x {VAE_SAMPLES} samples, fp32 (bf16 rows: the networks under bf16 autocast, the losses in fp32). Ours: `AudioVAE` + `SpectralReconstructionLoss` as in",
         "  `conf/train_vae.yaml` (6 resolutions, 2048..64, no perceptual weighting) + 1e-4 KL. Peer:",
         "  `create_autoencoder_from_config` (Oobleck encoder/decoder, `vae` bottleneck) + auraloss MR-STFT as in",
         "  the Stable Audio Open VAE recipe (7 resolutions 2048..32, perceptual weighting) + 1e-4 KL. Both: AdamW,",

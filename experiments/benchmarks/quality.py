@@ -36,7 +36,7 @@ from pathlib import Path
 
 from experiments.benchmarks import peer
 from experiments.benchmarks.sao_recipe import sao_training
-from experiments.common import parse_arguments
+from experiments.common import WAVEFORM_VAE, parse_arguments
 
 DATA = peer.REPO / "data" / "demo"
 METRICS = ("mrstft", "mel", "sisdr")
@@ -52,9 +52,10 @@ CHOICES = {"schedule": ("budget", "demo"), "peer_critic": ("off", "recipe", "bot
 
 
 def demo_recipe() -> dict:
-    """What ``make train-vae ARGS="experiment=demo_vae"`` composes, as plain values (the network's
+    """What ``make train-vae ARGS="experiment=demo_vae"`` composes in the waveform layout the peer
+    shares (``WAVEFORM_VAE``: the demo recipe until its sub-bands), as plain values (the network's
     size without its ``_target_``)."""
-    recipe = peer.our_steps().vae_recipe()
+    recipe = peer.our_steps().vae_recipe(WAVEFORM_VAE)
     recipe["vae"].pop("_target_")
     return recipe
 

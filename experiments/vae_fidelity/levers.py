@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from experiments.common import parse_arguments
+from experiments.common import WAVEFORM_VAE, parse_arguments
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / "experiments" / "vae_fidelity" / "runs.jsonl"
@@ -32,7 +32,7 @@ BEFORE = ["loss.waveform_weight=1.0", "vae.latent_dim=16"]
 
 # The waveform VAE every row up to the sub-band ones was trained on (the demo recipe until
 # 2026-12-04), restated now that experiment=demo_vae codes sub-bands; and its demo schedule.
-WAVEFORM = ["vae.bands=1", "vae.strides=[2,4,4,8]", "vae.channel_mults=[1,2,4,8]", "vae.base_channels=16"]
+WAVEFORM = WAVEFORM_VAE
 WAVEFORM_DEMO = ["trainer.max_steps=1200", "loss.adversarial_start_step=900"]
 
 # 4 pseudo-QMF sub-bands coded at 4 kHz, blocks at 4 kHz, 1 kHz and 250 Hz: hop 256 as the recipe
