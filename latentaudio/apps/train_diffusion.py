@@ -415,7 +415,7 @@ def distill_module(cfg: DictConfig, base: Bundle, common: dict):
             "method": d.method,
             "rounds": list(d.rounds),
             "guidance_steps": d.guidance_steps,
-            "guidance_times": d.get("guidance_times", "all"),
+            "guidance_times": d.guidance_times,
             "steps_per_round": d.steps_per_round,
             "cfg_scale": d.cfg_scale if d.cfg_scale is not None else sampling.get("cfg_scale", 1.0),
             "cfg_rescale": d.cfg_rescale,

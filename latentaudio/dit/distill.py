@@ -155,15 +155,13 @@ class DistillTraining(DiTTraining):
         """How the student samples: the bundle records it, so ``make generate`` needs no flags."""
         if self.method == "guidance":  # the base's sampler and schedule, unguided
             base = super().sampling_settings()
-            return {**base, "sampler": self.base_sampler(), "steps": self.student_steps, "cfg_scale": 1.0}
+            sampler = base.get("sampler") or DEFAULT_SAMPLERS[self.objective.name]
+            return {**base, "sampler": sampler, "steps": self.student_steps, "cfg_scale": 1.0}
         return {
             "sampler": STUDENT_SAMPLERS[self.objective.name],
             "steps": self._exporting_round or self.student_steps,
             "cfg_scale": 1.0,
         }
-
-    def base_sampler(self) -> str:
-        return super().sampling_settings().get("sampler") or DEFAULT_SAMPLERS[self.objective.name]
 
     def sampler_times(self) -> Tensor:
         """The times at which the base's sampler calls the network in ``student_steps`` steps."""
