@@ -40,7 +40,6 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from experiments.benchmarks import peer
 from experiments.benchmarks.quality import train_turn
@@ -64,7 +63,7 @@ DEFAULTS = {
 class DiTSide:
     name: str
     step: Callable  # ((x0 (B, D, T), label ids (B,))) -> loss
-    generate: Callable  # (noise (B, D, T), labels (B,)) -> normalised latents
+    generate: Callable  # (noise (B, D, T), labels (B,), steps=None) -> normalised latents
     describe: Callable[[], str]
     stream: Iterator = None
     used: float = 0.0
@@ -72,6 +71,7 @@ class DiTSide:
     loss: float = math.nan
     after_turn: Callable[[int, float], None] | None = None
     plan: dict = field(default_factory=dict)
+    sampled: object = None  # the network generate() samples with (the EMA's average)
 
 
 def sized_to_budget(side: DiTSide, budget: float) -> Callable[[int, float], None]:
@@ -113,12 +113,12 @@ def our_side(
         return {"seconds_start": torch.zeros(n), "seconds_total": seconds, "label": labels}
 
     @torch.inference_mode()
-    def generate(noise, labels):
+    def generate(noise, labels, steps=None):
         network = module.ema.average if module.ema is not None else module.denoiser
         network.eval()
         batch = conditions(labels)
         model = lambda x, t: network.guided(x, t, batch, args["cfg_scale"])  # noqa: E731
-        return sample(model, noise, module.objective, "dpmpp_2m", args["steps"])
+        return sample(model, noise, module.objective, "dpmpp_2m", steps or args["steps"])
 
     o = recipe["optim"]
 
@@ -139,12 +139,55 @@ def our_side(
     return side
 
 
-def peer_side(num_labels: int, latent_dim: int, args, seed: int = 0) -> DiTSide:
+def peer_network(num_labels: int, latent_dim: int, size: dict):
+    """stable-audio-tools' transformer at ``size`` (width, depth, heads), the label as one prepended token."""
     import torch
     from stable_audio_tools.models.dit import DiffusionTransformer
 
+    class LabelledDiT(torch.nn.Module):
+        """The peer's transformer with the label as one prepended token (its ``prepend_cond``)."""
+
+        def __init__(self):
+            super().__init__()
+            self.dit = DiffusionTransformer(
+                io_channels=latent_dim,
+                embed_dim=size["width"],
+                depth=size["depth"],
+                num_heads=size["heads"],
+                cond_token_dim=0,
+                prepend_cond_dim=size["width"],
+                transformer_type="continuous_transformer",
+                diffusion_objective="v",
+            )
+            self.label = torch.nn.Embedding(num_labels, size["width"])
+
+        def forward(self, x, t, labels, **options):
+            token = self.label(labels)[:, None]  # (B, 1, W)
+            mask = torch.ones(token.shape[:2], dtype=torch.bool)
+            return self.dit(x, t, prepend_cond=token, prepend_cond_mask=mask, **options)
+
+    return LabelledDiT()
+
+
+def peer_sampler(network, cfg_scale: float, default_steps: int) -> Callable:
+    """generate(noise, labels, steps=None) of a ``peer_network``: guided DPM-Solver++ 2M, as on our side."""
+    import torch
+
     from latentaudio.dit.diffusion import make_objective
     from latentaudio.dit.samplers import sample
+
+    @torch.inference_mode()
+    def generate(noise, labels, steps=None):
+        network.eval()
+        model = lambda x, t: network(x, t, labels, cfg_scale=cfg_scale).float()  # noqa: E731
+        return sample(model, noise, make_objective("v"), "dpmpp_2m", steps or default_steps)
+
+    return generate
+
+
+def peer_side(num_labels: int, latent_dim: int, args, seed: int = 0) -> DiTSide:
+    import torch
+
     from latentaudio.training.ema import EMA
     from latentaudio.training.schedules import warmup_decay_lambda
 
@@ -154,29 +197,7 @@ def peer_side(num_labels: int, latent_dim: int, args, seed: int = 0) -> DiTSide:
     bf16 = recipe["trainer"]["precision"].startswith("bf16")
     torch.manual_seed(seed)
 
-    class LabelledDiT(torch.nn.Module):
-        """The peer's transformer with the label as one prepended token (its ``prepend_cond``)."""
-
-        def __init__(self):
-            super().__init__()
-            self.dit = DiffusionTransformer(
-                io_channels=latent_dim,
-                embed_dim=d["width"],
-                depth=d["depth"],
-                num_heads=d["heads"],
-                cond_token_dim=0,
-                prepend_cond_dim=d["width"],
-                transformer_type="continuous_transformer",
-                diffusion_objective="v",
-            )
-            self.label = torch.nn.Embedding(num_labels, d["width"])
-
-        def forward(self, x, t, labels, **options):
-            token = self.label(labels)[:, None]  # (B, 1, W)
-            mask = torch.ones(token.shape[:2], dtype=torch.bool)
-            return self.dit(x, t, prepend_cond=token, prepend_cond_mask=mask, **options)
-
-    network = LabelledDiT()
+    network = peer_network(num_labels, latent_dim, d)
     ema = EMA(network, recipe["ema"]["decay"], recipe["ema"]["warmup"])
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=o["lr"], betas=tuple(o["betas"]), weight_decay=o["weight_decay"]
@@ -205,11 +226,7 @@ def peer_side(num_labels: int, latent_dim: int, args, seed: int = 0) -> DiTSide:
         ema.update(network)
         return float(loss.detach())
 
-    @torch.inference_mode()
-    def generate(noise, labels):
-        averaged = ema.average.eval()
-        model = lambda x, t: averaged(x, t, labels, cfg_scale=args["cfg_scale"]).float()  # noqa: E731
-        return sample(model, noise, make_objective("v"), "dpmpp_2m", args["steps"])
+    generate = peer_sampler(ema.average, args["cfg_scale"], args["steps"])
 
     def describe() -> str:
         return (
@@ -220,6 +237,7 @@ def peer_side(num_labels: int, latent_dim: int, args, seed: int = 0) -> DiTSide:
 
     side = DiTSide("stable-audio-tools", step, generate, describe)
     side.plan = plan
+    side.sampled = ema.average
     return side
 
 
@@ -340,12 +358,7 @@ def write_results(args, runs, labels, loads) -> str:
 
 def main() -> None:
     args = parse_arguments(sys.argv[1:], DEFAULTS, __doc__)
-    if Path(sys.prefix).resolve() != peer.PEER_VENV.resolve():
-        peer.ensure_peer_venv()
-        os.execv(
-            str(peer.PEER_PYTHON),
-            [str(peer.PEER_PYTHON), "-m", "experiments.benchmarks.adherence_peer", *sys.argv[1:]],
-        )
+    peer.run_in_peer_venv("experiments.benchmarks.adherence_peer")
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)

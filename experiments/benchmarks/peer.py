@@ -19,6 +19,10 @@ and their spread:
   critic joins at step 1000, the demo's at 900), audio-seconds per wall-second;
 - DiT training step (v-objective, timing as global conditioning), audio-seconds per second;
 - sampling realtime factor at equal steps (DPM-Solver++ 2M, no guidance) including the decode.
+- sampling at equal quality, when ``fewstep_peer.py`` has kept its peer (``fewstep=``): our demo DiT
+  distilled to 4 steps against the peer's DiT trained as long on the same latents, at the fewest
+  guided steps it needs to be as good (label accuracy and FD, from the kept scores); both decode
+  with the demo VAE (``demo_vae=``).
 
 Sizes: the layout of our ``conf/model/vae/demo.yaml`` at 32 base channels (16 kHz mono, mults
 1 2 4 8, strides 2 4 4 8, 16 latent channels; the demo now uses 16 channels, and this stays at 32
@@ -99,6 +103,9 @@ DEFAULTS = {
     "rounds": 15,
     "steps": 3,  # DiT steps per side per round
     "output": HERE / "results.md",
+    # the row "sampling at equal quality": what fewstep_peer.py kept, and the VAE both sides decode with
+    "fewstep": "outputs/bench/fewstep_peer",
+    "demo_vae": "outputs/demo/vae/export",
 }
 
 
@@ -133,6 +140,14 @@ def ensure_peer_venv() -> None:
         f"import site; site.addsitedir({main_site!r})\n"
     )
     subprocess.run([str(PEER_PYTHON), "-m", "pip", "install", "-q", "--no-deps", *PEER_PACKAGES], check=True)
+
+
+def run_in_peer_venv(module: str) -> None:
+    """Re-run ``python -m module`` with this process's arguments inside the peer's venv (made if
+    missing); returns only when this process already runs there."""
+    if Path(sys.prefix).resolve() != PEER_VENV.resolve():
+        ensure_peer_venv()
+        os.execv(str(PEER_PYTHON), [str(PEER_PYTHON), "-m", module, *sys.argv[1:]])
 
 
 # ------------------------------------------------------------------------------ the two sides
@@ -372,7 +387,7 @@ def alternate(name: str, sides: dict, warmup: int, rounds: int, calls: int, work
     return result
 
 
-def measure(warmup: int, rounds: int, steps: int) -> dict:
+def measure(warmup: int, rounds: int, steps: int, fewstep: str = "", demo_vae: str = "") -> dict:
     import torch
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
@@ -455,6 +470,22 @@ def measure(warmup: int, rounds: int, steps: int) -> dict:
         1,
         SAMPLE_BATCH * DIT_FRAMES * HOP / RATE,
     )
+
+    from experiments.benchmarks.fewstep_peer import equal_quality_pair
+
+    pair = equal_quality_pair(fewstep, demo_vae, SAMPLE_BATCH, DIT_FRAMES) if fewstep else None
+    if pair is None:
+        print(
+            f"sampling at equal quality: skipped, nothing in {fewstep or '(fewstep=)'} yet; "
+            "run `.venv/bin/python -m experiments.benchmarks.fewstep_peer` first",
+            flush=True,
+        )
+    else:
+        print(f"sampling at equal quality: {pair.what}", flush=True)
+        results["sampling_equal_quality"] = alternate(
+            "equal quality", {"ours": (pair.ours, ()), "peer": (pair.peer, ())}, warmup, rounds, 1, pair.work
+        )
+        info["equal_quality"] = pair
     return {"results": results, "info": info}
 
 
@@ -495,6 +526,16 @@ def write_results(measured: dict, args: dict, path: Path) -> str:
         ("DiT training step", "dit_train", "peer", "audio-s / s"),
         (f"sampling, {SAMPLE_STEPS} steps + decode", "sampling", "peer", "x realtime"),
     ]
+    if "sampling_equal_quality" in r:
+        pair = info["equal_quality"]
+        rows.append(
+            (
+                f"sampling at equal quality (ours distilled, peer {pair.steps} steps) + decode",
+                "sampling_equal_quality",
+                "peer",
+                "x realtime",
+            )
+        )
     if "vae_train_bf16" in r:  # on a CPU with native bf16: our default precision there
         rows[1:1] = [
             ("VAE training step, ours bf16-mixed, peer fp32", "vae_train_bf16", "peer", "audio-s / s"),
@@ -558,6 +599,17 @@ def write_results(measured: dict, args: dict, path: Path) -> str:
         "  DPM-Solver++ 2M (ours: `latentaudio.dit.samplers.sample`; peer: `sample_k(..., 'dpmpp-2m')` from",
         "  k-diffusion), guidance off (one network call per step on both sides), then the VAE decode.",
         "  Untrained weights: this measures speed only, not quality.",
+        *(
+            [
+                f"- Sampling at equal quality ({SAMPLE_BATCH} clips per call, sampling + decode): {info['equal_quality'].what}.",
+                "  Made by `.venv/bin/python -m experiments.benchmarks.fewstep_peer` (fewstep_peer_results.md).",
+            ]
+            if "equal_quality" in info
+            else [
+                "- Sampling at equal quality: not measured in this run (run `.venv/bin/python -m",
+                "  experiments.benchmarks.fewstep_peer` first; it trains the peer's DiT as long as ours took).",
+            ]
+        ),
         "",
         "## Peer install",
         "",
@@ -575,10 +627,8 @@ def main() -> None:
     from experiments.common import parse_arguments
 
     args = parse_arguments(sys.argv[1:], DEFAULTS, __doc__)
-    if Path(sys.prefix).resolve() != PEER_VENV.resolve():
-        ensure_peer_venv()
-        os.execv(str(PEER_PYTHON), [str(PEER_PYTHON), "-m", "experiments.benchmarks.peer", *sys.argv[1:]])
-    measured = measure(args["warmup"], args["rounds"], args["steps"])
+    run_in_peer_venv("experiments.benchmarks.peer")
+    measured = measure(args["warmup"], args["rounds"], args["steps"], args["fewstep"], args["demo_vae"])
     print(write_results(measured, args, args["output"]))
 
 

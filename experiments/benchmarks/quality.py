@@ -253,11 +253,7 @@ def main() -> None:
     if Path(sys.prefix).resolve() != peer.PEER_VENV.resolve():
         if not DATA.exists():
             subprocess.run([sys.executable, "-m", "latentaudio.apps.demo_data"], cwd=peer.REPO, check=True)
-        peer.ensure_peer_venv()
-        os.execv(
-            str(peer.PEER_PYTHON),
-            [str(peer.PEER_PYTHON), "-m", "experiments.benchmarks.quality", *sys.argv[1:]],
-        )
+        peer.run_in_peer_venv("experiments.benchmarks.quality")
 
     import torch
 
