@@ -2,6 +2,7 @@
 
     .venv/bin/python -m experiments.speech.run                     # the bundles of `make demo-speech`
     .venv/bin/python -m experiments.speech.run vae=... dit=... steps=30 cfg_scale=2 out=<file.md>
+    .venv/bin/python -m experiments.speech.run dit=... seed=1000 out=<file.md>   # another set of starting noise
 
 ``latentaudio.speech.evaluation.evaluate_speech`` on the 20 held-out sentences x 4 voices of
 ``make demo-speech-data``: each sentence said with a prompt of another held-out sentence in
@@ -33,6 +34,7 @@ DEFAULTS = {
     "heldout": "data/demo-speech/heldout",
     "steps": 30,
     "cfg_scale": 2.0,
+    "seed": 0,  # clip i starts from the noise of seed + i: another noise set is seed=1000, not 1
     "listening": "outputs/demo-speech/listening",
     "out": HERE / "results.md",
 }
@@ -52,7 +54,7 @@ def main(argv: list[str]) -> None:
     texts, references, rate = read_references(args["heldout"])
     settings = dict(steps=int(args["steps"]), cfg_scale=float(args["cfg_scale"]))
     start = time.perf_counter()
-    result = evaluate_pipeline(pipe, args["heldout"], **settings)
+    result = evaluate_pipeline(pipe, args["heldout"], seed=int(args["seed"]), **settings)
     total = time.perf_counter() - start
     made = result["clips"]
     columns = {
