@@ -128,21 +128,26 @@ def configurations(args, vae, stats, peer_side) -> dict[str, SimpleNamespace]:
     return out
 
 
-def timed(configs: dict, vae, stats, frames: int, num_labels: int, args, seed: int) -> dict:
-    """Seconds per call (sampling + decode of ``batch`` clips), the configurations taking turns."""
+def sample_and_decode(vae, stats, batch: int, frames: int, num_labels: int, seed: int = 0):
+    """call(generate): sample ``batch`` clips (labels in turn, fixed noise) and decode them, the
+    unit every timing here measures; and the audio seconds one call makes."""
     import torch
 
     mean, std = stats
-    generator = torch.Generator().manual_seed(seed)
-    noise = torch.randn(int(args["batch"]), mean.shape[1], frames, generator=generator)
-    labels = torch.arange(int(args["batch"])) % num_labels
+    noise = torch.randn(batch, mean.shape[1], frames, generator=torch.Generator().manual_seed(seed))
+    labels = torch.arange(batch) % num_labels
 
-    def call(config):
-        with torch.inference_mode():
-            vae.decode(config.generate(noise.clone(), labels) * std + mean)
+    @torch.inference_mode()
+    def call(generate):
+        vae.decode(generate(noise.clone(), labels) * std + mean)
 
-    work = int(args["batch"]) * frames * vae.hop / vae.sample_rate
-    sides = {name: (call, (config,)) for name, config in configs.items()}
+    return call, batch * frames * vae.hop / vae.sample_rate
+
+
+def timed(configs: dict, vae, stats, frames: int, num_labels: int, args, seed: int) -> dict:
+    """Seconds per call (sampling + decode of ``batch`` clips), the configurations taking turns."""
+    call, work = sample_and_decode(vae, stats, int(args["batch"]), frames, num_labels, seed)
+    sides = {name: (call, (config.generate,)) for name, config in configs.items()}
     return peer.alternate("sampling + decode", sides, int(args["warmup"]), int(args["rounds"]), 1, work)
 
 
@@ -150,13 +155,14 @@ def keep(side, scores: dict, speed: dict, args, labels, latent_dim: int, stats, 
     """The peer's averaged weights (safetensors: nothing in them runs) and its scores, for bench-peer."""
     from safetensors.torch import save_file
 
+    from latentaudio.files import atomic_write
+
     folder = peer.REPO / args["keep"]
-    folder.mkdir(parents=True, exist_ok=True)
     mean, std = stats
     tensors = {k: v.contiguous() for k, v in side.sampled.state_dict().items()}
     tensors.update({"latent_mean": mean.contiguous(), "latent_std": std.contiguous()})
-    save_file(tensors, str(folder / "peer.safetensors.tmp"))
-    os.replace(folder / "peer.safetensors.tmp", folder / "peer.safetensors")
+    with atomic_write(folder / "peer.safetensors") as temporary:
+        save_file(tensors, str(temporary))
     summary = {
         "labels": labels,
         "latent_dim": latent_dim,
@@ -173,8 +179,10 @@ def keep(side, scores: dict, speed: dict, args, labels, latent_dim: int, stats, 
 
 
 def write_summary(folder: Path, summary: dict) -> None:
-    (folder / "scores.json.tmp").write_text(json.dumps(summary, indent=1, default=float))
-    os.replace(folder / "scores.json.tmp", folder / "scores.json")
+    from latentaudio.files import atomic_write
+
+    with atomic_write(folder / "scores.json") as temporary:
+        temporary.write_text(json.dumps(summary, indent=1, default=float))
 
 
 def add_scores(args, scores: dict, speed: dict, seed: int) -> None:
@@ -243,8 +251,6 @@ def equal_quality_pair(folder: str | Path, vae_path: str | Path, batch: int, fra
     """For ``make bench-peer``: our 4-step student and the kept peer at the fewest steps where it is as
     good as the student (label accuracy and FD MFCC, from the kept scores; its most steps if none is),
     each as a call that samples and decodes ``batch`` clips. None when nothing is kept yet."""
-    import torch
-
     from latentaudio.autoencoder import Autoencoder
 
     kept = load_kept(folder)
@@ -257,16 +263,7 @@ def equal_quality_pair(folder: str | Path, vae_path: str | Path, batch: int, fra
     peer_generate = adherence_peer.peer_sampler(network, summary["cfg_scale"], chosen)
     vae = Autoencoder.from_bundle(peer.REPO / vae_path)
     our_generate, how = bundle_generator(vae, peer.REPO / summary["distilled"] / "export", stats)
-    noise = torch.randn(batch, summary["latent_dim"], frames, generator=torch.Generator().manual_seed(0))
-    labels = torch.arange(batch) % len(summary["labels"])
-
-    def call(generate):
-        def run():
-            with torch.inference_mode():
-                vae.decode(generate(noise.clone(), labels) * stats[1] + stats[0])
-
-        return run
-
+    call, work = sample_and_decode(vae, stats, batch, frames, len(summary["labels"]))
     theirs = scores[f"peer_{chosen}"]
     what = (
         f"ours: the demo DiT distilled by `make distill` ({how}; labels {ours['accuracy']:.2f}, FD MFCC "
@@ -281,11 +278,7 @@ def equal_quality_pair(folder: str | Path, vae_path: str | Path, batch: int, fra
         + f"); both decoded by {vae_path}; scores from {Path(folder) / 'scores.json'}"
     )
     return SimpleNamespace(
-        ours=call(our_generate),
-        peer=call(peer_generate),
-        work=batch * frames * vae.hop / vae.sample_rate,
-        steps=chosen,
-        what=what,
+        ours=lambda: call(our_generate), peer=lambda: call(peer_generate), work=work, steps=chosen, what=what
     )
 
 
@@ -363,11 +356,12 @@ def main() -> None:
             side = adherence_peer.peer_side(len(labels), latent_dim, args, seed)
             side.stream = adherence_peer.batches(latents, ids, 16, seed=seed)
             side.after_turn = adherence_peer.sized_to_budget(side, args["budget"])
-        while kept is None and side.used < args["budget"]:
-            train_turn(side, min(args["slice"], args["budget"] - side.used))
-            print(
-                f"seed {seed}: peer {side.steps} steps, {side.used:.0f} s, loss {side.loss:.3f}", flush=True
-            )
+            while side.used < args["budget"]:
+                train_turn(side, min(args["slice"], args["budget"] - side.used))
+                print(
+                    f"seed {seed}: peer {side.steps} steps, {side.used:.0f} s, loss {side.loss:.3f}",
+                    flush=True,
+                )
         configs = configurations(args, vae, stats, side)
         scored = [SimpleNamespace(name=name, generate=c.generate) for name, c in configs.items()]
         scores = adherence_peer.score(scored, labels, real, vae, stats, frames, args, seed)
