@@ -60,7 +60,7 @@ def test_rescoring_the_kept_peer_before_one_is_kept_says_how_to_make_it(tmp_path
     assert equal_quality_pair(tmp_path, "outputs/demo/vae/export", 4, 128) is None  # bench-peer skips its row
 
 
-def test_rescored_peer_steps_join_the_kept_scores_only_from_the_same_noise(tmp_path):
+def test_rescored_peer_steps_join_the_kept_scores_only_from_the_same_noise_and_clips(tmp_path):
     import json
 
     from experiments.benchmarks.fewstep_peer import add_scores
@@ -69,9 +69,11 @@ def test_rescored_peer_steps_join_the_kept_scores_only_from_the_same_noise(tmp_p
     (tmp_path / "scores.json").write_text(json.dumps(kept))
     new = {"ours": {"accuracy": 0.5}, "peer_6": {"accuracy": 0.66}}
     speed = {"seconds": {"ours": (0.12, 0.1, 0.2), "peer_6": (0.31, 0.3, 0.4)}}
-    add_scores({"keep": tmp_path}, new, speed, seed=1)  # other noise: not comparable, not kept
+    add_scores({"keep": tmp_path, "per_label": 24}, new, speed, seed=1)  # other noise: not comparable
     assert json.loads((tmp_path / "scores.json").read_text()) == kept
-    add_scores({"keep": tmp_path}, new, speed, seed=0)
+    add_scores({"keep": tmp_path, "per_label": 2}, new, speed, seed=0)  # fewer clips: not comparable
+    assert json.loads((tmp_path / "scores.json").read_text()) == kept
+    add_scores({"keep": tmp_path, "per_label": 24}, new, speed, seed=0)
     merged = json.loads((tmp_path / "scores.json").read_text())
     assert merged["scores"] == {
         "ours": {"accuracy": 0.66},

@@ -172,6 +172,7 @@ def keep(side, scores: dict, speed: dict, args, labels, latent_dim: int, stats, 
         "budget": args["budget"],
         "distilled": args["distilled"],
         "seed": seed,
+        "per_label": args["per_label"],
         "scores": scores,
         "seconds": {k: v[0] for k, v in speed["seconds"].items()},
     }
@@ -187,12 +188,15 @@ def write_summary(folder: Path, summary: dict) -> None:
 
 def add_scores(args, scores: dict, speed: dict, seed: int) -> None:
     """``kept=true``: the new configurations' scores join the kept ones when they were drawn from
-    the same noise (the kept seed), so bench-peer's choice of the peer's steps sees them too."""
+    the same noise (the kept seed) and as many clips per label, so bench-peer's choice of the
+    peer's steps sees them too."""
     folder = peer.REPO / args["keep"]
     summary = json.loads((folder / "scores.json").read_text())
-    if seed != summary.get("seed", 0):
+    kept = (summary.get("seed", 0), summary.get("per_label", DEFAULTS["per_label"]))
+    if (seed, args["per_label"]) != kept:
         print(
-            f"seed {seed} is not the kept peer's ({summary.get('seed', 0)}): its scores are not kept",
+            f"seed {seed}, per_label={args['per_label']}: not the kept scores' (seed {kept[0]}, "
+            f"per_label={kept[1]}), so not comparable with them: not kept",
             flush=True,
         )
         return
