@@ -4,7 +4,8 @@
         hydra.run.dir=outputs/demo/distill"
     .venv/bin/python -m experiments.benchmarks.fewstep_peer            # the budget from our two training logs
     .venv/bin/python -m experiments.benchmarks.fewstep_peer seeds=0,1  # one peer per seed, and their mean
-    .venv/bin/python -m experiments.benchmarks.fewstep_peer budget=20 per_label=2 rounds=2 output=/tmp/smoke.md
+    .venv/bin/python -m experiments.benchmarks.fewstep_peer kept=true peer_steps=7,6   # the kept peer, more steps
+    .venv/bin/python -m experiments.benchmarks.fewstep_peer budget=20 per_label=2 rounds=2 output=/tmp/smoke.md keep=/tmp/peer
 
 Our side is what a user of the demo has: the demo DiT (``make demo``) distilled by ``make distill``
 into a student that samples in 4 steps without guidance (``distilled``; its 8-step round and the
