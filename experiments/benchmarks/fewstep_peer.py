@@ -23,7 +23,9 @@ FD of each label's clips to its real clips over that to the other labels', FD on
 to the real clips). Speed: sampling plus the decode of ``batch`` clips per call, the
 configurations taking turns call by call (``peer.alternate``), the median of ``rounds`` rounds
 after ``warmup`` calls, and each configuration's time over our 4-step student's, round by round.
-Both sides decode with the same VAE, so the decode's share dilutes the ratio as it would for a user.
+Both sides decode with the same VAE at ``decode`` precision: "auto" by default, what ``make
+generate`` decodes with (bf16 on a CPU with native bf16, within -37 dB of fp32), or "fp32"; the
+decode's share dilutes the ratio as it would for a user. The scores always decode in fp32.
 
 The peer's averaged weights and its scores are kept in ``outputs/bench/fewstep_peer/`` (seed 0's),
 which ``make bench-peer`` reads for its "sampling at equal quality" row.
@@ -57,6 +59,7 @@ DEFAULTS = {
     "distilled": "outputs/demo/distill",  # make distill's run folder (export/, rounds/, the log)
     "data": "data/demo",
     "batch": peer.SAMPLE_BATCH,  # clips per timed sampling call
+    "decode": "auto",  # the timed decode's precision: auto (make generate's default: bf16 where native), fp32, bf16
     "warmup": 2,
     "rounds": 7,
     "seeds": "0",
@@ -145,8 +148,17 @@ def sample_and_decode(vae, stats, batch: int, frames: int, num_labels: int, seed
     return call, batch * frames * vae.hop / vae.sample_rate
 
 
-def timed(configs: dict, vae, stats, frames: int, num_labels: int, args, seed: int) -> dict:
-    """Seconds per call (sampling + decode of ``batch`` clips), the configurations taking turns."""
+def decode_name(vae) -> str:
+    return "bf16 decode" if vae.decode_bf16 else "fp32 decode"
+
+
+def timed(configs: dict, vae_path: Path, stats, frames: int, num_labels: int, args, seed: int) -> dict:
+    """Seconds per call (sampling + decode of ``batch`` clips at ``args["decode"]`` precision), the
+    configurations taking turns."""
+    from latentaudio.autoencoder import Autoencoder
+
+    vae = Autoencoder.from_bundle(vae_path, decode_precision=args["decode"])
+    args["decoded"] = decode_name(vae)
     call, work = sample_and_decode(vae, stats, int(args["batch"]), frames, num_labels, seed)
     sides = {name: (call, (config.generate,)) for name, config in configs.items()}
     return peer.alternate("sampling + decode", sides, int(args["warmup"]), int(args["rounds"]), 1, work)
@@ -252,10 +264,13 @@ def kept_side(args):
     )
 
 
-def equal_quality_pair(folder: str | Path, vae_path: str | Path, batch: int, frames: int):
+def equal_quality_pair(
+    folder: str | Path, vae_path: str | Path, batch: int, frames: int, decode_precision: str = "auto"
+):
     """For ``make bench-peer``: our 4-step student and the kept peer at the fewest steps where it is as
     good as the student (label accuracy and FD MFCC, from the kept scores; its most steps if none is),
-    each as a call that samples and decodes ``batch`` clips. None when nothing is kept yet."""
+    each as a call that samples and decodes ``batch`` clips, decoding at ``decode_precision`` ("auto":
+    what ``make generate`` does). None when nothing is kept yet."""
     from latentaudio.autoencoder import Autoencoder
 
     kept = load_kept(folder)
@@ -266,7 +281,7 @@ def equal_quality_pair(folder: str | Path, vae_path: str | Path, batch: int, fra
     ours = scores["ours"]
     chosen, as_good = fewest_as_good(scores)
     peer_generate = adherence_peer.peer_sampler(network, summary["cfg_scale"], chosen)
-    vae = Autoencoder.from_bundle(peer.REPO / vae_path)
+    vae = Autoencoder.from_bundle(peer.REPO / vae_path, decode_precision=decode_precision)
     our_generate, how = bundle_generator(vae, peer.REPO / summary["distilled"] / "export", stats)
     call, work = sample_and_decode(vae, stats, batch, frames, len(summary["labels"]))
     theirs = scores[f"peer_{chosen}"]
@@ -280,7 +295,7 @@ def equal_quality_pair(folder: str | Path, vae_path: str | Path, batch: int, fra
             if as_good
             else "below ours at every scored step; its most"
         )
-        + f"); both decoded by {vae_path}; scores from {Path(folder) / 'scores.json'}"
+        + f"); both decoded by {vae_path} ({decode_name(vae)}); scores from {Path(folder) / 'scores.json'}"
     )
     return SimpleNamespace(
         ours=lambda: call(our_generate), peer=lambda: call(peer_generate), work=work, steps=chosen, what=what
@@ -297,7 +312,7 @@ def write_results(args, runs, loads, budget_from: str) -> str:
         + "".join(f" {a}" for a in sys.argv[1:])
         + f"` ({budget_from}; load average {loads[0]:.1f} before, {loads[1]:.1f} after). "
         f"{args['per_label']} clips per label and configuration; timing: {args['batch']} clips per call "
-        f"(sampling + decode), {args['warmup']} warm-up calls, median of {args['rounds']} rounds. Label judge "
+        f"(sampling + {args['decoded']}), {args['warmup']} warm-up calls, median of {args['rounds']} rounds. Label judge "
         f"ceilings: held-out real clips {first['scores']['ceiling']:.2f}, their VAE reconstructions "
         f"{first['scores']['vae_ceiling']:.2f}.",
         "",
@@ -373,7 +388,7 @@ def main() -> None:
         for name in configs:
             s = scores[name]
             print(f"  {name}: labels {s['accuracy']:.2f}, FD MFCC {s['fd_mfcc']:.0f}", flush=True)
-        speed = timed(configs, vae, stats, frames, len(labels), args, seed)
+        speed = timed(configs, peer.REPO / args["vae"], stats, frames, len(labels), args, seed)
         if kept is not None:
             add_scores(args, scores, speed, seed)
         elif seed == int(str(args["seeds"]).split(",")[0]):

@@ -18,11 +18,13 @@ and their spread:
 - VAE training step (each side's reconstruction loss + KL, AdamW, no discriminator: our recipe's
   critic joins at step 1000, the demo's at 900), audio-seconds per wall-second;
 - DiT training step (v-objective, timing as global conditioning), audio-seconds per second;
-- sampling realtime factor at equal steps (DPM-Solver++ 2M, no guidance) including the decode.
+- sampling realtime factor at equal steps (DPM-Solver++ 2M, no guidance) including the decode;
+  on a CPU with native bf16 also with our decode in bf16, as ``make generate`` decodes there
+  (``decode_precision=auto``), against the peer's in fp32 (its default) and in bf16.
 - sampling at equal quality, when ``fewstep_peer.py`` has kept its peer (``fewstep=``): our demo DiT
   distilled to 4 steps against the peer's DiT trained as long on the same latents, at the fewest
   guided steps it needs to be as good (label accuracy and FD, from the kept scores); both decode
-  with the demo VAE (``demo_vae=``).
+  with the demo VAE (``demo_vae=``), as ``make generate`` does and in fp32.
 
 Sizes: the layout of our ``conf/model/vae/demo.yaml`` at 32 base channels (16 kHz mono, mults
 1 2 4 8, strides 2 4 4 8, 16 latent channels; the demo now uses 16 channels, and this stays at 32
@@ -451,13 +453,17 @@ def measure(warmup: int, rounds: int, steps: int, fewstep: str = "", demo_vae: s
 
     noise = torch.randn(SAMPLE_BATCH, LATENT, DIT_FRAMES)
 
-    def our_generate():
+    def our_generate(bf16_decode: bool = False):
         with torch.inference_mode():
-            our_vae.decode(our_sampler(noise, SAMPLE_STEPS))
+            latents = our_sampler(noise, SAMPLE_STEPS)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_decode):
+                our_vae.decode(latents)
 
-    def peer_generate():
+    def peer_generate(bf16_decode: bool = False):
         with torch.inference_mode():
-            peer_vae.decode(peer_sampler(noise.clone(), SAMPLE_STEPS))
+            latents = peer_sampler(noise.clone(), SAMPLE_STEPS)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_decode):
+                peer_vae.decode(latents)
 
     our_vae.eval()
     peer_vae.eval()
@@ -470,22 +476,38 @@ def measure(warmup: int, rounds: int, steps: int, fewstep: str = "", demo_vae: s
         1,
         SAMPLE_BATCH * DIT_FRAMES * HOP / RATE,
     )
+    if native_bf16("cpu"):  # make generate decodes in bf16 here (decode_precision=auto): each side so too
+        print(f"sampling {SAMPLE_STEPS} steps + bf16 decode", flush=True)
+        results["sampling_bf16"] = alternate(
+            "sampling, bf16 decode",
+            {
+                "ours": (our_generate, (True,)),
+                "peer": (peer_generate, ()),
+                "peer_bf16": (peer_generate, (True,)),
+            },
+            warmup,
+            rounds,
+            1,
+            SAMPLE_BATCH * DIT_FRAMES * HOP / RATE,
+        )
 
     from experiments.benchmarks.fewstep_peer import equal_quality_pair
 
-    pair = equal_quality_pair(fewstep, demo_vae, SAMPLE_BATCH, DIT_FRAMES) if fewstep else None
-    if pair is None:
-        print(
-            f"sampling at equal quality: skipped, nothing in {fewstep or '(fewstep=)'} yet; "
-            "run `.venv/bin/python -m experiments.benchmarks.fewstep_peer` first",
-            flush=True,
-        )
-    else:
+    # decoded as make generate decodes (bf16 where native), then both sides in fp32
+    for key, precision in (("sampling_equal_quality", "auto"), ("sampling_equal_quality_fp32", "fp32")):
+        pair = equal_quality_pair(fewstep, demo_vae, SAMPLE_BATCH, DIT_FRAMES, precision) if fewstep else None
+        if pair is None:
+            print(
+                f"sampling at equal quality: skipped, nothing in {fewstep or '(fewstep=)'} yet; "
+                "run `.venv/bin/python -m experiments.benchmarks.fewstep_peer` first",
+                flush=True,
+            )
+            break
         print(f"sampling at equal quality: {pair.what}", flush=True)
-        results["sampling_equal_quality"] = alternate(
+        results[key] = alternate(
             "equal quality", {"ours": (pair.ours, ()), "peer": (pair.peer, ())}, warmup, rounds, 1, pair.work
         )
-        info["equal_quality"] = pair
+        info.setdefault("equal_quality", pair)
     return {"results": results, "info": info}
 
 
@@ -527,15 +549,36 @@ def write_results(measured: dict, args: dict, path: Path) -> str:
         (f"sampling, {SAMPLE_STEPS} steps + decode", "sampling", "peer", "x realtime"),
     ]
     if "sampling_equal_quality" in r:
-        pair = info["equal_quality"]
-        rows.append(
+        steps = info["equal_quality"].steps
+        rows += [
             (
-                f"sampling at equal quality (ours distilled, peer {pair.steps} steps) + decode",
-                "sampling_equal_quality",
+                f"sampling at equal quality (ours distilled, peer {steps} steps) + {decode}",
+                key,
                 "peer",
                 "x realtime",
             )
-        )
+            for decode, key in (
+                ("decode as `make generate` does", "sampling_equal_quality"),
+                ("fp32 decode", "sampling_equal_quality_fp32"),
+            )
+            if key in r
+        ]
+    if "sampling_bf16" in r:  # on a CPU with native bf16, make generate decodes in bf16
+        at = [row[1] for row in rows].index("sampling") + 1
+        rows[at:at] = [
+            (
+                f"sampling, {SAMPLE_STEPS} steps + decode, ours bf16, peer fp32",
+                "sampling_bf16",
+                "peer",
+                "x realtime",
+            ),
+            (
+                f"sampling, {SAMPLE_STEPS} steps + decode, both bf16",
+                "sampling_bf16",
+                "peer_bf16",
+                "x realtime",
+            ),
+        ]
     if "vae_train_bf16" in r:  # on a CPU with native bf16: our default precision there
         rows[1:1] = [
             ("VAE training step, ours bf16-mixed, peer fp32", "vae_train_bf16", "peer", "audio-s / s"),
