@@ -165,8 +165,9 @@ def table(rows: list[dict]) -> list[str]:
     return lines
 
 
-def main(argv: list[str]) -> None:
-    args = parse_arguments(argv, DEFAULTS, USAGE)
+def load_study(args) -> tuple:
+    """(pipeline, held-out paths, their clips, their labels, the real clips the DiT trained on and
+    their VAE reconstructions): what every row of this study and ``residual.py`` measures against."""
     torch.manual_seed(args["seed"])
     pipe = Pipeline.from_bundles(args["vae"], args["dit"])
     data = args["data"]
@@ -179,8 +180,14 @@ def main(argv: list[str]) -> None:
     labels = [str(metadata[p].get("label") or "") for p in held_out]
     clips = load_clips(pipe, data, held_out)
     reference_batch = load_clips(pipe, data, trained_on)
-    reference = list(reference_batch)
     reference_vae = list(pipe.autoencoder.reconstruct(reference_batch))
+    return pipe, held_out, clips, labels, list(reference_batch), reference_vae
+
+
+def main(argv: list[str]) -> None:
+    args = parse_arguments(argv, DEFAULTS, USAGE)
+    pipe, held_out, clips, labels, reference, reference_vae = load_study(args)
+    data = args["data"]
     rate = pipe.sample_rate
     unpitched = set(str(args["unpitched"]).split(","))
     rows = []
