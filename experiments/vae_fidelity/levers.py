@@ -120,6 +120,16 @@ LEVERS: dict[str, list[str]] = {
         "media.every_n_steps=2400",
         *BANDS4,
     ],
+    # the demo recipe exporting an EMA of its weights (window about 500 steps) instead of the last ones
+    "recipe_bands4_2400_ema998": [
+        "trainer.max_steps=2400",
+        *SCREEN[1:2],  # no critic
+        "trainer.val_check_interval=400",
+        "callbacks.model_checkpoint.every_n_train_steps=400",
+        "media.every_n_steps=2400",
+        *BANDS4,
+        "ema.decay=0.998",
+    ],
     # 4x the screening budget: does fidelity still climb with steps? (val/ metrics every 400 steps)
     "recipe_2400": [
         *WAVEFORM,
