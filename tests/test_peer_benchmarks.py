@@ -81,3 +81,39 @@ def test_rescored_peer_steps_join_the_kept_scores_only_from_the_same_noise_and_c
         "peer_6": {"accuracy": 0.66},
     }
     assert merged["seconds"] == {"peer_6": 0.31}
+
+
+def test_bench_peer_reports_sampling_with_the_decode_make_generate_uses_beside_fp32(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(peer, "versions", lambda: "torch (test)")
+
+    def row(ratio: float, *others: str) -> dict:
+        seconds = {side: (1.0, 0.9, 1.1) for side in ("ours", "peer", *others)}
+        ratios = {side: (ratio, ratio - 0.1, ratio + 0.1) for side in ("peer", *others)}
+        return {"seconds": seconds, "ratio": ratios, "cpu_share": 1.0, "steal": 0.0, "work_seconds": 8.0}
+
+    results = {
+        "vae_train": row(1.35, "peer_our_loss"),
+        "vae_train_bf16": row(1.85, "peer_bf16"),
+        "dit_train": row(1.55),
+        "sampling": row(1.20),
+        "sampling_bf16": row(1.27, "peer_bf16"),
+        "sampling_equal_quality": row(3.12),
+        "sampling_equal_quality_fp32": row(3.01),
+    }
+    info = {
+        "vae_parameters": {"ours": 1, "peer": 1},
+        "dit_parameters": {"ours": 1, "peer": 1},
+        "equal_quality": SimpleNamespace(steps=7, what="ours against the kept peer"),
+    }
+    args = {"warmup": 3, "rounds": 15, "steps": 3}
+    text = peer.write_results({"results": results, "info": info}, args, tmp_path / "results.md")
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "x** (" in line]
+    titles = [line.split(" | ")[0] for line in rows]
+    at = titles.index(f"| sampling, {peer.SAMPLE_STEPS} steps + decode (x realtime)")
+    assert "ours bf16, peer fp32" in titles[at + 1] and "**1.27x**" in rows[at + 1]
+    assert "both bf16" in titles[at + 2]
+    assert "decode as `make generate` does" in titles[-2] and "**3.12x**" in rows[-2]
+    assert "fp32 decode" in titles[-1] and "**3.01x**" in rows[-1]
+    assert "peer 7 steps" in titles[-1]
