@@ -37,6 +37,15 @@ WAVEFORM_DEMO = ["trainer.max_steps=1200", "loss.adversarial_start_step=900"]
 
 # 4 pseudo-QMF sub-bands coded at 4 kHz, blocks at 4 kHz, 1 kHz and 250 Hz: hop 256 as the recipe
 BANDS4 = ["vae.bands=4", "vae.strides=[4,4,4]", "vae.channel_mults=[1,2,4]", "vae.base_channels=32"]
+# the demo VAE's schedule on them: 2400 steps, no critic (make demo's VAE; the base of later levers)
+BANDS4_DEMO = [
+    "trainer.max_steps=2400",
+    *SCREEN[1:2],  # no critic
+    "trainer.val_check_interval=400",
+    "callbacks.model_checkpoint.every_n_train_steps=400",
+    "media.every_n_steps=2400",
+    *BANDS4,
+]
 
 # name: train_vae overrides on top of experiment=demo_vae
 LEVERS: dict[str, list[str]] = {
@@ -115,35 +124,12 @@ LEVERS: dict[str, list[str]] = {
     ],
     "recipe_bands4_2400_then_wave30": [*BANDS4, "trainer.max_steps=3000", *SCREEN[1:2]],
     # its steps are 1.75x faster: 2400 of them take what the demo VAE's 1200 (critic from 900) take
-    "recipe_bands4_2400": [
-        "trainer.max_steps=2400",
-        *SCREEN[1:2],  # no critic
-        "trainer.val_check_interval=400",
-        "callbacks.model_checkpoint.every_n_train_steps=400",
-        "media.every_n_steps=2400",
-        *BANDS4,
-    ],
+    "recipe_bands4_2400": BANDS4_DEMO,
     # the demo recipe exporting an EMA of its weights (window about 500 steps) instead of the last ones
-    "recipe_bands4_2400_ema998": [
-        "trainer.max_steps=2400",
-        *SCREEN[1:2],  # no critic
-        "trainer.val_check_interval=400",
-        "callbacks.model_checkpoint.every_n_train_steps=400",
-        "media.every_n_steps=2400",
-        *BANDS4,
-        "ema.decay=0.998",
-    ],
+    "recipe_bands4_2400_ema998": [*BANDS4_DEMO, "ema.decay=0.998"],
     # 64 latent channels at hop 256: 4000 values a second, as hop 128 gives, without doubling the
     # DiT's sequence (the plucks' noise bursts need more values than 2000 a second)
-    "recipe_bands4_2400_latent64": [
-        "trainer.max_steps=2400",
-        *SCREEN[1:2],  # no critic
-        "trainer.val_check_interval=400",
-        "callbacks.model_checkpoint.every_n_train_steps=400",
-        "media.every_n_steps=2400",
-        *BANDS4,
-        "vae.latent_dim=64",
-    ],
+    "recipe_bands4_2400_latent64": [*BANDS4_DEMO, "vae.latent_dim=64"],
     # 4x the screening budget: does fidelity still climb with steps? (val/ metrics every 400 steps)
     "recipe_2400": [
         *WAVEFORM,
