@@ -161,6 +161,7 @@ LEVERS: dict[str, list[str]] = {
     # with data=data/real (real_data.py): the kept recipe, and the one before, at 600 steps
     "real_waveform30_600": [*WAVEFORM, *SCREEN],
     "real_base600": [*WAVEFORM, *SCREEN, *BEFORE],
+    "real_bands4_600": SCREEN,  # the sub-band demo recipe of 2026-12-04 (experiment=demo_vae as it is)
     # the demo recipe until 2026-12-04: the waveform VAE, 1200 steps, the critic from step 900
     "demo": [*WAVEFORM, *WAVEFORM_DEMO],
     "demo_today": [],  # that recipe as make demo trained it that day (a link to outputs/demo/vae)
