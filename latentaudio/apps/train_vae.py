@@ -53,7 +53,12 @@ def check_vae_config(cfg: DictConfig) -> None:
             "lies in [0, 1) (0: plain waveform L1; 0.9: weighted to the upper partials)"
         )
     try:
-        check_audio_data(cfg.data.normalize, cfg.data.val_fraction)
+        check_audio_data(
+            cfg.data.normalize,
+            cfg.data.val_fraction,
+            cfg.data.get("augment_pitch_probability", 0.0),
+            cfg.data.get("augment_pitch_max_semitones", 12.0),
+        )
     except ValueError as error:
         raise ConfigError(str(error)) from error
     check_data_root(cfg.data.root)

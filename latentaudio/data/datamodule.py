@@ -9,7 +9,7 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
 from latentaudio.bundle import check_same_vae
-from latentaudio.data.dataset import AudioCropDataset, check_normalize
+from latentaudio.data.dataset import AudioCropDataset, check_normalize, check_pitch_augment
 from latentaudio.data.latent_dataset import LatentDataset, check_crop_frames, check_pack
 from latentaudio.data.metadata import label_vocabulary, load_metadata
 from latentaudio.data.resumable import ResumableLoader
@@ -20,10 +20,13 @@ from latentaudio.data.split import check_val_fraction, split
 log = logging.getLogger(__name__)
 
 
-def check_audio_data(normalize: str, val_fraction: float) -> None:
+def check_audio_data(
+    normalize: str, val_fraction: float, augment_pitch_probability: float = 0.0, augment_pitch_max_semitones: float = 12.0
+) -> None:
     """The rules on ``data.*`` of :class:`AudioDataModule` alone; apps call this to fail before any work."""
     check_normalize(normalize)
     check_val_fraction(val_fraction)
+    check_pitch_augment(augment_pitch_probability, augment_pitch_max_semitones)
 
 
 def check_latent_data(crop_frames: int, val_fraction: float, pack: float = 0.0) -> None:
@@ -55,9 +58,11 @@ class AudioDataModule(pl.LightningDataModule):
         persistent_workers: bool = False,
         prefetch_factor: int | None = None,
         drop_last: bool = True,
+        augment_pitch_probability: float = 0.0,
+        augment_pitch_max_semitones: float = 12.0,
     ):
         super().__init__()
-        check_audio_data(normalize, val_fraction)
+        check_audio_data(normalize, val_fraction, augment_pitch_probability, augment_pitch_max_semitones)
         self.save_hyperparameters()
         self.scan: ScanResult | None = None
         self.labels: list[str] = []
@@ -84,7 +89,11 @@ class AudioDataModule(pl.LightningDataModule):
             normalize=hp.normalize,
             target_db=hp.target_db,
         )
-        self.train_set = AudioCropDataset(files=train, random_crop=True, **common)
+        augment = dict(
+            augment_pitch_probability=hp.augment_pitch_probability,
+            augment_pitch_max_semitones=hp.augment_pitch_max_semitones,
+        )
+        self.train_set = AudioCropDataset(files=train, random_crop=True, **common, **augment)
         self.val_set = AudioCropDataset(files=val, random_crop=False, **common)
         log.info("%d training files, %d validation files, %d labels", len(train), len(val), len(self.labels))
 

@@ -15,6 +15,16 @@ from latentaudio.data.scan import AudioFile, printable
 log = logging.getLogger(__name__)
 
 NORMALIZE_MODES = ("none", "peak", "loudness")
+# Pitch-up augmentation plays a crop faster by (STEPS + k) / STEPS, k drawn from 0.. (k = 1 is
+# about one semitone): a small integer ratio keeps the band-limited resampling cheap.
+SPEED_STEPS = 16
+
+
+def check_pitch_augment(probability: float, max_semitones: float) -> None:
+    if not 0.0 <= probability <= 1.0:
+        raise ValueError(f"data.augment_pitch_probability={probability}: give a probability in [0, 1] (0: off)")
+    if not 0.0 <= max_semitones <= 24.0:
+        raise ValueError(f"data.augment_pitch_max_semitones={max_semitones}: give 0 to 24 semitones (12: an octave)")
 
 
 def check_normalize(mode: str) -> None:
@@ -49,6 +59,10 @@ class AudioCropDataset(Dataset):
     samples, so a loss can ignore the padding. Training crops start at random; validation
     crops (``random_crop=False``) are the middle of each file, the same on every run.
     A file that fails to decode is reported once and replaced by the next file.
+
+    ``augment_pitch_probability``: the chance that a training crop is played faster, up by 0 to
+    ``augment_pitch_max_semitones`` (pitch and tempo together, as tape does): more tonal energy
+    at high frequencies than the data has, for a VAE that would otherwise code them last.
     """
 
     def __init__(
@@ -63,8 +77,11 @@ class AudioCropDataset(Dataset):
         random_crop: bool = True,
         normalize: str = "none",
         target_db: float = -1.0,
+        augment_pitch_probability: float = 0.0,
+        augment_pitch_max_semitones: float = 12.0,
     ):
         check_normalize(normalize)
+        check_pitch_augment(augment_pitch_probability, augment_pitch_max_semitones)
         self.root = Path(root)
         self.files = list(files)
         self.sample_rate = sample_rate
@@ -75,6 +92,9 @@ class AudioCropDataset(Dataset):
         self.random_crop = random_crop
         self.normalize = normalize
         self.target_db = target_db
+        self.augment_pitch_probability = augment_pitch_probability
+        # the largest k with (SPEED_STEPS + k) / SPEED_STEPS within the semitones asked
+        self.max_speed_step = int(SPEED_STEPS * (2.0 ** (augment_pitch_max_semitones / 12.0) - 1.0) + 1e-9)
         self.failed: set[str] = set()
 
     def __len__(self) -> int:
@@ -94,8 +114,18 @@ class AudioCropDataset(Dataset):
             f"no decodable audio found near item {index} of {self.root}; see the warnings above"
         )
 
+    def _speed_step(self) -> int:
+        """k of a faster playback at (SPEED_STEPS + k) / SPEED_STEPS; 0 when not augmented."""
+        if not self.random_crop or self.max_speed_step < 1 or self.augment_pitch_probability <= 0.0:
+            return 0
+        if float(torch.rand(())) >= self.augment_pitch_probability:
+            return 0
+        return int(torch.randint(1, self.max_speed_step + 1, ()).item())
+
     def _load(self, entry: AudioFile) -> dict:
-        source_length = math.ceil(self.sample_length * entry.sample_rate / self.sample_rate)
+        speed = self._speed_step()
+        needed = math.ceil(self.sample_length * (SPEED_STEPS + speed) / SPEED_STEPS)  # at sample_rate
+        source_length = math.ceil(needed * entry.sample_rate / self.sample_rate)
         spare = max(entry.frames - source_length, 0)
         if self.random_crop:
             start = int(torch.randint(0, spare + 1, ()).item())
@@ -105,7 +135,10 @@ class AudioCropDataset(Dataset):
         if not torch.isfinite(audio).all():
             raise AudioDecodeError(self.root / entry.path, "holds NaN or Inf samples")
         audio = convert_channels(audio, self.channels)
-        audio = resample(audio, entry.sample_rate, self.sample_rate)[:, : self.sample_length]  # (C, <=L)
+        audio = resample(audio, entry.sample_rate, self.sample_rate)[:, :needed]
+        if speed:  # played faster: the same content in fewer samples, every frequency higher
+            audio = resample(audio, SPEED_STEPS + speed, SPEED_STEPS)
+        audio = audio[:, : self.sample_length]  # (C, <=L)
         valid = audio.shape[-1]
         audio = normalize_audio(audio, self.normalize, self.target_db)
         if valid < self.sample_length:

@@ -74,3 +74,36 @@ def test_metadata_paths_cannot_escape_the_root(tmp_path, caplog):
     table = load_metadata(root, ["a.wav"])
     assert table == {"a.wav": {"caption": "fine", "label": "sidecar"}}
     assert any("outside" in r.getMessage() for r in caplog.records)
+
+
+def _peak_hz(audio: torch.Tensor, rate: int = 16000) -> float:
+    spectrum = torch.fft.rfft(audio[0] * torch.hann_window(audio.shape[-1])).abs()
+    return float(spectrum.argmax()) * rate / audio.shape[-1]
+
+
+def test_pitch_augmentation_plays_training_crops_faster_within_the_asked_range(tmp_path):
+    root = tmp_path / "d"
+    write_sine(root / "tone.wav", frequency=500.0, seconds=2.0)
+    files = scan_audio_folder(root, progress=False).files
+    torch.manual_seed(0)
+    dataset = AudioCropDataset(
+        root, files, 16000, 1, 8192, augment_pitch_probability=1.0, augment_pitch_max_semitones=7.0
+    )
+    peaks = [_peak_hz(dataset[0]["audio"]) for _ in range(40)]
+    # every crop is up by 1/16 to 7 semitones (500 Hz -> 531-749 Hz), a full crop, no padding
+    assert min(peaks) > 520 and max(peaks) < 500 * 2 ** (7 / 12) + 5
+    assert len({round(p) for p in peaks}) >= 4  # drawn, not one fixed shift
+    assert dataset[0]["padding_mask"].all()
+    # half the crops when asked for half, validation crops never
+    half = AudioCropDataset(root, files, 16000, 1, 8192, augment_pitch_probability=0.5)
+    shifted = sum(abs(_peak_hz(half[0]["audio"]) - 500) > 10 for _ in range(60))
+    assert 15 <= shifted <= 45
+    val = AudioCropDataset(root, files, 16000, 1, 8192, random_crop=False, augment_pitch_probability=1.0)
+    assert abs(_peak_hz(val[0]["audio"]) - 500) < 3
+
+
+def test_pitch_augmentation_settings_are_checked():
+    with pytest.raises(ValueError, match="augment_pitch_probability"):
+        AudioDataModule(root="x", sample_rate=16000, channels=1, sample_length=64, augment_pitch_probability=1.5)
+    with pytest.raises(ValueError, match="augment_pitch_max_semitones"):
+        AudioDataModule(root="x", sample_rate=16000, channels=1, sample_length=64, augment_pitch_max_semitones=-1)
