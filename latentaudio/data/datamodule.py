@@ -21,7 +21,10 @@ log = logging.getLogger(__name__)
 
 
 def check_audio_data(
-    normalize: str, val_fraction: float, augment_pitch_probability: float = 0.0, augment_pitch_max_semitones: float = 12.0
+    normalize: str,
+    val_fraction: float,
+    augment_pitch_probability: float = 0.0,
+    augment_pitch_max_semitones: float = 12.0,
 ) -> None:
     """The rules on ``data.*`` of :class:`AudioDataModule` alone; apps call this to fail before any work."""
     check_normalize(normalize)

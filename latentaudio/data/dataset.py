@@ -22,9 +22,13 @@ SPEED_STEPS = 16
 
 def check_pitch_augment(probability: float, max_semitones: float) -> None:
     if not 0.0 <= probability <= 1.0:
-        raise ValueError(f"data.augment_pitch_probability={probability}: give a probability in [0, 1] (0: off)")
+        raise ValueError(
+            f"data.augment_pitch_probability={probability}: give a probability in [0, 1] (0: off)"
+        )
     if not 0.0 <= max_semitones <= 24.0:
-        raise ValueError(f"data.augment_pitch_max_semitones={max_semitones}: give 0 to 24 semitones (12: an octave)")
+        raise ValueError(
+            f"data.augment_pitch_max_semitones={max_semitones}: give 0 to 24 semitones (12: an octave)"
+        )
 
 
 def check_normalize(mode: str) -> None:

@@ -104,6 +104,10 @@ def test_pitch_augmentation_plays_training_crops_faster_within_the_asked_range(t
 
 def test_pitch_augmentation_settings_are_checked():
     with pytest.raises(ValueError, match="augment_pitch_probability"):
-        AudioDataModule(root="x", sample_rate=16000, channels=1, sample_length=64, augment_pitch_probability=1.5)
+        AudioDataModule(
+            root="x", sample_rate=16000, channels=1, sample_length=64, augment_pitch_probability=1.5
+        )
     with pytest.raises(ValueError, match="augment_pitch_max_semitones"):
-        AudioDataModule(root="x", sample_rate=16000, channels=1, sample_length=64, augment_pitch_max_semitones=-1)
+        AudioDataModule(
+            root="x", sample_rate=16000, channels=1, sample_length=64, augment_pitch_max_semitones=-1
+        )
