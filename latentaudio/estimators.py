@@ -5,7 +5,7 @@ adherence measures (``latentaudio.adherence``) and the editing study (``experime
 
 - :func:`estimate_tempo` (onset-envelope autocorrelation) and :func:`tempo_matches` (within a
   tolerance, octave errors told apart);
-- :func:`estimate_key` (chroma against Krumhansl-Kessler key profiles);
+- :func:`estimate_key` (chroma of the notes below 1 kHz against Temperley's key profiles);
 - :func:`estimate_pitch_shift`: by how many semitones one clip is transposed from another
   (the shift that best aligns their log-frequency spectra: for any harmonic sound it is the
   f0 ratio, and it needs no monophony);
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -26,9 +27,21 @@ from latentaudio import metrics
 from latentaudio.data.metadata import NOTE_NAMES
 
 ANALYSIS_RATE = metrics.FEATURE_RATE  # every clip is analysed mono at this rate
-# Krumhansl-Kessler probe-tone ratings (Krumhansl 1990), tonic first.
-MAJOR_PROFILE = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88)
-MINOR_PROFILE = (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17)
+# Key profiles, (major, minor), tonic first. Krumhansl-Kessler: probe-tone ratings (Krumhansl
+# 1990); Temperley: how often each degree sounds in a corpus (Temperley 2007), the default.
+KRUMHANSL_KESSLER = (
+    (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88),
+    (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17),
+)
+TEMPERLEY = (
+    (0.748, 0.060, 0.488, 0.082, 0.670, 0.460, 0.096, 0.715, 0.104, 0.366, 0.057, 0.400),
+    (0.712, 0.084, 0.474, 0.618, 0.049, 0.460, 0.105, 0.747, 0.404, 0.067, 0.133, 0.330),
+)
+# The highest STFT bin the key's chroma counts: below it sit the notes' fundamentals and first
+# harmonics; above it, upper harmonics and inharmonic partials (bells) that point at other
+# pitch classes. 1 kHz against 2.1: right on 52% of the demo's real tonal clips against 44%
+# (experiments/conditioning/key_estimator.py).
+CHROMA_HIGH_HZ = 1000.0
 
 
 # --------------------------------------------------------------------------------------
@@ -145,26 +158,33 @@ def _chroma_matrix(
     return matrix
 
 
-def chroma(clip: torch.Tensor, sample_rate: int) -> torch.Tensor:
-    """(12,) energy per pitch class over the whole clip, C first, summing to 1 (zeros for silence)."""
+def chroma(clip: torch.Tensor, sample_rate: int, high_hz: float = CHROMA_HIGH_HZ) -> torch.Tensor:
+    """(12,) energy per pitch class over the whole clip, C first, summing to 1 (zeros for silence):
+    the STFT bins from 60 Hz to ``high_hz``."""
     mono = metrics.mono_clips([clip], sample_rate)[0]  # (T,) at ANALYSIS_RATE
     n_fft = 4096
     if mono.shape[-1] < n_fft:
         mono = torch.nn.functional.pad(mono, (0, n_fft - mono.shape[-1]))
     window = torch.hann_window(n_fft)
     spectrum = torch.stft(mono, n_fft, n_fft // 4, window=window, return_complex=True).abs()  # (bins, frames)
-    energy = (_chroma_matrix(n_fft, ANALYSIS_RATE) @ spectrum.double()).sum(dim=-1)  # (12,)
+    energy = (_chroma_matrix(n_fft, ANALYSIS_RATE, high_hz=high_hz) @ spectrum.double()).sum(dim=-1)  # (12,)
     total = float(energy.sum())
     return energy / total if total > 0 else energy
 
 
-def estimate_key(clip: torch.Tensor, sample_rate: int) -> str:
-    """The best-correlated of the 24 major and minor keys, as ``"C major"`` / ``"A minor"``."""
-    profile = chroma(clip, sample_rate).numpy()
+def estimate_key(
+    clip: torch.Tensor,
+    sample_rate: int,
+    high_hz: float = CHROMA_HIGH_HZ,
+    profiles: tuple[Sequence[float], Sequence[float]] = TEMPERLEY,
+) -> str:
+    """The best-correlated of the 24 major and minor keys, as ``"C major"`` / ``"A minor"``:
+    the clip's :func:`chroma` up to ``high_hz`` against ``profiles`` (major, minor; tonic first)."""
+    profile = chroma(clip, sample_rate, high_hz=high_hz).numpy()
     if not profile.any():
         return ""
     best, best_score = "", -math.inf
-    for mode, template in (("major", MAJOR_PROFILE), ("minor", MINOR_PROFILE)):
+    for mode, template in zip(("major", "minor"), profiles):
         for tonic in range(12):
             score = float(np.corrcoef(profile, np.roll(template, tonic))[0, 1])
             if score > best_score:

@@ -48,6 +48,10 @@ LEVERS: dict[str, tuple[list[str], list[str]]] = {
     # captions through the byte-level encoder, and their tempo and key as numbers with the beat
     # clock (the pipeline reads them from the prompt): that experiment as it is now
     "text_tempo_grid": (["experiment=demo_dit_text"], []),
+    # the same on the sub-band demo VAE make demo trains since 2026-12-04 (vae=outputs/demo/vae/export)
+    "text_tempo_grid_bands4": (["experiment=demo_dit_text"], []),
+    # that DiT evaluated again with the key estimator of 2026-12-05 (notes below 1 kHz, Temperley)
+    "text_tempo_grid_bands4_key1000": (["experiment=demo_dit_text"], []),
 }
 
 
