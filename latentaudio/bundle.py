@@ -178,6 +178,7 @@ ARGUMENTS: dict[str, dict[str, float | None]] = {
         "tempo_grid": None,
         "frame_rate": None,
         "key": None,
+        "key_encoding": None,
         "phonemes": None,
         "phoneme_dim": 16384,
         "phoneme_symbols": 1_000_000,

@@ -14,7 +14,7 @@ With ``dit=``: the DiT generates one clip for each of the first ``captions`` row
 (asked as `make evaluate` asks: `adherence.row_conditions`, seed = row number), and the key
 accuracy of those clips, of the real clips and of their VAE reconstructions is printed for each
 variant: more rows than `make evaluate`'s 40, so the generated figure is not within a few clips
-of chance.
+of chance. ``cfg_scale=``: the guidance scale (default: the bundle's).
 """
 
 from __future__ import annotations
@@ -41,7 +41,9 @@ VARIANTS = {
 
 def main(argv: list[str]) -> None:
     args = parse_arguments(
-        argv, {"root": "data/demo", "dit": "", "vae": "outputs/demo/vae/export", "captions": 128}, __doc__
+        argv,
+        {"root": "data/demo", "dit": "", "vae": "outputs/demo/vae/export", "captions": 128, "cfg_scale": ""},
+        __doc__,
     )
     real = read_real_clips(Path(args["root"]), estimators.ANALYSIS_RATE)
     tonal = [i for i, row in enumerate(real.rows) if row.get("key")]
@@ -65,12 +67,13 @@ def main(argv: list[str]) -> None:
         ]
         print(f"| {name} | " + " | ".join(cells + labels) + " |")
     if args["dit"]:
-        generated_keys(real, tonal[: int(args["captions"])], args["vae"], args["dit"])
+        cfg = {"cfg_scale": float(args["cfg_scale"])} if str(args["cfg_scale"]) else {}
+        generated_keys(real, tonal[: int(args["captions"])], args["vae"], args["dit"], cfg)
 
 
-def generated_keys(real, rows: list[int], vae: str, dit: str) -> None:
+def generated_keys(real, rows: list[int], vae: str, dit: str, settings: dict) -> None:
     """Key accuracy of a DiT's clips asked for each row's caption, beside the real clips and their
-    VAE reconstructions, for every variant."""
+    VAE reconstructions, for every variant. ``settings``: sampling options (cfg_scale)."""
     import torch
     from tqdm import tqdm
 
@@ -84,10 +87,12 @@ def generated_keys(real, rows: list[int], vae: str, dit: str) -> None:
     with torch.inference_mode():
         for number, i in enumerate(tqdm(rows, desc="generating", unit="clip")):
             ask = row_conditions(pipe, conditioning, real.rows[i])
-            sets["generated"].append(pipe.generate(seconds=window, n=1, seed=number, **ask)[0].cpu())
+            sets["generated"].append(
+                pipe.generate(seconds=window, n=1, seed=number, **ask, **settings)[0].cpu()
+            )
             sets["VAE"].append(pipe.autoencoder.reconstruct(real.clips[i][None], real.sample_rate)[0].cpu())
     asked = [real.rows[i]["key"] for i in rows]
-    print(f"\n{len(rows)} rows asked of {dit}: key accuracy (%)\n")
+    print(f"\n{len(rows)} rows asked of {dit} {settings or ''}: key accuracy (%)\n")
     print("| variant | generated | real | VAE reconstructions |\n|---|---:|---:|---:|")
     for name, (high, profiles) in VARIANTS.items():
         cells = []

@@ -52,6 +52,11 @@ LEVERS: dict[str, tuple[list[str], list[str]]] = {
     "text_tempo_grid_bands4": (["experiment=demo_dit_text"], []),
     # that DiT evaluated again with the key estimator of 2026-12-05 (notes below 1 kHz, Temperley)
     "text_tempo_grid_bands4_key1000": (["experiment=demo_dit_text"], []),
+    # the key as the pitch classes of its scale and its tonic, not one learned vector per key
+    "text_tempo_grid_bands4_pitchclasses": (
+        ["experiment=demo_dit_text", "conditioning.key_encoding=pitch_classes"],
+        [],
+    ),
 }
 
 

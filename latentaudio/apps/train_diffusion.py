@@ -40,6 +40,7 @@ from latentaudio.data.datamodule import check_latent_data
 from latentaudio.data.encode import encode_cached
 from latentaudio.data.scan import check_data_root
 from latentaudio.data.shards import read_manifest
+from latentaudio.dit.conditioning import KEY_ENCODINGS
 from latentaudio.dit.samplers import resolve_sampling
 from latentaudio.speech.symbols import SymbolVocabulary
 from latentaudio.training.seeding import seed_run
@@ -85,6 +86,9 @@ def check_diffusion_config(cfg: DictConfig) -> Bundle:
         raise ConfigError(
             "conditioning.tempo_grid=true gives the tempo frame by frame: set conditioning.tempo=true too"
         )
+    encoding = cfg.conditioning.get("key_encoding", "embedding")
+    if encoding not in KEY_ENCODINGS:
+        raise ConfigError(f"conditioning.key_encoding={encoding}: choose one of {', '.join(KEY_ENCODINGS)}")
     aligned = cfg.get("aligned") or {}
     if aligned.get("enabled") and aligned.get("task") not in ("inpaint", "enhance"):
         raise ConfigError(f"aligned.task={aligned.get('task')}: choose inpaint or enhance")
@@ -321,6 +325,7 @@ def diffusion_module(cfg: DictConfig, datamodule, common: dict):
             "tempo_grid": bool(c.get("tempo_grid", False)),
             "frame_rate": latent["sample_rate"] / latent["hop"] if c.get("tempo_grid") else 0.0,
             "key": bool(c.get("key", False)),
+            "key_encoding": str(c.get("key_encoding", "embedding")),
             "phonemes": bool(c.get("phonemes", False)),
             "phoneme_dim": int(c.get("phoneme_dim", 64)),
             "phoneme_symbols": len(SymbolVocabulary()) if c.get("phonemes") else 0,

@@ -188,6 +188,45 @@ class LabelConditioner(nn.Module):
         return self.embedding(torch.where(labels < 0, self.num_labels, labels))  # (B, dim)
 
 
+KEY_ENCODINGS = ("embedding", "pitch_classes")
+# Scale degrees of the two modes, in semitones above the tonic (natural minor), as KEYS names them.
+_MODE_STEPS = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10)}
+
+
+def key_pitch_classes() -> Tensor:
+    """(KEY_COUNT, 24): for each of the 24 keys (``metadata.KEYS`` order: 12 major, then 12
+    minor, C first), the seven pitch classes of its scale (first 12) and its tonic (last 12)."""
+    table = torch.zeros(KEY_COUNT, 24)
+    for index in range(KEY_COUNT):
+        mode, tonic = ("major", "minor")[index // 12], index % 12
+        for step in _MODE_STEPS[mode]:
+            table[index, (tonic + step) % 12] = 1.0
+        table[index, 12 + tonic] = 1.0
+    return table
+
+
+class KeyPitchClassConditioner(nn.Module):
+    """Keys (B,) long, an index into the 24 keys or -1 for none, as the pitch classes they use
+    (:func:`key_pitch_classes`) through a small MLP into (B, dim); a learned null for none.
+
+    A learned embedding per key sees each key only in the clips played in it (a twelfth of a
+    small data set, or less); here every clip that uses a pitch class teaches what that pitch
+    class sounds like, for all the keys that share it."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.register_buffer("table", key_pitch_classes(), persistent=False)
+        self.mlp = nn.Sequential(nn.Linear(24, dim), nn.SiLU(), nn.Linear(dim, dim))
+        self.null = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, keys: Tensor) -> Tensor:
+        keys = keys.long().to(self.null.device)
+        if ((keys < -1) | (keys >= KEY_COUNT)).any():
+            raise ValueError(f"keys must lie in [-1, {KEY_COUNT}), got {keys.tolist()}")
+        embedded = self.mlp(self.table[keys.clamp_min(0)].to(self.null.dtype))  # (B, dim)
+        return torch.where((keys < 0)[:, None], self.null, embedded)
+
+
 def voice_statistics(latents: Tensor, mask: Tensor | None = None) -> Tensor:
     """(B, 2D): the mean and standard deviation over time of normalised latents (B, D, T), over
     the frames where ``mask`` (B, T) is True: what a recording says of its speaker's voice
@@ -330,6 +369,7 @@ class Conditioner(nn.Module):
         tempo_grid: bool = False,
         frame_rate: float = 0.0,
         key: bool = False,
+        key_encoding: str = "embedding",
         phonemes: bool = False,
         phoneme_dim: int = 64,
         phoneme_symbols: int = 0,
@@ -369,6 +409,8 @@ class Conditioner(nn.Module):
                 )
         if tempo_grid and not tempo:
             raise ValueError("tempo_grid gives the tempo frame by frame: it needs tempo=true")
+        if key_encoding not in KEY_ENCODINGS:
+            raise ValueError(f"key_encoding={key_encoding!r}: choose one of {', '.join(KEY_ENCODINGS)}")
         if text not in (None, "bytes", "t5"):
             raise ValueError(f"text must be None, 'bytes' or 't5', got {text!r}")
         if text is not None and cross_dim <= 0:
@@ -400,7 +442,14 @@ class Conditioner(nn.Module):
         self.label_token = LabelConditioner(num_labels, cross_dim) if label_tokens else None
         self.tempo = TempoConditioner(global_dim) if tempo else None
         self.beat_grid = BeatGrid(frame_rate) if tempo_grid else None
-        self.key = LabelConditioner(KEY_COUNT, global_dim) if key else None
+        self.key: nn.Module | None = None
+        if key:
+            pitch_classes = key_encoding == "pitch_classes"
+            self.key = (
+                KeyPitchClassConditioner(global_dim)
+                if pitch_classes
+                else LabelConditioner(KEY_COUNT, global_dim)
+            )
         symbols = phoneme_symbols or len(SymbolVocabulary())
         self.phonemes = PhonemeConditioner(phoneme_dim, symbols, phoneme_depth) if phonemes else None
         if voice and voice_latent_dim < 1:

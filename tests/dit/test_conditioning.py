@@ -1,12 +1,15 @@
 import pytest
 import torch
 
+from latentaudio.data.metadata import key_index
 from latentaudio.dit.conditioning import (
     BeatGrid,
     Conditioner,
+    KeyPitchClassConditioner,
     LabelConditioner,
     TempoConditioner,
     TimingConditioner,
+    key_pitch_classes,
 )
 from latentaudio.dit.model import DiT
 from latentaudio.dit.text_encoders import ByteTextEncoder, T5TextEncoder
@@ -215,9 +218,11 @@ def test_tempo_conditioner_is_continuous_and_has_a_null():
     assert torch.equal(out[3], tempo.null) and torch.equal(out[4], tempo.null)
 
 
-def test_tempo_and_key_reach_the_global_condition_and_drop_out():
+@pytest.mark.parametrize("encoding", ["embedding", "pitch_classes"])
+def test_tempo_and_key_reach_the_global_condition_and_drop_out(encoding):
     torch.manual_seed(0)
-    conditioner = Conditioner(GLOBAL_DIM, timing=True, tempo=True, key=True, cfg_dropout=0.0).eval()
+    options = dict(timing=True, tempo=True, key=True, key_encoding=encoding)
+    conditioner = Conditioner(GLOBAL_DIM, cfg_dropout=0.0, **options).eval()
     base = {
         "seconds_total": torch.tensor([4.0, 4.0]),
         "bpm": torch.tensor([80.0, 140.0]),
@@ -232,13 +237,28 @@ def test_tempo_and_key_reach_the_global_condition_and_drop_out():
     missing = conditioner({"seconds_total": torch.tensor([4.0, 4.0])})["global_cond"]
     unknown = conditioner({**base, "bpm": torch.full((2,), float("nan")), "key": torch.tensor([-1, -1])})
     torch.testing.assert_close(missing, unknown["global_cond"])
-    dropping = Conditioner(
-        GLOBAL_DIM, timing=True, tempo=True, key=True, cfg_dropout={"tempo": 1.0, "key": 1.0}
-    )
+    dropping = Conditioner(GLOBAL_DIM, cfg_dropout={"tempo": 1.0, "key": 1.0}, **options)
     dropping.load_state_dict(conditioner.state_dict())
     torch.testing.assert_close(dropping.train()(base)["global_cond"], missing)
-    with pytest.raises(ValueError, match="labels must lie"):
+    with pytest.raises(ValueError, match=r"must lie in \[-1, 24\)"):
         conditioner({**base, "key": torch.tensor([0, 24])})
+
+
+def test_keys_as_pitch_classes_share_what_keys_share():
+    table = key_pitch_classes()
+    c_major, a_minor, g_major = (key_index(k) for k in ("C major", "A minor", "G major"))
+    assert table.shape == (24, 24) and (table[:, :12].sum(1) == 7).all() and (table[:, 12:].sum(1) == 1).all()
+    assert torch.equal(table[c_major, :12], table[a_minor, :12])  # relative keys: one scale, two tonics
+    assert table[c_major, 12 + 0] == 1 and table[a_minor, 12 + 9] == 1
+    assert (table[c_major, :12] != table[g_major, :12]).sum() == 2  # F and F#: one sharp apart
+    # keys that share pitch classes are nearer than keys that share few (an untrained MLP keeps it)
+    torch.manual_seed(0)
+    encode = KeyPitchClassConditioner(GLOBAL_DIM)
+    out = encode(torch.tensor([c_major, g_major, key_index("F# major"), -1]))
+    assert (out[0] - out[1]).norm() < (out[0] - out[2]).norm()
+    assert torch.equal(out[3], encode.null)
+    with pytest.raises(ValueError, match="key_encoding"):
+        Conditioner(GLOBAL_DIM, key=True, key_encoding="circle")
 
 
 def test_beat_grid_ticks_on_the_beat_and_continues_across_windows():

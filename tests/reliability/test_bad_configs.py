@@ -114,6 +114,14 @@ def test_bad_diffusion_settings_fail_before_the_model(tmp_path, no_models):
         lambda: train_diffusion(cfg), ConfigError, "conditioning.tempo_grid=true", "conditioning.tempo=true"
     )
 
+    # a key encoding that does not exist: the choices named
+    cfg = compose_app(
+        "train_diffusion",
+        run,
+        dit_overrides(tmp_path / "vae_a", f"data.root={audio}", "conditioning.key_encoding=circle"),
+    )
+    fails_fast(lambda: train_diffusion(cfg), ConfigError, "conditioning.key_encoding=circle", "pitch_classes")
+
 
 def test_a_dit_bundle_of_another_vae_is_refused_before_it_is_built(tmp_path, monkeypatch):
     hash_a = tiny_vae_bundle(tmp_path / "vae_a", seed=0)
