@@ -57,6 +57,8 @@ LEVERS: dict[str, tuple[list[str], list[str]]] = {
         ["experiment=demo_dit_text", "conditioning.key_encoding=pitch_classes"],
         [],
     ),
+    # experiment=demo_dit_text as it is now (pitch classes), a second training seed
+    "text_tempo_grid_bands4_pitchclasses_seed1": (["experiment=demo_dit_text", "seed=1"], []),
 }
 
 
