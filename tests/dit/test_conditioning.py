@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from latentaudio.data.metadata import key_index
+from latentaudio.data.demo import SCALES
+from latentaudio.data.metadata import KEYS, NOTE_NAMES, key_index
 from latentaudio.dit.conditioning import (
     BeatGrid,
     Conditioner,
@@ -251,6 +252,9 @@ def test_keys_as_pitch_classes_share_what_keys_share():
     assert torch.equal(table[c_major, :12], table[a_minor, :12])  # relative keys: one scale, two tonics
     assert table[c_major, 12 + 0] == 1 and table[a_minor, 12 + 9] == 1
     assert (table[c_major, :12] != table[g_major, :12]).sum() == 2  # F and F#: one sharp apart
+    for index, key in enumerate(KEYS):  # the scales the demo data is written in, in metadata's order
+        tonic, mode = NOTE_NAMES.index(key.split()[0]), key.split()[1]
+        assert set(table[index, :12].nonzero().flatten().tolist()) == {(tonic + s) % 12 for s in SCALES[mode]}
     # keys that share pitch classes are nearer than keys that share few (an untrained MLP keeps it)
     torch.manual_seed(0)
     encode = KeyPitchClassConditioner(GLOBAL_DIM)
