@@ -143,9 +143,7 @@ def tempo_matches(estimated: float, asked: float, tolerance: float = 0.04) -> st
 
 
 @functools.lru_cache(maxsize=4)
-def _chroma_matrix(
-    n_fft: int, sample_rate: int, low_hz: float = 60.0, high_hz: float = 2100.0
-) -> torch.Tensor:
+def _chroma_matrix(n_fft: int, sample_rate: int, high_hz: float, low_hz: float = 60.0) -> torch.Tensor:
     """(12, bins): the weight of each STFT bin in each pitch class (C first), within [low, high] Hz."""
     freqs = torch.fft.rfftfreq(n_fft, 1.0 / sample_rate).double()
     matrix = torch.zeros(12, freqs.shape[0], dtype=torch.float64)
@@ -167,7 +165,7 @@ def chroma(clip: torch.Tensor, sample_rate: int, high_hz: float = CHROMA_HIGH_HZ
         mono = torch.nn.functional.pad(mono, (0, n_fft - mono.shape[-1]))
     window = torch.hann_window(n_fft)
     spectrum = torch.stft(mono, n_fft, n_fft // 4, window=window, return_complex=True).abs()  # (bins, frames)
-    energy = (_chroma_matrix(n_fft, ANALYSIS_RATE, high_hz=high_hz) @ spectrum.double()).sum(dim=-1)  # (12,)
+    energy = (_chroma_matrix(n_fft, ANALYSIS_RATE, high_hz) @ spectrum.double()).sum(dim=-1)  # (12,)
     total = float(energy.sum())
     return energy / total if total > 0 else energy
 

@@ -51,16 +51,12 @@ def main(argv: list[str]) -> None:
     print("| variant | all | even (chooses) | odd (reports) | " + " | ".join(sorted(real.by_label())) + " |")
     print("|---|---:|---:|---:|" + "---:|" * len(real.by_label()))
     for name, (high, profiles) in VARIANTS.items():
-        right, by_label = {}, defaultdict(list)
-        for number, i in enumerate(tonal):
+        right, by_label = [], defaultdict(list)
+        for i in tonal:
             found = estimators.estimate_key(real.clips[i], real.sample_rate, high_hz=high, profiles=profiles)
-            right[number] = found == real.rows[i]["key"]
-            by_label[real.rows[i].get("label", "")].append(right[number])
-        numbers = list(right)
-        cells = [
-            f"{100 * np.mean([right[n] for n in picks]):.1f}"
-            for picks in (numbers, numbers[0::2], numbers[1::2])
-        ]
+            right.append(found == real.rows[i]["key"])
+            by_label[real.rows[i].get("label", "")].append(right[-1])
+        cells = [f"{100 * np.mean(picks):.1f}" for picks in (right, right[0::2], right[1::2])]
         labels = [
             f"{100 * np.mean(by_label[label]):.0f}" if by_label[label] else "-"
             for label in sorted(real.by_label())
