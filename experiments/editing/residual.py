@@ -6,7 +6,8 @@ model changes, so that the VAE's own reconstruction error cancels out.
 
 The edited clip ``x`` (phase vocoder for pitch and tempo, resampling for speed) regenerated at
 strength t is ``decode(vary(encode(x), t))``: its distance to real audio is bounded by the VAE's
-(``run.py``: every VAE-decoded row sits at FD mel 18-22 against the vocoder's 11-13). The residual
+(``spread.py``: on 20 sets of clips the VAE's reconstructions sit at FD mel 11 where the clips
+sit at 6 and the vocoder's edits at 7-9). The residual
 form is ``x + decode(vary(encode(x), t)) - decode(encode(x))``: at t = 0 exactly ``x``, and for
 t > 0 ``x`` plus the model's change alone. If the DiT's change moved the clip towards real audio,
 this would carry that gain without the VAE's loss. Rows: the transform alone, regenerated, and
