@@ -42,7 +42,7 @@ LEVERS: dict[str, tuple[list[str], list[str]]] = {
     # run with vae=<a demo VAE trained with loss.latent_noise=0.1> (the VAE-side regulariser)
     "latent_noise": ([], []),
     "tempo_key_4000": (["experiment=demo_dit_tempo_key", "conditioning.tempo_grid=false"], []),
-    # the tempo also frame by frame, as a beat clock (conditioning.BeatGrid)
+    # the tempo also frame by frame, as a beat clock (dit/musical.BeatGrid)
     "tempo_grid": (["experiment=demo_dit_tempo_key", "trainer.max_steps=2000"], []),
     "tempo_grid_4000": (["experiment=demo_dit_tempo_key"], []),  # that experiment as it is now
     # captions through the byte-level encoder, and their tempo and key as numbers with the beat

@@ -40,7 +40,7 @@ from latentaudio.data.datamodule import check_latent_data
 from latentaudio.data.encode import encode_cached
 from latentaudio.data.scan import check_data_root
 from latentaudio.data.shards import read_manifest
-from latentaudio.dit.conditioning import KEY_ENCODINGS
+from latentaudio.dit.musical import KEY_ENCODINGS
 from latentaudio.dit.samplers import resolve_sampling
 from latentaudio.speech.symbols import SymbolVocabulary
 from latentaudio.training.seeding import seed_run

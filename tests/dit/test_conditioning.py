@@ -3,16 +3,9 @@ import torch
 
 from latentaudio.data.demo import SCALES
 from latentaudio.data.metadata import KEYS, NOTE_NAMES, key_index
-from latentaudio.dit.conditioning import (
-    BeatGrid,
-    Conditioner,
-    KeyPitchClassConditioner,
-    LabelConditioner,
-    TempoConditioner,
-    TimingConditioner,
-    key_pitch_classes,
-)
+from latentaudio.dit.conditioning import Conditioner, LabelConditioner, TimingConditioner
 from latentaudio.dit.model import DiT
+from latentaudio.dit.musical import BeatGrid, KeyPitchClassConditioner, TempoConditioner, key_pitch_classes
 from latentaudio.dit.text_encoders import ByteTextEncoder, T5TextEncoder
 
 GLOBAL_DIM, CROSS_DIM = 16, 12

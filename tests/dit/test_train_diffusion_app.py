@@ -263,7 +263,7 @@ def test_the_vae_for_samples_must_be_the_one_the_latents_came_from(tmp_path):
 def test_a_beat_clock_dit_trains_on_the_metadata_tempi_and_generates_at_one(
     vae_bundle, tmp_path, monkeypatch
 ):
-    from latentaudio.dit.conditioning import BeatGrid
+    from latentaudio.dit.musical import BeatGrid
 
     _, vae = vae_bundle
     root = tmp_path / "tempi"
