@@ -59,6 +59,16 @@ LEVERS: dict[str, tuple[list[str], list[str]]] = {
     ),
     # experiment=demo_dit_text as it is now (pitch classes), a second training seed
     "text_tempo_grid_bands4_pitchclasses_seed1": (["experiment=demo_dit_text", "seed=1"], []),
+    # experiment=demo_dit as it is, on a VAE trained 2.5x the demo's steps
+    # (vae=outputs/vae_levers/recipe_bands4_2400_then_3600/export): do the labels follow the VAE?
+    "vae_steps6000": ([], []),
+    # experiment=demo_dit_tempo_key (label, bpm and key as numbers, the beat clock) on the sub-band
+    # demo VAE, with the key as one vector per key (as that experiment is) and as pitch classes
+    "tempo_grid_4000_bands4": (["experiment=demo_dit_tempo_key"], []),
+    "tempo_grid_4000_bands4_pitchclasses": (
+        ["experiment=demo_dit_tempo_key", "conditioning.key_encoding=pitch_classes"],
+        [],
+    ),
 }
 
 

@@ -131,6 +131,9 @@ LEVERS: dict[str, list[str]] = {
         "trainer.max_steps=3000",
         "loss.adversarial_start_step=2400",
     ],
+    # 2.5x the demo VAE's steps (3600 more from its checkpoint, about 12 min): do the bells' upper
+    # partials come back for the label judge with steps alone, and so the DiT's label goal?
+    "recipe_bands4_2400_then_3600": [*BANDS4, "trainer.max_steps=6000", *SCREEN[1:2]],
     # its steps are 1.75x faster: 2400 of them take what the demo VAE's 1200 (critic from 900) take
     "recipe_bands4_2400": BANDS4_DEMO,
     # the demo recipe exporting an EMA of its weights (window about 500 steps) instead of the last ones
@@ -195,6 +198,7 @@ RESUMED_FROM = {
     "recipe_bands4_2400_then_wave3": "outputs/demo/vae/checkpoints/step0002400.ckpt",
     "recipe_bands4_2400_then_wave30": "outputs/demo/vae/checkpoints/step0002400.ckpt",
     "recipe_bands4_2400_then_critic600": "outputs/demo/vae/checkpoints/step0002400.ckpt",
+    "recipe_bands4_2400_then_3600": "outputs/demo/vae/checkpoints/step0002400.ckpt",
 }
 
 
