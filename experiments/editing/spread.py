@@ -84,7 +84,7 @@ def main(argv: list[str]) -> None:
     lines = [
         "# Strength-0 edits on many sets of clips (written by spread.py)",
         "",
-        f"`python -m experiments.editing.spread {' '.join(argv)}`".replace(" `", "`")
+        f"`{' '.join(['python -m experiments.editing.spread', *argv])}`"
         + f" on {time.strftime('%Y-%m-%d')}, {time.perf_counter() - start:.0f} s: {args['draws']} sets of "
         f"{args['size']} clips drawn from {len(pool)} training files outside the reference set; FD mel "
         f"against the same {len(reference)} reference clips as run.py. VAE {pipe.autoencoder.hash}.",
