@@ -78,6 +78,9 @@ def load_clips(pipe: Pipeline, root: Path, paths: list[str]) -> torch.Tensor:
         for path in paths
     ]
     frames = min([window] + [clip.shape[-1] for clip in audio])
+    if frames < window:  # say which file sets every clip's length, in case it is a stray short one
+        shortest = min(range(len(paths)), key=lambda i: audio[i].shape[-1])
+        print(f"clips cut to {frames / pipe.sample_rate:.2f} s, the length of {paths[shortest]}", flush=True)
     return torch.stack([clip[:, :frames] for clip in audio])
 
 
