@@ -177,6 +177,18 @@ def table(rows: list[dict]) -> list[str]:
     return lines
 
 
+def training_files(data, reference_limit: int) -> tuple[list[str], list[str]]:
+    """The files the DiT trained on (``data.val_fraction`` 0.05, seed 0), split in two: about
+    ``reference_limit`` evenly spaced ones, the real clips every edit is measured against, and
+    the others (what ``spread.py`` draws its sets from)."""
+    every = [f.path for f in scan_audio_folder(data, progress=False).files]
+    trained_on = split(every, 0.05, 0)[0]
+    step = max(1, len(every) // reference_limit)
+    reference = trained_on[::step]
+    taken = set(reference)
+    return reference, [path for path in trained_on if path not in taken]
+
+
 def load_study(args) -> tuple:
     """(pipeline, held-out paths, their clips, their labels, the real clips the DiT trained on and
     their VAE reconstructions): what every row of this study and ``residual.py`` measures against."""
@@ -186,12 +198,10 @@ def load_study(args) -> tuple:
     held_out = held_out_files(data)[: args["limit"]]
     if not held_out:
         raise SystemExit(f"no held-out files in {data} (make demo-data)")
-    every = [f.path for f in scan_audio_folder(data, progress=False).files]
-    trained_on = split(every, 0.05, 0)[0][:: max(1, len(every) // args["reference_limit"])]
     metadata = load_metadata(data, held_out)
     labels = [str(metadata[p].get("label") or "") for p in held_out]
     clips = load_clips(pipe, data, held_out)
-    reference_batch = load_clips(pipe, data, trained_on)
+    reference_batch = load_clips(pipe, data, training_files(data, args["reference_limit"])[0])
     reference_vae = list(pipe.autoencoder.reconstruct(reference_batch))
     return pipe, held_out, clips, labels, list(reference_batch), reference_vae
 

@@ -25,17 +25,15 @@ import time
 
 from experiments.common import parse_arguments
 from experiments.editing.run import DEFAULTS as STUDY
-from experiments.editing.run import HERE, load_clips, load_study
+from experiments.editing.run import HERE, load_clips, training_files
 from latentaudio import metrics
-from latentaudio.data.scan import scan_audio_folder
-from latentaudio.data.split import split
+from latentaudio.pipeline import Pipeline
 
 DEFAULTS = {
     "vae": STUDY["vae"],
     "dit": STUDY["dit"],
     "data": STUDY["data"],
     "reference_limit": STUDY["reference_limit"],
-    "limit": STUDY["limit"],
     "edits": "pitch:-3,pitch:3,tempo:0.8,tempo:1.25",
     "draws": 20,
     "size": 17,
@@ -44,20 +42,14 @@ DEFAULTS = {
 }
 
 
-def outside_reference(data, reference_limit: int) -> list[str]:
-    """Training files that ``run.load_study`` did not take as its reference clips."""
-    every = [f.path for f in scan_audio_folder(data, progress=False).files]
-    trained_on = split(every, 0.05, 0)[0]
-    taken = set(trained_on[:: max(1, len(every) // reference_limit)])
-    return [path for path in trained_on if path not in taken]
-
-
 def main(argv: list[str]) -> None:
     args = parse_arguments(argv, DEFAULTS, __doc__)
-    pipe, _, _, _, reference, _ = load_study({**STUDY, **args})
+    pipe = Pipeline.from_bundles(args["vae"], args["dit"])
     rate = pipe.sample_rate
+    reference_paths, others = training_files(args["data"], args["reference_limit"])
+    reference = load_clips(pipe, args["data"], reference_paths)
     real = metrics.mel_statistics_features(reference, rate)
-    pool = load_clips(pipe, args["data"], outside_reference(args["data"], args["reference_limit"]))
+    pool = load_clips(pipe, args["data"], others)
     if len(pool) < args["size"]:
         raise SystemExit(f"only {len(pool)} training files outside the reference set; lower size=")
 
