@@ -52,6 +52,11 @@ def check_vae_config(cfg: DictConfig) -> None:
             f"loss.waveform_preemphasis={cfg.loss.waveform_preemphasis}: a pre-emphasis coefficient "
             "lies in [0, 1) (0: plain waveform L1; 0.9: weighted to the upper partials)"
         )
+    if not 0.0 <= cfg.loss.get("waveform_lowpass", 0.0) < 1.0:
+        raise ConfigError(
+            f"loss.waveform_lowpass={cfg.loss.waveform_lowpass}: a fraction of the Nyquist frequency "
+            "in [0, 1) (0: the whole band; 0.125: below 1 kHz at 16 kHz)"
+        )
     try:
         check_audio_data(
             cfg.data.normalize,

@@ -29,12 +29,19 @@ def resolutions(
     return fft_sizes, hop_sizes, win_lengths
 
 
-def waveform_l1(prediction: Tensor, target: Tensor, preemphasis: float = 0.0) -> Tensor:
+def waveform_l1(prediction: Tensor, target: Tensor, preemphasis: float = 0.0, lowpass: float = 0.0) -> Tensor:
     """Mean L1 between the samples, (B, C, T) each. With ``preemphasis`` a in (0, 1), between
     x[t] - a x[t-1] of each instead: a first-order high-pass (gain 1 - a at 0 Hz, 1 + a at
-    Nyquist) that weighs upper partials over the lows, as speech codecs do."""
+    Nyquist) that weighs upper partials over the lows, as speech codecs do. With ``lowpass`` in
+    (0, 1), between the parts of each below that fraction of the Nyquist frequency (a brick-wall
+    filter on the FFT of the error): the phase is pinned where it is learnt early and the upper
+    partials are left to the spectral terms, which reward them at any phase."""
     error = prediction - target
-    if preemphasis:  # the filter is linear: filtering the error filters both signals
+    if lowpass:  # the filters are linear: filtering the error filters both signals
+        spectrum = torch.fft.rfft(error.float(), dim=-1)  # (B, C, T // 2 + 1)
+        kept = torch.arange(spectrum.shape[-1], device=error.device) <= lowpass * (spectrum.shape[-1] - 1)
+        error = torch.fft.irfft(spectrum * kept, n=error.shape[-1], dim=-1)  # (B, C, T)
+    if preemphasis:
         error = error[..., 1:] - preemphasis * error[..., :-1]
     return error.abs().mean()
 

@@ -112,7 +112,9 @@ class VAETraining(GuardedTraining):
         if w.get("waveform_weight", 0.0) > 0:
             # a time-domain L1 term pins the phase that spectral losses leave free, which small
             # models otherwise find late
-            waveform_loss = losses.waveform_l1(out.reconstruction, audio, w.get("waveform_preemphasis", 0.0))
+            waveform_loss = losses.waveform_l1(
+                out.reconstruction, audio, w.get("waveform_preemphasis", 0.0), w.get("waveform_lowpass", 0.0)
+            )
             gen_loss = gen_loss + w["waveform_weight"] * waveform_loss
             terms["train/waveform"] = waveform_loss
         if self.complex_loss is not None:

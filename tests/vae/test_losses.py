@@ -120,3 +120,22 @@ def test_preemphasised_waveform_l1_weighs_high_errors_over_low_ones():
     ratio = waveform_l1(high, reference, 0.9).item() / waveform_l1(low, reference, 0.9).item()
     gain = lambda f: abs(1 - 0.9 * complex(torch.exp(torch.tensor(-2j * torch.pi * f / 16000))))  # noqa: E731
     assert ratio == pytest.approx(gain(3000) / gain(150), rel=0.02) and ratio > 8
+
+
+def test_lowpassed_waveform_l1_sees_only_errors_below_the_cut():
+    t = torch.arange(16000) / 16000
+    reference = torch.zeros(1, 1, 16000)
+    low = 0.1 * torch.sin(2 * torch.pi * 150 * t)[None, None]
+    high = 0.1 * torch.sin(2 * torch.pi * 3000 * t)[None, None]
+    cut = 1000 / 8000  # 1 kHz at 16 kHz
+    assert waveform_l1(low, reference, lowpass=cut).item() == pytest.approx(
+        waveform_l1(low, reference).item(), rel=1e-3
+    )
+    assert waveform_l1(high, reference, lowpass=cut).item() < 1e-6
+    assert waveform_l1(low + high, reference, lowpass=cut).item() == pytest.approx(
+        waveform_l1(low, reference).item(), rel=1e-3
+    )
+    prediction = (low + high).requires_grad_(True)  # nothing pushes on the upper partial
+    waveform_l1(prediction, reference, lowpass=cut).backward()
+    spectrum = torch.fft.rfft(prediction.grad[0, 0]).abs().pow(2)  # bins 1 Hz apart
+    assert spectrum[1001:].sum() < 1e-9 * spectrum.sum() and spectrum[150] > 0.1 * spectrum.sum()

@@ -52,6 +52,11 @@ def test_bad_vae_configs_fail_before_any_work(sine_folder, tmp_path):
     )
     with pytest.raises(ConfigError, match="waveform_preemphasis"):
         check_vae_config(cfg)
+    cfg = compose_app(
+        "train_vae", tmp_path / "r", tiny_overrides(sine_folder) + ["loss.waveform_lowpass=1.5"]
+    )
+    with pytest.raises(ConfigError, match="waveform_lowpass"):
+        check_vae_config(cfg)
     cfg = compose_app("train_vae", tmp_path / "r", tiny_overrides(tmp_path / "nowhere"))
     with pytest.raises(ValueError, match="does not exist"):
         check_vae_config(cfg)
