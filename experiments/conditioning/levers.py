@@ -62,6 +62,9 @@ LEVERS: dict[str, tuple[list[str], list[str]]] = {
     # experiment=demo_dit as it is, on a VAE trained 2.5x the demo's steps
     # (vae=outputs/vae_levers/recipe_bands4_2400_then_3600/export): do the labels follow the VAE?
     "vae_steps6000": ([], []),
+    # experiment=demo_dit as it is, on the sub-band VAE whose decoder's last stage is x2
+    # (vae=outputs/vae_levers/recipe_bands4_2400_strides248/export: +0.7 dB in the same minutes)
+    "vae_strides248": ([], []),
     # experiment=demo_dit_tempo_key (label, bpm and key as numbers, the beat clock) on the sub-band
     # demo VAE, with the key as one vector per key (as that experiment is) and as pitch classes
     "tempo_grid_4000_bands4": (["experiment=demo_dit_tempo_key"], []),

@@ -35,7 +35,8 @@ BEFORE = ["loss.waveform_weight=1.0", "vae.latent_dim=16"]
 WAVEFORM = WAVEFORM_VAE
 WAVEFORM_DEMO = ["trainer.max_steps=1200", "loss.adversarial_start_step=900"]
 
-# 4 pseudo-QMF sub-bands coded at 4 kHz, blocks at 4 kHz, 1 kHz and 250 Hz: hop 256 as the recipe
+# 4 pseudo-QMF sub-bands coded at 4 kHz, blocks at 4 kHz, 1 kHz and 250 Hz, hop 256: the demo recipe of
+# 2026-12-04 (restated: experiment=demo_vae has strides 2, 4, 8 since 2026-12-05)
 BANDS4 = ["vae.bands=4", "vae.strides=[4,4,4]", "vae.channel_mults=[1,2,4]", "vae.base_channels=32"]
 # the demo VAE's schedule on them: 2400 steps, no critic (make demo's VAE; the base of later levers)
 BANDS4_DEMO = [
@@ -98,6 +99,26 @@ LEVERS: dict[str, list[str]] = {
     # the bells' 1-4 kHz partials can only be made by the decoder's last stage (the others run at
     # 250 Hz and 1 kHz), which is the thinnest (base_channels, 32): every stage 1.5x wider
     "recipe_bands4_base48_600": [*SCREEN, *BANDS4, "vae.base_channels=48"],
+    # the decoder's last stage makes a band's upper three quarters from images of its input: with
+    # it at x2 (strides 2, 4, 8: stages at 500 Hz, 2 and 4 kHz) only the upper half; with 8 or 16
+    # narrower bands most tones sit low in theirs (1, 2 and 4 kHz near the bottom of a band)
+    "recipe_bands4_strides248_600": [*SCREEN, *BANDS4, "vae.strides=[2,4,8]"],
+    "recipe_bands8_600": [*SCREEN, *BANDS4, "vae.bands=8", "vae.strides=[2,4,4]"],
+    "recipe_bands16_600": [*SCREEN, *BANDS4, "vae.bands=16", "vae.strides=[2,2,4]"],
+    # the waveform L1 on the error below 1 or 2 kHz only: a decoder unsure of an upper partial's
+    # phase lowers that L1 by leaving the partial out, while the spectral terms want it at any phase
+    "recipe_bands4_strides248_lowpass1k_600": [
+        *SCREEN,
+        *BANDS4,
+        "vae.strides=[2,4,8]",
+        "loss.waveform_lowpass=0.125",
+    ],
+    "recipe_bands4_strides248_lowpass2k_600": [
+        *SCREEN,
+        *BANDS4,
+        "vae.strides=[2,4,8]",
+        "loss.waveform_lowpass=0.25",
+    ],
     # 400 more steps (about 80 s): does the recipe reach issue 14's +5 dB mean?
     "recipe_bands4_2800": [
         "trainer.max_steps=2800",
@@ -136,6 +157,8 @@ LEVERS: dict[str, list[str]] = {
     "recipe_bands4_2400_then_3600": [*BANDS4, "trainer.max_steps=6000", *SCREEN[1:2]],
     # its steps are 1.75x faster: 2400 of them take what the demo VAE's 1200 (critic from 900) take
     "recipe_bands4_2400": BANDS4_DEMO,
+    # the decoder's last stage at x2 (strides 2, 4, 8) at the demo's 2400 steps: 0.4 dB more at 600
+    "recipe_bands4_2400_strides248": [*BANDS4_DEMO, "vae.strides=[2,4,8]"],
     # the demo recipe exporting an EMA of its weights (window about 500 steps) instead of the last ones
     "recipe_bands4_2400_ema998": [*BANDS4_DEMO, "ema.decay=0.998"],
     # 64 latent channels at hop 256: 4000 values a second, as hop 128 gives, without doubling the
@@ -175,12 +198,12 @@ LEVERS: dict[str, list[str]] = {
     # with data=data/real (real_data.py): the kept recipe, and the one before, at 600 steps
     "real_waveform30_600": [*WAVEFORM, *SCREEN],
     "real_base600": [*WAVEFORM, *SCREEN, *BEFORE],
-    "real_bands4_600": SCREEN,  # the sub-band demo recipe of 2026-12-04 (experiment=demo_vae as it is)
+    "real_bands4_600": [*SCREEN, *BANDS4],  # the sub-band demo recipe of 2026-12-04 (strides 4, 4, 4)
     # the demo recipe until 2026-12-04: the waveform VAE, 1200 steps, the critic from step 900
     "demo": [*WAVEFORM, *WAVEFORM_DEMO],
     "demo_today": [],  # that recipe as make demo trained it that day (a link to outputs/demo/vae)
     "demo_before": [*WAVEFORM, *WAVEFORM_DEMO, *BEFORE],
-    "demo_bands4": [],  # experiment=demo_vae as it is (4 sub-bands, 2400 steps, no critic); make demo's: a link
+    "demo_bands4": [],  # make demo's VAE of 2026-12-04 (4 sub-bands, strides 4, 4, 4, 2400 steps): a link
 }
 
 
@@ -193,12 +216,14 @@ def _last_wins(overrides: list[str]) -> list[str]:
 
 
 LEVERS = {name: _last_wins(overrides) for name, overrides in LEVERS.items()}
-# levers that go on from another run's checkpoint (copied into their run folder before training)
+# levers that go on from another run's checkpoint (copied into their run folder before training):
+# the sub-band demo VAE's step 2400 (recipe_bands4_2400, bit-identical to make demo's of 2026-12-04)
+DEMO_BANDS4_2400 = "outputs/vae_levers/recipe_bands4_2400/checkpoints/step0002400.ckpt"
 RESUMED_FROM = {
-    "recipe_bands4_2400_then_wave3": "outputs/demo/vae/checkpoints/step0002400.ckpt",
-    "recipe_bands4_2400_then_wave30": "outputs/demo/vae/checkpoints/step0002400.ckpt",
-    "recipe_bands4_2400_then_critic600": "outputs/demo/vae/checkpoints/step0002400.ckpt",
-    "recipe_bands4_2400_then_3600": "outputs/demo/vae/checkpoints/step0002400.ckpt",
+    "recipe_bands4_2400_then_wave3": DEMO_BANDS4_2400,
+    "recipe_bands4_2400_then_wave30": DEMO_BANDS4_2400,
+    "recipe_bands4_2400_then_critic600": DEMO_BANDS4_2400,
+    "recipe_bands4_2400_then_3600": DEMO_BANDS4_2400,
 }
 
 
