@@ -131,7 +131,9 @@ def test_lowpassed_waveform_l1_sees_only_errors_below_the_cut():
     assert waveform_l1(low, reference, lowpass=cut).item() == pytest.approx(
         waveform_l1(low, reference).item(), rel=1e-3
     )
-    assert waveform_l1(high, reference, lowpass=cut).item() < 1e-6
+    assert (
+        waveform_l1(high, reference, lowpass=cut).item() < 1e-3 * waveform_l1(high, reference).item()
+    )  # float32 FFT
     assert waveform_l1(low + high, reference, lowpass=cut).item() == pytest.approx(
         waveform_l1(low, reference).item(), rel=1e-3
     )
