@@ -42,7 +42,7 @@ demo-data: $(STAMP) ## Write the procedural demo dataset to data/demo (determini
 	$(PY) -m latentaudio.apps.demo_data $(ARGS)
 
 SPEECH := outputs/demo-speech
-demo-speech: $(STAMP) ## Speech demo: eSpeak corpus, a VAE and a phoneme DiT trained on it, held-out sentences spoken (about 21 min on 2 fast cores, 35-40 on a slow hour)
+demo-speech: $(STAMP) ## Speech demo: eSpeak corpus, a VAE and a phoneme DiT trained on it, held-out sentences spoken (about 22 min on 2 fast cores, 35-40 on a slow hour)
 	$(PY) -m latentaudio.apps.demo_speech_data
 	$(PY) -m latentaudio.apps.train_vae experiment=demo_vae data.root=data/demo-speech/train hydra.run.dir=$(SPEECH)/vae ckpt_path=last
 	$(PY) -m latentaudio.apps.train_diffusion experiment=demo_speech vae=$(SPEECH)/vae/export hydra.run.dir=$(SPEECH)/dit ckpt_path=last
