@@ -159,6 +159,9 @@ LEVERS: dict[str, list[str]] = {
     "recipe_bands4_2400": BANDS4_DEMO,
     # the decoder's last stage at x2 (strides 2, 4, 8) at the demo's 2400 steps: 0.4 dB more at 600
     "recipe_bands4_2400_strides248": [*BANDS4_DEMO, "vae.strides=[2,4,8]"],
+    # the same pair with another training seed (initialisation and crops)
+    "recipe_bands4_2400_seed1": [*BANDS4_DEMO, "seed=1"],
+    "recipe_bands4_2400_strides248_seed1": [*BANDS4_DEMO, "vae.strides=[2,4,8]", "seed=1"],
     # the demo recipe exporting an EMA of its weights (window about 500 steps) instead of the last ones
     "recipe_bands4_2400_ema998": [*BANDS4_DEMO, "ema.decay=0.998"],
     # 64 latent channels at hop 256: 4000 values a second, as hop 128 gives, without doubling the
