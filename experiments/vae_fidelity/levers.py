@@ -38,6 +38,8 @@ WAVEFORM_DEMO = ["trainer.max_steps=1200", "loss.adversarial_start_step=900"]
 # 4 pseudo-QMF sub-bands coded at 4 kHz, blocks at 4 kHz, 1 kHz and 250 Hz, hop 256: the demo recipe of
 # 2026-12-04 (restated: experiment=demo_vae has strides 2, 4, 8 since 2026-12-05)
 BANDS4 = ["vae.bands=4", "vae.strides=[4,4,4]", "vae.channel_mults=[1,2,4]", "vae.base_channels=32"]
+# the strides experiment=demo_vae has since 2026-12-05: the decoder's last stage upsamples 2x, not 4x
+STRIDES248 = "vae.strides=[2,4,8]"
 # the demo VAE's schedule on them: 2400 steps, no critic (make demo's VAE; the base of later levers)
 BANDS4_DEMO = [
     "trainer.max_steps=2400",
@@ -102,7 +104,7 @@ LEVERS: dict[str, list[str]] = {
     # the decoder's last stage makes a band's upper three quarters from images of its input: with
     # it at x2 (strides 2, 4, 8: stages at 500 Hz, 2 and 4 kHz) only the upper half; with 8 or 16
     # narrower bands most tones sit low in theirs (1, 2 and 4 kHz near the bottom of a band)
-    "recipe_bands4_strides248_600": [*SCREEN, *BANDS4, "vae.strides=[2,4,8]"],
+    "recipe_bands4_strides248_600": [*SCREEN, *BANDS4, STRIDES248],
     "recipe_bands8_600": [*SCREEN, *BANDS4, "vae.bands=8", "vae.strides=[2,4,4]"],
     "recipe_bands16_600": [*SCREEN, *BANDS4, "vae.bands=16", "vae.strides=[2,2,4]"],
     # the waveform L1 on the error below 1 or 2 kHz only: a decoder unsure of an upper partial's
@@ -110,13 +112,13 @@ LEVERS: dict[str, list[str]] = {
     "recipe_bands4_strides248_lowpass1k_600": [
         *SCREEN,
         *BANDS4,
-        "vae.strides=[2,4,8]",
+        STRIDES248,
         "loss.waveform_lowpass=0.125",
     ],
     "recipe_bands4_strides248_lowpass2k_600": [
         *SCREEN,
         *BANDS4,
-        "vae.strides=[2,4,8]",
+        STRIDES248,
         "loss.waveform_lowpass=0.25",
     ],
     # 400 more steps (about 80 s): does the recipe reach issue 14's +5 dB mean?
@@ -158,10 +160,10 @@ LEVERS: dict[str, list[str]] = {
     # its steps are 1.75x faster: 2400 of them take what the demo VAE's 1200 (critic from 900) take
     "recipe_bands4_2400": BANDS4_DEMO,
     # the decoder's last stage at x2 (strides 2, 4, 8) at the demo's 2400 steps: 0.4 dB more at 600
-    "recipe_bands4_2400_strides248": [*BANDS4_DEMO, "vae.strides=[2,4,8]"],
+    "recipe_bands4_2400_strides248": [*BANDS4_DEMO, STRIDES248],
     # the same pair with another training seed (initialisation and crops)
     "recipe_bands4_2400_seed1": [*BANDS4_DEMO, "seed=1"],
-    "recipe_bands4_2400_strides248_seed1": [*BANDS4_DEMO, "vae.strides=[2,4,8]", "seed=1"],
+    "recipe_bands4_2400_strides248_seed1": [*BANDS4_DEMO, STRIDES248, "seed=1"],
     # the demo recipe exporting an EMA of its weights (window about 500 steps) instead of the last ones
     "recipe_bands4_2400_ema998": [*BANDS4_DEMO, "ema.decay=0.998"],
     # 64 latent channels at hop 256: 4000 values a second, as hop 128 gives, without doubling the
@@ -235,6 +237,11 @@ def train(name: str, overrides: list[str], data: str) -> float | None:
     if (run_dir / "export" / "meta.json").exists():
         return None
     if name in RESUMED_FROM and not (run_dir / "checkpoints" / "last.ckpt").exists():
+        if not (ROOT / RESUMED_FROM[name]).exists():
+            raise SystemExit(
+                f"{name} goes on from {RESUMED_FROM[name]}, which is not there: run "
+                "`python -m experiments.vae_fidelity.levers only=recipe_bands4_2400` first"
+            )
         (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         shutil.copyfile(ROOT / RESUMED_FROM[name], run_dir / "checkpoints" / "last.ckpt")
     command = [sys.executable, "-m", "latentaudio.apps.train_vae", "experiment=demo_vae", f"data.root={data}"]
