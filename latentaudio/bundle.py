@@ -137,6 +137,7 @@ ARGUMENTS: dict[str, dict[str, float | None]] = {
         "final_tanh": None,
         "snake_beta_floor": None,
         "bands": 64,
+        "istft_hop": 1_000_000,
     },
     "latentaudio.dit.model.DiT": {
         "latent_dim": 4096,

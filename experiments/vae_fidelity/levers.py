@@ -121,6 +121,11 @@ LEVERS: dict[str, list[str]] = {
         STRIDES248,
         "loss.waveform_lowpass=0.25",
     ],
+    # a decoder branch writing STFT frames (vae.istft_hop): a tone is one slowly turning complex
+    # value in its bin, where the transposed convs must build every cycle and learn lows first;
+    # fed at 500 Hz (after the first decoder block) or at the latent rate (Vocos-like)
+    "recipe_bands4_strides248_istft32_600": [*SCREEN, *BANDS4, STRIDES248, "vae.istft_hop=32"],
+    "recipe_bands4_strides248_istft256_600": [*SCREEN, *BANDS4, STRIDES248, "vae.istft_hop=256"],
     # 400 more steps (about 80 s): does the recipe reach issue 14's +5 dB mean?
     "recipe_bands4_2800": [
         "trainer.max_steps=2800",
@@ -161,6 +166,9 @@ LEVERS: dict[str, list[str]] = {
     "recipe_bands4_2400": BANDS4_DEMO,
     # the decoder's last stage at x2 (strides 2, 4, 8) at the demo's 2400 steps: 0.4 dB more at 600
     "recipe_bands4_2400_strides248": [*BANDS4_DEMO, STRIDES248],
+    # the decoder branch writing STFT frames at the latent rate (vae.istft_hop=256): +0.7 dB at 600
+    "recipe_bands4_2400_strides248_istft256": [*BANDS4_DEMO, STRIDES248, "vae.istft_hop=256"],
+    "recipe_bands4_2400_strides248_istft256_seed1": [*BANDS4_DEMO, STRIDES248, "vae.istft_hop=256", "seed=1"],
     # the same pair with another training seed (initialisation and crops)
     "recipe_bands4_2400_seed1": [*BANDS4_DEMO, "seed=1"],
     "recipe_bands4_2400_strides248_seed1": [*BANDS4_DEMO, STRIDES248, "seed=1"],

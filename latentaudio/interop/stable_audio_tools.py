@@ -213,6 +213,10 @@ def autoencoder_section(options: dict) -> dict:
         raise FormatError(
             f"bands={options['bands']}: their autoencoder codes the waveform, not pseudo-QMF sub-bands"
         )
+    if int(options.get("istft_hop", 0)):
+        raise FormatError(
+            f"istft_hop={options['istft_hop']}: their decoder has no branch that writes STFT frames"
+        )
     shared = {
         "channels": options["base_channels"],
         "c_mults": list(options["channel_mults"]),

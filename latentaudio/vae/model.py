@@ -2,7 +2,9 @@
 
 Encoder: a stem conv, then one block per stride (three dilated residual units, a SnakeBeta and
 a strided conv), then a conv to ``2 * latent_dim`` channels: the posterior's mean and scale.
-The decoder mirrors it with transposed convs. Every conv is weight-normed.
+The decoder mirrors it with transposed convs. Every conv is weight-normed. Optionally
+(``istft_hop``) a branch beside it writes short-time spectra from the decoder's features and
+adds their inverse STFT to its output (`IstftHead`).
 
 The network is sized entirely by its constructor arguments, so the demo model, the tests'
 tiny model and a Stable-Audio-size model are the same class:
@@ -213,6 +215,45 @@ class EncoderBlock(nn.Sequential):
         )
 
 
+class IstftHead(nn.Module):
+    """A decoder branch that writes short-time spectra instead of samples: a snake, a k=3 conv
+    to the real and imaginary parts of ``4 hop // 2 + 1`` bins per channel and frame, then an
+    inverse STFT (Hann window of 4 hops). A tone is then one slowly turning complex value in
+    its bin, whatever its frequency, where the transposed convs must build every cycle of it
+    (and learn low frequencies long before high ones). Its conv starts at zero, so the branch
+    adds nothing until training gives it a use. Runs in float32.
+    """
+
+    OVERLAP = 4  # window / hop
+
+    def __init__(self, in_dim: int, channels: int, hop: int, activation: Activation):
+        super().__init__()
+        self.channels, self.hop, self.n_fft = channels, int(hop), self.OVERLAP * int(hop)
+        self.bins = self.n_fft // 2 + 1
+        self.activation = activation(in_dim)
+        self.proj = nn.Conv1d(in_dim, 2 * channels * self.bins, kernel_size=3, padding=1)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+        self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
+
+    def forward(self, features: Tensor) -> Tensor:
+        """features (B, D, F) at one frame per ``hop`` output samples -> audio (B, channels, F * hop)."""
+        x = self.proj(self.activation(features)).float()  # (B, 2 * C * bins, F)
+        batch, _, frames = x.shape
+        with torch.autocast(x.device.type, enabled=False):
+            real, imag = x.reshape(batch * self.channels, 2, self.bins, frames).unbind(1)  # (B * C, bins, F)
+            audio = torch.istft(
+                torch.complex(real, imag),
+                self.n_fft,
+                self.hop,
+                window=self.window.float(),
+                center=True,
+                normalized=True,  # bins of order the samples, not n_fft times them
+                length=frames * self.hop,
+            )  # (B * C, F * hop)
+        return audio.reshape(batch, self.channels, frames * self.hop)
+
+
 class DecoderBlock(nn.Sequential):
     def __init__(self, in_dim: int, out_dim: int, stride: int, dilations, activation: Activation):
         super().__init__(
@@ -254,6 +295,10 @@ class AudioVAE(nn.Module):
     decoder (stable-audio-tools' Oobleck turns it on unless told). ``snake_beta_floor``: see
     `SnakeBeta`. ``bands`` > 1: code ``bands`` pseudo-QMF sub-bands at 1/bands of the rate
     (`latentaudio.vae.bands`) instead of the waveform; the hop is then bands x the strides.
+    ``istft_hop`` > 0: add an `IstftHead` branch fed by the decoder's features at one frame per
+    ``istft_hop`` output samples (the hop itself, or the hop after each decoder block: on the
+    demo's hop 256 with strides 2, 4, 8, one of 256, 32, 8 or 4); its audio is added to the
+    decoder's.
     """
 
     def __init__(
@@ -269,6 +314,7 @@ class AudioVAE(nn.Module):
         final_tanh: bool = False,
         snake_beta_floor: float = MIN_SNAKE_BETA,
         bands: int = 1,
+        istft_hop: int = 0,
     ):
         super().__init__()
         if len(channel_mults) != len(strides):
@@ -307,6 +353,22 @@ class AudioVAE(nn.Module):
             wn_conv1d(widths[0], coded, kernel_size=7, padding=3, bias=False),
             *([nn.Tanh()] if final_tanh else []),
         )
+        self.istft_tap, self.istft_head = None, None
+        if istft_hop:
+            # Output samples per frame after the decoder's stem (index 0) and after each block.
+            taps, hop = {self.hop: 0}, self.hop
+            for i, s in enumerate(reversed(self.strides)):
+                hop //= s
+                taps.setdefault(hop, i + 1)
+            if int(istft_hop) not in taps or final_tanh:
+                raise ValueError(
+                    f"istft_hop={istft_hop}: the decoder has features at one frame per "
+                    f"{', '.join(map(str, sorted(taps, reverse=True)))} output samples; choose one of those"
+                    + (" (and final_tanh off: the branch adds after it)" if final_tanh else "")
+                )
+            self.istft_tap = taps[int(istft_hop)]
+            tapped = widths[len(self.strides) - self.istft_tap]  # the stem's width at tap 0
+            self.istft_head = IstftHead(tapped, channels, int(istft_hop), activation)
 
     def encode_posterior(self, audio: Tensor) -> tuple[Tensor, Tensor]:
         """Posterior mean and scale, each (B, latent_dim, ceil(T / hop)); zero-pads the end."""
@@ -323,9 +385,20 @@ class AudioVAE(nn.Module):
         return mean + scale * torch.randn_like(mean) if sample else mean  # (B, latent_dim, F)
 
     def decode(self, latents: Tensor, length: int | None = None) -> Tensor:
-        audio = self.decoder(latents).float()  # (B, C, F * hop), float32 even under autocast
+        branch = None
+        if self.istft_head is None:
+            audio = self.decoder(latents)
+        else:
+            audio = latents
+            for i, layer in enumerate(self.decoder):
+                audio = layer(audio)
+                if i == self.istft_tap:
+                    branch = self.istft_head(audio)  # (B, C, F * hop)
+        audio = audio.float()  # (B, C, F * hop), float32 even under autocast
         if self.pqmf is not None:
             audio = self.pqmf.synthesis(audio)  # from (B, C * bands, F * hop / bands)
+        if branch is not None:
+            audio = audio + branch
         return audio if length is None else audio[..., :length]  # (B, C, length)
 
     def forward(self, audio: Tensor, latent_noise: float = 0.0) -> VAEOutput:

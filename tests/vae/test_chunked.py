@@ -108,3 +108,22 @@ def test_a_sub_band_vae_codes_in_chunks_as_in_one_piece(latents):
         audio = full.clone()
         assert (encode_chunked(vae, audio, 256, 128) - vae.encode(audio)).abs().max() < 1e-4
     assert (chunked - full).abs().max() < 1e-4 * full.abs().max()
+
+
+@pytest.mark.parametrize("istft_hop", [8, 2])
+def test_a_vae_with_an_istft_branch_decodes_in_chunks_as_in_one_piece(latents, istft_hop):
+    torch.manual_seed(0)
+    vae = AudioVAE(
+        channels=2, base_channels=8, channel_mults=(1, 2), strides=(2, 4), latent_dim=4, istft_hop=istft_hop
+    ).eval()
+    with torch.no_grad():
+        vae.istft_head.proj.weight.normal_(0.0, 0.3)  # a trained branch, not the zero it starts at
+    length = FRAMES * vae.hop - 3
+    with torch.inference_mode():
+        full = vae.decode(latents, length)
+        exact = decode_chunked(vae, latents, chunk_frames=128, overlap_frames=64, length=length)
+        head, vae.istft_head = vae.istft_head, None
+        without = vae.decode(latents, length)
+        vae.istft_head = head
+    assert relative_error(without, full) > 0.1  # the branch is a real part of the output
+    assert (exact - full).abs().max() < 1e-5 * full.abs().max()

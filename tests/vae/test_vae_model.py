@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from latentaudio.interop.stable_audio_tools import FormatError, autoencoder_section
 from latentaudio.vae import AudioVAE, MultiPeriodDiscriminator, MultiScaleSTFTDiscriminator, kl_divergence
 from latentaudio.vae.model import Downsample, SnakeBeta, Upsample, _SnakeBetaFunction, snake_beta
 
@@ -213,3 +214,62 @@ def test_latent_noise_perturbs_only_what_the_decoder_sees():
     assert not torch.allclose(plain.reconstruction, noisy.reconstruction)
     torch.manual_seed(1)
     assert torch.equal(vae(audio, latent_noise=0.0).reconstruction, plain.reconstruction)
+
+
+def _with_istft(istft_hop: int, channels: int = 1) -> AudioVAE:
+    torch.manual_seed(0)
+    return AudioVAE(
+        channels=channels,
+        base_channels=8,
+        channel_mults=(1, 2),
+        strides=(2, 4),
+        latent_dim=4,
+        istft_hop=istft_hop,
+    )
+
+
+@pytest.mark.parametrize("istft_hop", [8, 2, 1])
+def test_istft_branch_adds_nothing_until_trained_and_then_learns(istft_hop):
+    plain, branched = tiny_vae(), _with_istft(istft_hop)
+    missing, unexpected = branched.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and missing and all(name.startswith("istft_head.") for name in missing)
+    audio = torch.randn(2, 1, 999)
+    with torch.no_grad():
+        assert torch.equal(branched.decode(branched.encode(audio)), plain.decode(plain.encode(audio)))
+    out = branched(audio)
+    (out.reconstruction - audio).abs().mean().backward()
+    assert branched.istft_head.proj.weight.grad.abs().sum() > 0  # the zero conv still gets a gradient
+
+
+def test_istft_hop_must_be_a_rate_the_decoder_has():
+    with pytest.raises(ValueError, match=r"istft_hop=3: .*8, 2, 1"):
+        _with_istft(3)
+    with pytest.raises(ValueError, match="final_tanh"):
+        AudioVAE(
+            base_channels=8, channel_mults=(1, 2), strides=(2, 4), latent_dim=4, istft_hop=8, final_tanh=True
+        )
+    with pytest.raises(
+        FormatError, match="STFT frames"
+    ):  # make export-sat: Stable Audio's format has no such branch
+        autoencoder_section({"istft_hop": 8, "strides": [2, 4], "channel_mults": [1, 2]})
+
+
+def test_istft_head_writes_a_tone_in_its_bin_in_float32():
+    # hop 32, window 128 at 16 kHz: bin 12 is 1.5 kHz, which turns 3 full cycles a hop, so one
+    # constant complex value in it is a steady 1.5 kHz tone (a high tone, as cheap as a low one).
+    vae = _with_istft(8, channels=2)
+    head = vae.istft_head
+    assert (head.hop, head.n_fft, head.bins) == (8, 32, 17)
+    head = type(head)(in_dim=3, channels=1, hop=32, activation=lambda dim: torch.nn.Identity())
+    with torch.no_grad():
+        head.proj.bias[12] = 1.0  # the real part of bin 12 of the one channel
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        audio = head(torch.randn(1, 3, 40))[0, 0]
+    assert audio.dtype == torch.float32 and audio.shape == (40 * 32,)
+    middle = audio[256:-256]
+    spectrum = torch.fft.rfft(middle * torch.hann_window(len(middle), periodic=False)).abs()
+    peak = int(spectrum.argmax())
+    assert peak * 16000 / len(middle) == pytest.approx(1500, abs=16000 / len(middle))
+    far = torch.cat([spectrum[: peak - 8], spectrum[peak + 8 :]])
+    assert far.max() < 1e-3 * spectrum[peak]  # nothing but the tone, 60 dB down
+    assert float(middle.std()) == pytest.approx(float(middle[:64].std()), rel=0.05)  # steady, not framed
