@@ -186,8 +186,9 @@ def resolve_latents(cfg: DictConfig, bundle: Bundle) -> str:
     return str(folder)
 
 
-def check_checkpoint_matches(ckpt_path: str, bundle: Bundle, statistics: dict) -> None:
-    """A DiT checkpoint resumes only with the VAE and the latent statistics it was trained with.
+def check_checkpoint_matches(ckpt_path: str, bundle: Bundle, statistics: dict, base: Bundle | None = None) -> None:
+    """A DiT checkpoint resumes only with the VAE and the latent statistics it was trained with,
+    and a fine-tune's or distillation's only with its ``base`` DiT bundle.
 
     Its ``latent_mean``/``latent_std`` buffers, not this run's statistics, would normalise the
     resumed training, and the export must describe what the network learnt.
@@ -195,7 +196,16 @@ def check_checkpoint_matches(ckpt_path: str, bundle: Bundle, statistics: dict) -
     import torch
 
     checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
-    trained_for = checkpoint.get("hyper_parameters", {}).get("latent", {}).get("vae_hash")
+    hyper = checkpoint.get("hyper_parameters", {})
+    trained_on = (hyper.get("finetune") or hyper.get("distill") or {}).get("base_hash")
+    if base is not None and trained_on and trained_on != base.hash:
+        # resuming would go on from the old base's weights and label the result with the new one
+        raise ConfigError(
+            f"the checkpoint {ckpt_path} adapts the DiT bundle {trained_on}, but dit= is {base.path} "
+            f"({base.hash}): resume with dit= that bundle, or start a new run folder (another "
+            "hydra.run.dir, without ckpt_path)"
+        )
+    trained_for = hyper.get("latent", {}).get("vae_hash")
     if trained_for:
         check_same_vae(
             trained_for,
@@ -280,7 +290,7 @@ def train(cfg: DictConfig) -> float | None:
     statistics = (base or init).meta["latent_statistics"] if (base or init) else datamodule.statistics
     ckpt_path = resolve_ckpt_path(cfg)
     if ckpt_path:
-        check_checkpoint_matches(ckpt_path, bundle, statistics)
+        check_checkpoint_matches(ckpt_path, bundle, statistics, base)
     latent = {
         "vae_hash": bundle.hash,
         "vae_path": str(bundle.path),
