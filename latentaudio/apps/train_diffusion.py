@@ -186,7 +186,9 @@ def resolve_latents(cfg: DictConfig, bundle: Bundle) -> str:
     return str(folder)
 
 
-def check_checkpoint_matches(ckpt_path: str, bundle: Bundle, statistics: dict, base: Bundle | None = None) -> None:
+def check_checkpoint_matches(
+    ckpt_path: str, bundle: Bundle, statistics: dict, base: Bundle | None = None
+) -> None:
     """A DiT checkpoint resumes only with the VAE and the latent statistics it was trained with,
     and a fine-tune's or distillation's only with its ``base`` DiT bundle.
 

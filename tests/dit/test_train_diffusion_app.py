@@ -209,11 +209,17 @@ def test_the_resume_check_names_the_vae_and_the_statistics(tmp_path):
 def test_a_fine_tune_or_distillation_resumes_only_on_its_base(tmp_path, kind):
     # make demo again, then make demo-finetune: the run folder's checkpoint adapts the old DiT
     checkpoint = tmp_path / "last.ckpt"
-    torch.save({"hyper_parameters": {"latent": {"vae_hash": "aaaa"}, kind: {"base_hash": "d1d1"}}}, checkpoint)
+    torch.save(
+        {"hyper_parameters": {"latent": {"vae_hash": "aaaa"}, kind: {"base_hash": "d1d1"}}}, checkpoint
+    )
     vae, statistics = SimpleNamespace(hash="aaaa"), {"mean": [0.0], "std": [1.0]}
     check_checkpoint_matches(str(checkpoint), vae, statistics, SimpleNamespace(hash="d1d1", path="dit"))
-    with pytest.raises(ConfigError, match=r"adapts the DiT bundle d1d1, but dit= is new/export \(d2d2\).*new run folder"):
-        check_checkpoint_matches(str(checkpoint), vae, statistics, SimpleNamespace(hash="d2d2", path="new/export"))
+    with pytest.raises(
+        ConfigError, match=r"adapts the DiT bundle d1d1, but dit= is new/export \(d2d2\).*new run folder"
+    ):
+        check_checkpoint_matches(
+            str(checkpoint), vae, statistics, SimpleNamespace(hash="d2d2", path="new/export")
+        )
 
 
 TINY_VAE = {"channels": 1, "base_channels": 4, "channel_mults": [1], "strides": [2], "latent_dim": 2}
