@@ -80,7 +80,7 @@ train-diffusion: $(STAMP) ## Train the stage-two DiT (ARGS="experiment=demo_dit 
 finetune: $(STAMP) ## Fine-tune a DiT bundle with LoRA adapters (ARGS="dit=... vae=... data.root=... lora.rank=16")
 	$(PY) -m latentaudio.apps.train_diffusion --config-name finetune $(ARGS)
 
-demo-finetune: $(STAMP) ## After make demo: teach the demo DiT an instrument it never heard (marimba) with LoRA (about 3 min)
+demo-finetune: $(STAMP) ## After make demo: teach the demo DiT an instrument it never heard (marimba) with LoRA (2 to 4 min)
 	$(PY) -m latentaudio.apps.demo_data output=data/demo-marimba classes=[marimba] n_clips=64
 	$(PY) -m latentaudio.apps.train_diffusion --config-name finetune experiment=demo_finetune \
 		dit=$(DEMO)/dit/export vae=$(DEMO)/vae/export hydra.run.dir=$(DEMO)/finetune ckpt_path=last
