@@ -218,10 +218,11 @@ class EncoderBlock(nn.Sequential):
 class IstftHead(nn.Module):
     """A decoder branch that writes short-time spectra instead of samples: a snake, a k=3 conv
     to the real and imaginary parts of ``4 hop // 2 + 1`` bins per channel and frame, then an
-    inverse STFT (Hann window of 4 hops). A tone is then one slowly turning complex value in
-    its bin, whatever its frequency, where the transposed convs must build every cycle of it
-    (and learn low frequencies long before high ones). Its conv starts at zero, so the branch
-    adds nothing until training gives it a use. Runs in float32.
+    inverse STFT (Hann window of 4 hops), as Vocos does. A tone is then one slowly turning
+    complex value in its bin, whatever its frequency, where the transposed convs must build every
+    cycle of it. Its conv starts at zero, so the branch adds nothing until training gives it a
+    use. Runs in float32. On the demo (fed at the latent rate) it raised SI-SDR and lost more of
+    the upper bands (experiments/vae_fidelity/results.md), so no recipe turns it on.
     """
 
     OVERLAP = 4  # window / hop
