@@ -74,13 +74,13 @@ def main(argv: list[str]) -> None:
     with torch.inference_mode():
         recon = {i: autoencoder.reconstruct(real.clips[i][None], rate)[0].cpu() for i in held}
         named = {p: real.paths.index(p) for p in CLIPS if p in real.paths}
-        bands = {
-            p: {
-                "real": band_energies(real.clips[i], rate),
-                "vae": band_energies(autoencoder.reconstruct(real.clips[i][None], rate)[0].cpu(), rate),
-            }
-            for p, i in named.items()
-        }
+        for i in named.values():
+            if i not in recon:  # a named clip the judge trained on
+                recon[i] = autoencoder.reconstruct(real.clips[i][None], rate)[0].cpu()
+    bands = {
+        p: {"real": band_energies(real.clips[i], rate), "vae": band_energies(recon[i], rate)}
+        for p, i in named.items()
+    }
 
     def verdict(clips) -> dict:
         out = judge.judge(clips, asked, rate)
