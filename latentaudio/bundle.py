@@ -138,6 +138,9 @@ ARGUMENTS: dict[str, dict[str, float | None]] = {
         "snake_beta_floor": None,
         "bands": 64,
         "istft_hop": 1_000_000,
+        "noise_bands": 1_000_000,
+        "noise_hop": 1_000_000,
+        "noise_lowest": 1.0,
     },
     "latentaudio.dit.model.DiT": {
         "latent_dim": 4096,

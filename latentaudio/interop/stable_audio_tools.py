@@ -217,6 +217,8 @@ def autoencoder_section(options: dict) -> dict:
         raise FormatError(
             f"istft_hop={options['istft_hop']}: their decoder has no branch that writes STFT frames"
         )
+    if int(options.get("noise_bands", 0)):
+        raise FormatError(f"noise_bands={options['noise_bands']}: their decoder has no noise branch")
     shared = {
         "channels": options["base_channels"],
         "c_mults": list(options["channel_mults"]),

@@ -111,9 +111,10 @@ class VAETraining(GuardedTraining):
         terms = {"train/stft": stft_loss, "train/kl": out.kl}
         if w.get("waveform_weight", 0.0) > 0:
             # a time-domain L1 term pins the phase that spectral losses leave free, which small
-            # models otherwise find late
+            # models otherwise find late; the noise branch's random part has no phase to pin
+            determined = out.reconstruction if out.noise is None else out.reconstruction - out.noise
             waveform_loss = losses.waveform_l1(
-                out.reconstruction, audio, w.get("waveform_preemphasis", 0.0), w.get("waveform_lowpass", 0.0)
+                determined, audio, w.get("waveform_preemphasis", 0.0), w.get("waveform_lowpass", 0.0)
             )
             gen_loss = gen_loss + w["waveform_weight"] * waveform_loss
             terms["train/waveform"] = waveform_loss

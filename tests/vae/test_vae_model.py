@@ -1,4 +1,5 @@
 import copy
+import math
 
 import pytest
 import torch
@@ -263,7 +264,7 @@ def test_istft_head_writes_a_tone_in_its_bin_in_float32():
     head = type(head)(in_dim=3, channels=1, hop=32, activation=lambda dim: torch.nn.Identity())
     with torch.no_grad():
         head.proj.bias[12] = 1.0  # the real part of bin 12 of the one channel
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         audio = head(torch.randn(1, 3, 40))[0, 0]
     assert audio.dtype == torch.float32 and audio.shape == (40 * 32,)
     middle = audio[256:-256]
@@ -273,3 +274,94 @@ def test_istft_head_writes_a_tone_in_its_bin_in_float32():
     far = torch.cat([spectrum[: peak - 8], spectrum[peak + 8 :]])
     assert far.max() < 1e-3 * spectrum[peak]  # nothing but the tone, 60 dB down
     assert float(middle.std()) == pytest.approx(float(middle[:64].std()), rel=0.05)  # steady, not framed
+
+
+def _with_noise(noise_bands: int, noise_hop: int = 0, channels: int = 1) -> AudioVAE:
+    torch.manual_seed(0)
+    return AudioVAE(
+        channels=channels,
+        base_channels=8,
+        channel_mults=(1, 2),
+        strides=(2, 4),
+        latent_dim=4,
+        noise_bands=noise_bands,
+        noise_hop=noise_hop,
+    )
+
+
+@pytest.mark.parametrize("noise_hop", [0, 2])
+def test_noise_branch_starts_as_a_flat_floor_whatever_the_latents_and_then_learns(noise_hop):
+    from latentaudio.vae.model import NoiseHead
+
+    plain, branched = tiny_vae(), _with_noise(4, noise_hop)
+    missing, unexpected = branched.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and missing and all(name.startswith("noise_head.") for name in missing)
+    # unit-power bins at gain g through a normalised inverse STFT with a Hann window at 4x
+    # overlap (window sum of squares 1.5): samples of variance g^2 / 1.5, for any latents
+    expected = math.exp(NoiseHead.INIT_LOG_GAIN) / math.sqrt(1.5)
+    for scale in (0.1, 10.0):
+        latents = scale * torch.randn(2, 4, 250)
+        with torch.no_grad():
+            noise = branched.decode(latents) - plain.decode(latents)  # (2, 1, 2000)
+        assert float(noise[..., 64:-64].std()) == pytest.approx(expected, rel=0.1)
+    audio = torch.randn(2, 1, 999)
+    out = branched(audio)
+    (out.reconstruction - audio).abs().mean().backward()
+    assert branched.noise_head.proj.weight.grad.abs().sum() > 0  # the zero conv still gets a gradient
+
+
+def test_noise_branch_is_repeatable_with_a_generator():
+    vae = _with_noise(4, channels=2)
+    latents = torch.randn(1, 4, 12)
+    with torch.no_grad():
+        first = vae.decode(latents, generator=torch.Generator().manual_seed(3))
+        again = vae.decode(latents, generator=torch.Generator().manual_seed(3))
+        other = vae.decode(latents, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(first, again) and not torch.equal(first, other)
+
+
+def test_noise_head_puts_noise_in_the_bands_its_gains_name_at_their_level_in_float32():
+    # hop 64, window 256 at 16 kHz: 129 bins in 8 bands of 1 kHz; band 5 (5-6 kHz) alone at gain e^0
+    from latentaudio.vae.model import NoiseHead
+
+    head = NoiseHead(in_dim=3, channels=1, hop=64, bands=8, activation=lambda dim: torch.nn.Identity())
+    with torch.no_grad():
+        head.proj.bias.fill_(-30.0)
+        head.proj.bias[5] = 0.0
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        noise = head(torch.randn(1, 3, 250), generator=torch.Generator().manual_seed(0))[0, 0]
+    assert noise.dtype == torch.float32 and noise.shape == (250 * 64,)
+    power = torch.fft.rfft(noise[512:-512]).abs().pow(2)
+    frequency = torch.fft.rfftfreq(len(noise) - 1024, 1 / 16000)
+    inside = power[(frequency > 5100) & (frequency < 5900)].mean()
+    outside = power[(frequency < 4500) | (frequency > 6500)].mean()
+    assert 10 * torch.log10(inside / outside) > 40
+    # unit-power bins at unit gain: samples of the band's share of the bins' power, / 1.5 (above)
+    in_band = int(((torch.arange(129) * 8 // 129) == 5).sum())  # 16 of the 129 bins
+    assert float(noise[512:-512].pow(2).mean()) == pytest.approx(in_band / 128 / 1.5, rel=0.15)
+
+
+def test_noise_hop_and_bands_must_fit_the_decoder():
+    with pytest.raises(ValueError, match=r"noise_hop=3: .*8, 2, 1"):
+        _with_noise(4, noise_hop=3)
+    with pytest.raises(ValueError, match=r"noise_bands=64: .*17 STFT bins"):
+        _with_noise(64, noise_hop=8)
+    with pytest.raises(FormatError, match="noise branch"):  # make export-sat
+        autoencoder_section({"noise_bands": 8, "strides": [2, 4], "channel_mults": [1, 2]})
+
+
+def test_noise_head_adds_nothing_below_its_lowest_frequency():
+    from latentaudio.vae.model import NoiseHead
+
+    head = NoiseHead(
+        in_dim=3, channels=1, hop=64, bands=8, activation=lambda d: torch.nn.Identity(), lowest=0.25
+    )
+    with torch.no_grad():
+        head.proj.bias.fill_(0.0)  # every band at unit gain
+        noise = head(torch.randn(1, 3, 250), generator=torch.Generator().manual_seed(0))[0, 0]
+    power = torch.fft.rfft(noise[512:-512]).abs().pow(2)
+    frequency = torch.fft.rfftfreq(len(noise) - 1024, 1 / 16000)
+    below, above = power[frequency < 1700].mean(), power[frequency > 2300].mean()  # Nyquist / 4 = 2 kHz
+    assert 10 * torch.log10(above / below) > 40
+    with pytest.raises(ValueError, match=r"noise_lowest=1\.0"):
+        NoiseHead(in_dim=3, channels=1, hop=64, bands=8, activation=lambda d: torch.nn.Identity(), lowest=1.0)

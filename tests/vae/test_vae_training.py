@@ -66,3 +66,23 @@ def test_the_mel_term_joins_the_generator_loss_only_when_weighted(tmp_path):
     driver = Standalone(module, torch.device("cpu"))
     driver.step({"audio": torch.randn(2, 1, 2048, generator=torch.Generator().manual_seed(0)) * 0.3})
     assert float(driver.logged["train/mel"]) > 0
+
+
+def test_the_waveform_l1_sees_what_the_latents_determine_not_the_noise_branch(tmp_path):
+    # a noise branch turned far up (gains e^3): the L1 of the samples would be about 10 with its
+    # noise in it; the L1 sees the decoder's own output only, the spectral term sees the sum
+    overrides = ["vae.noise_bands=2", "loss.waveform_weight=1"]
+    cfg = compose_app("train_vae", tmp_path, tiny_vae_overrides(tmp_path) + overrides)
+    parts = {name: plain(cfg[name]) for name in ("vae", "loss", "discriminator", "optim", "ema")}
+    module = VAETraining(sample_rate=cfg.data.sample_rate, **parts)
+    with torch.no_grad():
+        module.vae.noise_head.proj.bias.fill_(3.0)
+    from experiments.throughput.steps import Standalone
+
+    driver = Standalone(module, torch.device("cpu"))
+    audio = torch.randn(2, 1, 2048, generator=torch.Generator().manual_seed(0)) * 0.3
+    with torch.no_grad():
+        out = module.vae(audio)
+    assert float((out.reconstruction - audio).abs().mean()) > 5  # the noise is there
+    driver.step({"audio": audio})
+    assert float(driver.logged["train/waveform"]) < 1.0
