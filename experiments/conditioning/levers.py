@@ -65,6 +65,9 @@ LEVERS: dict[str, tuple[list[str], list[str]]] = {
     # experiment=demo_dit as it is, on the sub-band VAE whose decoder's last stage is x2
     # (vae=outputs/vae_levers/recipe_bands4_2400_strides248/export: +0.7 dB in the same minutes)
     "vae_strides248": ([], []),
+    # experiment=demo_dit as it is, on the demo VAE with a noise branch in its decoder
+    # (vae=outputs/vae_levers/recipe_bands4_2400_strides248_noise64/export: 64 noise gains a frame)
+    "vae_noise64": ([], []),
     # experiment=demo_dit_tempo_key (label, bpm and key as numbers, the beat clock) on the sub-band
     # demo VAE, with the key as one vector per key (as that experiment is) and as pitch classes
     "tempo_grid_4000_bands4": (["experiment=demo_dit_tempo_key"], []),
