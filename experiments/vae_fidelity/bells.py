@@ -61,16 +61,25 @@ def cut_above(clip: torch.Tensor, rate: int, hz: float, db: float) -> torch.Tens
     return torch.fft.irfft(spectrum * torch.where(frequency >= hz, 10 ** (-db / 20), 1.0), n=clip.shape[-1])
 
 
-def main(argv: list[str]) -> None:
+def judged_setup(vae: str, data: str):
+    """The VAE bundle, the folder's real clips with their labels, the label judge fitted on them
+    (``make evaluate``'s), the indices of the clips it holds out and their labels."""
     from latentaudio import adherence
     from latentaudio.autoencoder import Autoencoder
 
-    args = parse_arguments(argv, {"vae": "outputs/demo/vae/export", "data": "data/demo"}, __doc__)
-    autoencoder = Autoencoder.from_bundle(args["vae"])
-    real = adherence.read_real_clips(Path(args["data"]), autoencoder.sample_rate)
-    rate, labels = real.sample_rate, [str(row.get("label") or "") for row in real.rows]
+    autoencoder = Autoencoder.from_bundle(vae)
+    real = adherence.read_real_clips(Path(data), autoencoder.sample_rate)
+    labels = [str(row.get("label") or "") for row in real.rows]
     judge, _, held = adherence.fit_judge(real)
-    asked = [labels[i] for i in held]
+    return autoencoder, real, labels, judge, held, [labels[i] for i in held]
+
+
+def main(argv: list[str]) -> None:
+    from latentaudio import adherence
+
+    args = parse_arguments(argv, {"vae": "outputs/demo/vae/export", "data": "data/demo"}, __doc__)
+    autoencoder, real, labels, judge, held, asked = judged_setup(args["vae"], args["data"])
+    rate = real.sample_rate
     with torch.inference_mode():
         recon = {i: autoencoder.reconstruct(real.clips[i][None], rate)[0].cpu() for i in held}
         named = {p: real.paths.index(p) for p in CLIPS if p in real.paths}

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import torch
 
@@ -61,17 +60,13 @@ def noise_fill(real: torch.Tensor, recon: torch.Tensor, bands: int | None, gener
 
 
 def main(argv: list[str]) -> None:
-    from latentaudio import adherence
-    from latentaudio.autoencoder import Autoencoder
+    from experiments.vae_fidelity.bells import judged_setup
 
     args = parse_arguments(
         argv, {"vae": "outputs/demo/vae/export", "data": "data/demo", "bands": "16,64,256"}, __doc__
     )
-    autoencoder = Autoencoder.from_bundle(args["vae"])
-    real = adherence.read_real_clips(Path(args["data"]), autoencoder.sample_rate)
-    rate, labels = real.sample_rate, [str(row.get("label") or "") for row in real.rows]
-    judge, _, held = adherence.fit_judge(real)
-    asked = [labels[i] for i in held]
+    autoencoder, real, _, judge, held, asked = judged_setup(args["vae"], args["data"])
+    rate = real.sample_rate
     with torch.inference_mode():
         recon = [autoencoder.reconstruct(real.clips[i][None], rate)[0].cpu().float() for i in held]
     originals = [real.clips[i].float() for i in held]

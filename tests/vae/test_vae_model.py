@@ -217,16 +217,16 @@ def test_latent_noise_perturbs_only_what_the_decoder_sees():
     assert torch.equal(vae(audio, latent_noise=0.0).reconstruction, plain.reconstruction)
 
 
-def _with_istft(istft_hop: int, channels: int = 1) -> AudioVAE:
+def _branched(channels: int = 1, **branches) -> AudioVAE:
+    """tiny_vae's network with a decoder branch (istft_hop=, noise_bands= ...)."""
     torch.manual_seed(0)
     return AudioVAE(
-        channels=channels,
-        base_channels=8,
-        channel_mults=(1, 2),
-        strides=(2, 4),
-        latent_dim=4,
-        istft_hop=istft_hop,
+        channels=channels, base_channels=8, channel_mults=(1, 2), strides=(2, 4), latent_dim=4, **branches
     )
+
+
+def _with_istft(istft_hop: int, channels: int = 1) -> AudioVAE:
+    return _branched(channels, istft_hop=istft_hop)
 
 
 @pytest.mark.parametrize("istft_hop", [8, 2, 1])
@@ -277,16 +277,7 @@ def test_istft_head_writes_a_tone_in_its_bin_in_float32():
 
 
 def _with_noise(noise_bands: int, noise_hop: int = 0, channels: int = 1) -> AudioVAE:
-    torch.manual_seed(0)
-    return AudioVAE(
-        channels=channels,
-        base_channels=8,
-        channel_mults=(1, 2),
-        strides=(2, 4),
-        latent_dim=4,
-        noise_bands=noise_bands,
-        noise_hop=noise_hop,
-    )
+    return _branched(channels, noise_bands=noise_bands, noise_hop=noise_hop)
 
 
 @pytest.mark.parametrize("noise_hop", [0, 2])
