@@ -175,6 +175,14 @@ LEVERS: dict[str, list[str]] = {
     # oracle: the reconstructions' shortfall filled with noise at 64 bands a frame lifts the label
     # judge through the demo VAE from 84% to 92% (bells 8% to 54%), at 16 bands only to 87%
     "recipe_bands4_2400_strides248_noise64": [*BANDS4_DEMO, STRIDES248, "vae.noise_bands=64"],
+    # the same with the MR-STFT also on the decoder's output without the noise: does the decoder
+    # stay a whole reconstruction (for uses that leave the noise out) and the judge hear the bells?
+    "recipe_bands4_2400_strides248_noise64_clean1": [
+        *BANDS4_DEMO,
+        STRIDES248,
+        "vae.noise_bands=64",
+        "loss.noise_free_stft_weight=1.0",
+    ],
     # the same with no noise below 1 kHz (an eighth of the Nyquist frequency), where the decoder
     # codes the tonal lows within 1 dB and the noise above cost it its SI-SDR
     "recipe_bands4_2400_strides248_noise64_above1k": [

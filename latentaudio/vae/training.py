@@ -109,6 +109,12 @@ class VAETraining(GuardedTraining):
         stft_loss, parts = self.reconstruction_loss(out.reconstruction, audio)
         gen_loss = w["stft_weight"] * stft_loss + w["kl_weight"] * out.kl
         terms = {"train/stft": stft_loss, "train/kl": out.kl}
+        if out.noise is not None and w.get("noise_free_stft_weight", 0.0) > 0:
+            # the spectral terms on the decoder's own output too, so it stays a whole
+            # reconstruction that a use may decode without the noise branch
+            clean_loss, _ = self.reconstruction_loss(out.reconstruction - out.noise, audio)
+            gen_loss = gen_loss + w["noise_free_stft_weight"] * clean_loss
+            terms["train/stft_noise_free"] = clean_loss
         if w.get("waveform_weight", 0.0) > 0:
             # a time-domain L1 term pins the phase that spectral losses leave free, which small
             # models otherwise find late; the noise branch's random part has no phase to pin

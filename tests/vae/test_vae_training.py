@@ -86,3 +86,18 @@ def test_the_waveform_l1_sees_what_the_latents_determine_not_the_noise_branch(tm
     assert float((out.reconstruction - audio).abs().mean()) > 5  # the noise is there
     driver.step({"audio": audio})
     assert float(driver.logged["train/waveform"]) < 1.0
+
+
+def test_the_noise_free_spectral_term_scores_the_decoder_without_its_noise(tmp_path):
+    overrides = ["vae.noise_bands=2", "loss.noise_free_stft_weight=1"]
+    cfg = compose_app("train_vae", tmp_path, tiny_vae_overrides(tmp_path) + overrides)
+    parts = {name: plain(cfg[name]) for name in ("vae", "loss", "discriminator", "optim", "ema")}
+    module = VAETraining(sample_rate=cfg.data.sample_rate, **parts)
+    with torch.no_grad():
+        module.vae.noise_head.proj.bias.fill_(3.0)  # noise far louder than the decoder's output
+    from experiments.throughput.steps import Standalone
+
+    driver = Standalone(module, torch.device("cpu"))
+    driver.step({"audio": torch.randn(2, 1, 2048, generator=torch.Generator().manual_seed(0)) * 0.3})
+    with_noise, without = float(driver.logged["train/stft"]), float(driver.logged["train/stft_noise_free"])
+    assert without > 0 and abs(with_noise - without) > 0.1 * with_noise
