@@ -109,16 +109,17 @@ class VAETraining(GuardedTraining):
         stft_loss, parts = self.reconstruction_loss(out.reconstruction, audio)
         gen_loss = w["stft_weight"] * stft_loss + w["kl_weight"] * out.kl
         terms = {"train/stft": stft_loss, "train/kl": out.kl}
+        # the decoder's own output, without the noise branch's random part (VAEOutput.noise)
+        determined = out.reconstruction if out.noise is None else out.reconstruction - out.noise
         if out.noise is not None and w.get("noise_free_stft_weight", 0.0) > 0:
             # the spectral terms on the decoder's own output too, so it stays a whole
             # reconstruction that a use may decode without the noise branch
-            clean_loss, _ = self.reconstruction_loss(out.reconstruction - out.noise, audio)
+            clean_loss, _ = self.reconstruction_loss(determined, audio)
             gen_loss = gen_loss + w["noise_free_stft_weight"] * clean_loss
             terms["train/stft_noise_free"] = clean_loss
         if w.get("waveform_weight", 0.0) > 0:
             # a time-domain L1 term pins the phase that spectral losses leave free, which small
             # models otherwise find late; the noise branch's random part has no phase to pin
-            determined = out.reconstruction if out.noise is None else out.reconstruction - out.noise
             waveform_loss = losses.waveform_l1(
                 determined, audio, w.get("waveform_preemphasis", 0.0), w.get("waveform_lowpass", 0.0)
             )

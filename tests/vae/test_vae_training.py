@@ -8,10 +8,15 @@ from latentaudio.apps.common import plain
 from latentaudio.vae.training import VAETraining
 
 
-def tiny_module(tmp_path, **kwargs) -> VAETraining:
-    cfg = compose_app("train_vae", tmp_path, tiny_vae_overrides(tmp_path) + ["ema.decay=0.9"])
+def module_with(tmp_path, *overrides: str, **kwargs) -> VAETraining:
+    """The tiny VAE's training module with these train_vae overrides."""
+    cfg = compose_app("train_vae", tmp_path, tiny_vae_overrides(tmp_path) + list(overrides))
     parts = {name: plain(cfg[name]) for name in ("vae", "loss", "discriminator", "optim", "ema")}
     return VAETraining(sample_rate=cfg.data.sample_rate, **parts, **kwargs)
+
+
+def tiny_module(tmp_path, **kwargs) -> VAETraining:
+    return module_with(tmp_path, "ema.decay=0.9", **kwargs)
 
 
 def test_compile_keeps_the_state_dict_layout_and_leaves_the_ema_eager(tmp_path):
@@ -58,9 +63,7 @@ def _step(module, optimizer, real, fake):
 
 def test_the_mel_term_joins_the_generator_loss_only_when_weighted(tmp_path):
     assert tiny_module(tmp_path).mel_loss is None  # loss.mel_weight 0 by default: not even built
-    cfg = compose_app("train_vae", tmp_path, tiny_vae_overrides(tmp_path) + ["loss.mel_weight=2"])
-    parts = {name: plain(cfg[name]) for name in ("vae", "loss", "discriminator", "optim", "ema")}
-    module = VAETraining(sample_rate=cfg.data.sample_rate, **parts)
+    module = module_with(tmp_path, "loss.mel_weight=2")
     from experiments.throughput.steps import Standalone  # a training step without a Trainer
 
     driver = Standalone(module, torch.device("cpu"))
@@ -71,10 +74,7 @@ def test_the_mel_term_joins_the_generator_loss_only_when_weighted(tmp_path):
 def test_the_waveform_l1_sees_what_the_latents_determine_not_the_noise_branch(tmp_path):
     # a noise branch turned far up (gains e^3): the L1 of the samples would be about 10 with its
     # noise in it; the L1 sees the decoder's own output only, the spectral term sees the sum
-    overrides = ["vae.noise_bands=2", "loss.waveform_weight=1"]
-    cfg = compose_app("train_vae", tmp_path, tiny_vae_overrides(tmp_path) + overrides)
-    parts = {name: plain(cfg[name]) for name in ("vae", "loss", "discriminator", "optim", "ema")}
-    module = VAETraining(sample_rate=cfg.data.sample_rate, **parts)
+    module = module_with(tmp_path, "vae.noise_bands=2", "loss.waveform_weight=1")
     with torch.no_grad():
         module.vae.noise_head.proj.bias.fill_(3.0)
     from experiments.throughput.steps import Standalone
@@ -89,10 +89,7 @@ def test_the_waveform_l1_sees_what_the_latents_determine_not_the_noise_branch(tm
 
 
 def test_the_noise_free_spectral_term_scores_the_decoder_without_its_noise(tmp_path):
-    overrides = ["vae.noise_bands=2", "loss.noise_free_stft_weight=1"]
-    cfg = compose_app("train_vae", tmp_path, tiny_vae_overrides(tmp_path) + overrides)
-    parts = {name: plain(cfg[name]) for name in ("vae", "loss", "discriminator", "optim", "ema")}
-    module = VAETraining(sample_rate=cfg.data.sample_rate, **parts)
+    module = module_with(tmp_path, "vae.noise_bands=2", "loss.noise_free_stft_weight=1")
     with torch.no_grad():
         module.vae.noise_head.proj.bias.fill_(3.0)  # noise far louder than the decoder's output
     from experiments.throughput.steps import Standalone
