@@ -5,7 +5,7 @@ a strided conv), then a conv to ``2 * latent_dim`` channels: the posterior's mea
 The decoder mirrors it with transposed convs. Every conv is weight-normed. Optionally
 (``istft_hop``) a branch beside it writes short-time spectra from the decoder's features and
 adds their inverse STFT to its output (`IstftHead`), and (``noise_bands``) another adds noise
-shaped by gains it predicts (`NoiseHead`).
+shaped by gains it predicts (`NoiseHead`); both live in vae/heads.py.
 
 The network is sized entirely by its constructor arguments, so the demo model, the tests'
 tiny model and a Stable-Audio-size model are the same class:
@@ -29,6 +29,7 @@ from torch.autograd.function import once_differentiable
 from torch.nn.utils.parametrizations import weight_norm
 
 from latentaudio.vae.bands import PQMF
+from latentaudio.vae.heads import Activation, IstftHead, NoiseHead
 
 # The posterior scale never reaches zero, so log(scale) in the KL stays finite.
 MIN_POSTERIOR_SCALE = 1e-4
@@ -139,10 +140,6 @@ class SnakeBeta(nn.Module):
         return _SnakeBetaFunction.apply(x, *factors)  # (B, C, T)
 
 
-# Makes the activation of a given width: SnakeBeta with the VAE's options, or ELU.
-Activation = Callable[[int], nn.Module]
-
-
 def _activation(dim: int, use_snake: bool, compile_snake: bool, snake_beta_floor: float) -> nn.Module:
     return SnakeBeta(dim, compiled=compile_snake, beta_floor=snake_beta_floor) if use_snake else nn.ELU()
 
@@ -216,131 +213,6 @@ class EncoderBlock(nn.Sequential):
         )
 
 
-class IstftHead(nn.Module):
-    """A decoder branch that writes short-time spectra instead of samples: a snake, a k=3 conv
-    to the real and imaginary parts of ``4 hop // 2 + 1`` bins per channel and frame, then an
-    inverse STFT (Hann window of 4 hops), as Vocos does. A tone is then one slowly turning
-    complex value in its bin, whatever its frequency, where the transposed convs must build every
-    cycle of it. Its conv starts at zero, so the branch adds nothing until training gives it a
-    use. Runs in float32. On the demo (fed at the latent rate) it raised SI-SDR and lost more of
-    the upper bands (experiments/vae_fidelity/results.md), so no recipe turns it on.
-    """
-
-    OVERLAP = 4  # window / hop
-
-    def __init__(self, in_dim: int, channels: int, hop: int, activation: Activation):
-        super().__init__()
-        self.channels, self.hop, self.n_fft = channels, int(hop), self.OVERLAP * int(hop)
-        self.bins = self.n_fft // 2 + 1
-        self.activation = activation(in_dim)
-        self.proj = nn.Conv1d(in_dim, 2 * channels * self.bins, kernel_size=3, padding=1)
-        nn.init.zeros_(self.proj.weight)
-        nn.init.zeros_(self.proj.bias)
-        self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
-
-    def forward(self, features: Tensor) -> Tensor:
-        """features (B, D, F) at one frame per ``hop`` output samples -> audio (B, channels, F * hop)."""
-        x = self.proj(self.activation(features)).float()  # (B, 2 * C * bins, F)
-        batch, _, frames = x.shape
-        with torch.autocast(x.device.type, enabled=False):
-            real, imag = x.reshape(batch * self.channels, 2, self.bins, frames).unbind(1)  # (B * C, bins, F)
-            audio = torch.istft(
-                torch.complex(real, imag),
-                self.n_fft,
-                self.hop,
-                window=self.window.float(),
-                center=True,
-                normalized=True,  # bins of order the samples, not n_fft times them
-                length=frames * self.hop,
-            )  # (B * C, F * hop)
-        return audio.reshape(batch, self.channels, frames * self.hop)
-
-
-class NoiseHead(nn.Module):
-    """A decoder branch that adds shaped noise (DDSP's filtered noise): a snake, a k=3 conv to
-    ``bands`` log-gains per channel and frame, and white noise whose STFT (window of 4 hops) is
-    scaled, bin by bin, by those gains spread over ``bands`` equal-width bands. What the latents
-    cannot pin down sample by sample (hiss, the fast-changing sidebands of a bell, a breath) the
-    waveform L1 answers with its conditional mean, silence; this branch gives the spectral terms
-    a random source to fill it with at the right level (the L1 sees only the decoder's own output:
-    `VAEOutput.noise`). The conv's weights start at zero and its bias at ``INIT_LOG_GAIN``: a flat
-    floor below any signal. Decoding with it is random; pass a ``generator`` for repeatable output.
-    Runs in float32. On the demo (64 bands at the latent rate) it lifts the label judge through the
-    VAE from 84% to 99% and the demo DiT's labels from 78% to 100%, and costs SI-SDR (+5.4 to -5.4
-    dB) and mel distance (0.266 to 0.311), so no recipe turns it on yet
-    (experiments/vae_fidelity/results.md).
-    """
-
-    OVERLAP = 4  # window / hop
-    # exp(-4): noise about 20 dB below a demo clip. Small enough not to hurt the first steps, and
-    # large enough to be trained: a noise far below the decoder's own output moves the spectral
-    # losses only to second order (its phase is random), so a branch started at exp(-7), 40 dB
-    # down, stayed there for all 2400 steps of the demo recipe (experiments/vae_fidelity)
-    INIT_LOG_GAIN = -4.0
-    MAX_LOG_GAIN = 4.0  # a bound on the gains, so one diverging step cannot blow up the output
-
-    def __init__(
-        self, in_dim: int, channels: int, hop: int, bands: int, activation: Activation, lowest: float = 0.0
-    ):
-        super().__init__()
-        self.channels, self.hop, self.n_fft, self.bands = (
-            channels,
-            int(hop),
-            self.OVERLAP * int(hop),
-            int(bands),
-        )
-        self.bins = self.n_fft // 2 + 1
-        if not 1 <= self.bands <= self.bins:
-            raise ValueError(
-                f"noise_bands={bands}: a noise branch at hop {hop} has {self.bins} STFT bins; "
-                f"choose 1 to {self.bins}"
-            )
-        self.activation = activation(in_dim)
-        self.proj = nn.Conv1d(in_dim, channels * self.bands, kernel_size=3, padding=1)
-        nn.init.zeros_(self.proj.weight)
-        nn.init.constant_(self.proj.bias, self.INIT_LOG_GAIN)
-        # which band each STFT bin belongs to: equal-width bands from 0 Hz to Nyquist
-        self.register_buffer(
-            "band_of_bin", (torch.arange(self.bins) * self.bands // self.bins).long(), persistent=False
-        )
-        if not 0.0 <= float(lowest) < 1.0:
-            raise ValueError(f"noise_lowest={lowest}: a fraction of the Nyquist frequency in [0, 1)")
-        # the bins below ``lowest`` x Nyquist get no noise: the tonal lows stay the decoder's alone
-        in_range = torch.arange(self.bins) >= float(lowest) * (self.bins - 1)
-        self.register_buffer("in_range", in_range.float()[:, None], persistent=False)  # (bins, 1)
-        self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
-
-    def gains(self, features: Tensor) -> Tensor:
-        """features (B, D, F) -> per-band gains (B, channels, bands, F), float32."""
-        log_gain = (
-            self.proj(self.activation(features)).float().clamp(max=self.MAX_LOG_GAIN)
-        )  # (B, C * bands, F)
-        return log_gain.exp().reshape(features.shape[0], self.channels, self.bands, -1)
-
-    def forward(self, features: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """features (B, D, F) at one frame per ``hop`` output samples -> noise (B, channels, F * hop)."""
-        gains = self.gains(features)  # (B, C, bands, F)
-        batch, _, _, frames = gains.shape
-        with torch.autocast(gains.device.type, enabled=False):
-            per_bin = gains[:, :, self.band_of_bin].reshape(batch * self.channels, self.bins, frames)
-            per_bin = per_bin * self.in_range
-            shape = (batch * self.channels, self.bins, frames, 2)
-            white = torch.randn(
-                shape, generator=generator, device=gains.device if generator is None else "cpu"
-            )
-            white = torch.view_as_complex(white.to(gains.device)) * math.sqrt(0.5)  # unit power per bin
-            noise = torch.istft(
-                white * per_bin,
-                self.n_fft,
-                self.hop,
-                window=self.window.float(),
-                center=True,
-                normalized=True,
-                length=frames * self.hop,
-            )  # (B * C, F * hop)
-        return noise.reshape(batch, self.channels, frames * self.hop)
-
-
 class DecoderBlock(nn.Sequential):
     def __init__(self, in_dim: int, out_dim: int, stride: int, dilations, activation: Activation):
         super().__init__(
@@ -388,7 +260,9 @@ class AudioVAE(nn.Module):
     demo's hop 256 with strides 2, 4, 8, one of 256, 32, 8 or 4); its audio is added to the
     decoder's. ``noise_bands`` > 0: add a `NoiseHead` predicting that many noise gains a frame,
     fed at one frame per ``noise_hop`` output samples (0: the latent rate), none of it below
-    ``noise_lowest`` x the Nyquist frequency; decoding is then random.
+    ``noise_lowest`` x the Nyquist frequency; decoding is then random. ``noise_residual``: the
+    branch reads the decoder's features detached, and training fits it to what the decoder's
+    own output lacks without changing the decoder (`decode(noise=False)` gives that output).
     """
 
     def __init__(
@@ -408,6 +282,7 @@ class AudioVAE(nn.Module):
         noise_bands: int = 0,
         noise_hop: int = 0,
         noise_lowest: float = 0.0,
+        noise_residual: bool = False,
     ):
         super().__init__()
         if len(channel_mults) != len(strides):
@@ -452,6 +327,9 @@ class AudioVAE(nn.Module):
             tapped = widths[len(self.strides) - self.istft_tap]  # the stem's width at tap 0
             self.istft_head = IstftHead(tapped, channels, int(istft_hop), activation)
         self.noise_tap, self.noise_head = None, None
+        # the noise branch reads the decoder's features without passing gradients back to them,
+        # so the decoder trains as it would without the branch (vae/training.py)
+        self.noise_residual = bool(noise_residual)
         if noise_bands:
             noise_hop = int(noise_hop) or self.hop
             self.noise_tap = self._tap("noise_hop", noise_hop, final_tanh)
@@ -490,21 +368,31 @@ class AudioVAE(nn.Module):
         return mean + scale * torch.randn_like(mean) if sample else mean  # (B, latent_dim, F)
 
     def decode(
-        self, latents: Tensor, length: int | None = None, generator: torch.Generator | None = None
+        self,
+        latents: Tensor,
+        length: int | None = None,
+        generator: torch.Generator | None = None,
+        noise: bool = True,
     ) -> Tensor:
         """latents (B, latent_dim, F) -> audio (B, C, length or F * hop). ``generator``: the
-        noise branch's random source (`NoiseHead`), for repeatable output; unused without one."""
-        audio, noise = self.decode_parts(latents, length, generator)
-        return audio if noise is None else audio + noise
+        noise branch's random source (`NoiseHead`), for repeatable output; unused without one.
+        ``noise=False``: the decoder's own output alone, without the noise branch."""
+        audio, random_part = self.decode_parts(latents, length, generator, noise)
+        return audio if random_part is None else audio + random_part
 
     def decode_parts(
-        self, latents: Tensor, length: int | None = None, generator: torch.Generator | None = None
+        self,
+        latents: Tensor,
+        length: int | None = None,
+        generator: torch.Generator | None = None,
+        noise: bool = True,
     ) -> tuple[Tensor, Tensor | None]:
         """`decode`'s audio as what the latents determine and the noise branch's random part
-        (None without one), each (B, C, length or F * hop): the training losses that need a
-        phase (the waveform L1) see the first only."""
-        branches, noise = [], None
-        if self.istft_head is None and self.noise_head is None:
+        (None without one, or with ``noise=False``), each (B, C, length or F * hop): the
+        training losses that need a phase (the waveform L1) see the first only."""
+        branches, random_part = [], None
+        noise_head = self.noise_head if noise else None
+        if self.istft_head is None and noise_head is None:
             audio = self.decoder(latents)
         else:
             audio = latents
@@ -512,16 +400,18 @@ class AudioVAE(nn.Module):
                 audio = layer(audio)
                 if i == self.istft_tap:
                     branches.append(self.istft_head(audio))  # (B, C, F * hop)
-                if i == self.noise_tap:
-                    noise = self.noise_head(audio, generator)  # (B, C, F * hop)
+                if i == self.noise_tap and noise_head is not None:
+                    features = audio.detach() if self.noise_residual else audio
+                    random_part = noise_head(features, generator)  # (B, C, F * hop)
         audio = audio.float()  # (B, C, F * hop), float32 even under autocast
         if self.pqmf is not None:
             audio = self.pqmf.synthesis(audio)  # from (B, C * bands, F * hop / bands)
         for branch in branches:
             audio = audio + branch
         if length is not None:
-            audio, noise = audio[..., :length], None if noise is None else noise[..., :length]
-        return audio, noise  # (B, C, length) each
+            audio = audio[..., :length]
+            random_part = None if random_part is None else random_part[..., :length]
+        return audio, random_part  # (B, C, length) each
 
     def forward(self, audio: Tensor, latent_noise: float = 0.0) -> VAEOutput:
         """``latent_noise`` > 0: the decoder sees the latents plus Gaussian noise of a random
