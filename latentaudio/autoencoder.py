@@ -12,11 +12,6 @@ Long inputs go through overlapping chunks (``latentaudio.vae.chunked``), so memo
 ``decode_precision``: "fp32" (default), "bf16" (autocast: 1.6-1.9x faster decoding of batches on a
 CPU with native bf16, the output within -37 dB of fp32's; experiments/inference/decode.md) or
 "auto" (bf16 where the device has native bf16 kernels, else fp32). Encoding is always fp32.
-
-``decode_noise``: whether a VAE with a noise branch (``vae.noise_bands``) adds its noise. True
-(default) for generation; False gives the decoder's own output, deterministic, which for a VAE
-trained with ``vae.noise_residual`` is the reconstruction of a VAE trained without the branch:
-what per-clip uses (enhancement, per-clip fidelity measures) want.
 """
 
 from __future__ import annotations
@@ -39,10 +34,8 @@ class Autoencoder:
         device: str | torch.device = "cpu",
         chunk_seconds: float = 20.0,
         decode_precision: str = "fp32",
-        decode_noise: bool = True,
     ):
         self.decode_bf16 = bf16_for(decode_precision, device, "decode_precision")
-        self.decode_noise = bool(decode_noise)
         self.bundle = bundle
         self.vae = bundle.build("vae", device)
         self.device = torch.device(device)
@@ -84,10 +77,10 @@ class Autoencoder:
         latents = latents.to(self.device, torch.float32)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.decode_bf16):
             if latents.shape[-1] <= self.chunk_frames:
-                audio = self.vae.decode(latents, length=length, noise=self.decode_noise)
+                audio = self.vae.decode(latents, length=length)
             else:
                 audio = decode_chunked(
-                    self.vae, latents, self.chunk_frames, self.overlap_frames, length, self.decode_noise
+                    self.vae, latents, self.chunk_frames, self.overlap_frames, length=length
                 )
         return audio.float()
 

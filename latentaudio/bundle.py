@@ -141,7 +141,6 @@ ARGUMENTS: dict[str, dict[str, float | None]] = {
         "noise_bands": 1_000_000,
         "noise_hop": 1_000_000,
         "noise_lowest": 1.0,
-        "noise_residual": None,
     },
     "latentaudio.dit.model.DiT": {
         "latent_dim": 4096,

@@ -191,14 +191,6 @@ LEVERS: dict[str, list[str]] = {
         "vae.noise_bands=64",
         "loss.noise_free_stft_weight=0.2",
     ],
-    # the branch fitted to what the decoder lacks, the decoder trained as without it
-    # (vae.noise_residual): the decoder alone is make demo's, the sum is for generation
-    "recipe_bands4_2400_strides248_noise64_residual": [
-        *BANDS4_DEMO,
-        STRIDES248,
-        "vae.noise_bands=64",
-        "vae.noise_residual=true",
-    ],
     # the same with no noise below 1 kHz (an eighth of the Nyquist frequency), where the decoder
     # codes the tonal lows within 1 dB and the noise above cost it its SI-SDR
     "recipe_bands4_2400_strides248_noise64_above1k": [

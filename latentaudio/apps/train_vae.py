@@ -57,11 +57,6 @@ def check_vae_config(cfg: DictConfig) -> None:
             f"loss.waveform_lowpass={cfg.loss.waveform_lowpass}: a fraction of the Nyquist frequency "
             "in [0, 1) (0: the whole band; 0.125: below 1 kHz at 16 kHz)"
         )
-    if cfg.vae.get("noise_residual", False) and cfg.loss.get("noise_free_stft_weight", 0.0) > 0:
-        raise ConfigError(
-            "vae.noise_residual=true already fits the decoder without its noise: "
-            "leave loss.noise_free_stft_weight at 0"
-        )
     try:
         check_audio_data(
             cfg.data.normalize,

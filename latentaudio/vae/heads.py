@@ -116,29 +116,6 @@ class NoiseHead(nn.Module):
         )  # (B, C * bands, F)
         return log_gain.exp().reshape(features.shape[0], self.channels, self.bands, -1)
 
-    # a floor under every band's power: silence on both sides scores zero
-    POWER_FLOOR = 1e-6
-
-    def log_band_power(self, audio: Tensor) -> Tensor:
-        """audio (B, channels, T) -> the log of its power in each of this branch's bands and
-        frames (B, channels, bands, frames), with the branch's own STFT, in float32: what a
-        residual branch is fitted on (vae/training.py)."""
-        batch, channels, length = audio.shape
-        with torch.autocast(audio.device.type, enabled=False):
-            spectra = torch.stft(
-                audio.float().reshape(batch * channels, length),
-                self.n_fft,
-                self.hop,
-                window=self.window.float(),
-                center=True,
-                normalized=True,
-                return_complex=True,
-            )  # (B * C, bins, frames)
-            power = spectra.abs().square() * self.in_range
-            bands = power.new_zeros(batch * channels, self.bands, power.shape[-1])
-            bands = bands.index_add(1, self.band_of_bin, power)  # (B * C, bands, frames)
-        return (bands + self.POWER_FLOOR).log().reshape(batch, channels, self.bands, -1)
-
     def forward(self, features: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """features (B, D, F) at one frame per ``hop`` output samples -> noise (B, channels, F * hop)."""
         gains = self.gains(features)  # (B, C, bands, F)

@@ -260,9 +260,7 @@ class AudioVAE(nn.Module):
     demo's hop 256 with strides 2, 4, 8, one of 256, 32, 8 or 4); its audio is added to the
     decoder's. ``noise_bands`` > 0: add a `NoiseHead` predicting that many noise gains a frame,
     fed at one frame per ``noise_hop`` output samples (0: the latent rate), none of it below
-    ``noise_lowest`` x the Nyquist frequency; decoding is then random. ``noise_residual``: the
-    branch reads the decoder's features detached, and training fits it to what the decoder's
-    own output lacks without changing the decoder (`decode(noise=False)` gives that output).
+    ``noise_lowest`` x the Nyquist frequency; decoding is then random.
     """
 
     def __init__(
@@ -282,7 +280,6 @@ class AudioVAE(nn.Module):
         noise_bands: int = 0,
         noise_hop: int = 0,
         noise_lowest: float = 0.0,
-        noise_residual: bool = False,
     ):
         super().__init__()
         if len(channel_mults) != len(strides):
@@ -327,9 +324,6 @@ class AudioVAE(nn.Module):
             tapped = widths[len(self.strides) - self.istft_tap]  # the stem's width at tap 0
             self.istft_head = IstftHead(tapped, channels, int(istft_hop), activation)
         self.noise_tap, self.noise_head = None, None
-        # the noise branch reads the decoder's features without passing gradients back to them,
-        # so the decoder trains as it would without the branch (vae/training.py)
-        self.noise_residual = bool(noise_residual)
         if noise_bands:
             noise_hop = int(noise_hop) or self.hop
             self.noise_tap = self._tap("noise_hop", noise_hop, final_tanh)
@@ -368,31 +362,21 @@ class AudioVAE(nn.Module):
         return mean + scale * torch.randn_like(mean) if sample else mean  # (B, latent_dim, F)
 
     def decode(
-        self,
-        latents: Tensor,
-        length: int | None = None,
-        generator: torch.Generator | None = None,
-        noise: bool = True,
+        self, latents: Tensor, length: int | None = None, generator: torch.Generator | None = None
     ) -> Tensor:
         """latents (B, latent_dim, F) -> audio (B, C, length or F * hop). ``generator``: the
-        noise branch's random source (`NoiseHead`), for repeatable output; unused without one.
-        ``noise=False``: the decoder's own output alone, without the noise branch."""
-        audio, random_part = self.decode_parts(latents, length, generator, noise)
-        return audio if random_part is None else audio + random_part
+        noise branch's random source (`NoiseHead`), for repeatable output; unused without one."""
+        audio, noise = self.decode_parts(latents, length, generator)
+        return audio if noise is None else audio + noise
 
     def decode_parts(
-        self,
-        latents: Tensor,
-        length: int | None = None,
-        generator: torch.Generator | None = None,
-        noise: bool = True,
+        self, latents: Tensor, length: int | None = None, generator: torch.Generator | None = None
     ) -> tuple[Tensor, Tensor | None]:
         """`decode`'s audio as what the latents determine and the noise branch's random part
-        (None without one, or with ``noise=False``), each (B, C, length or F * hop): the
-        training losses that need a phase (the waveform L1) see the first only."""
-        branches, random_part = [], None
-        noise_head = self.noise_head if noise else None
-        if self.istft_head is None and noise_head is None:
+        (None without one), each (B, C, length or F * hop): the training losses that need a
+        phase (the waveform L1) see the first only."""
+        branches, noise = [], None
+        if self.istft_head is None and self.noise_head is None:
             audio = self.decoder(latents)
         else:
             audio = latents
@@ -400,18 +384,16 @@ class AudioVAE(nn.Module):
                 audio = layer(audio)
                 if i == self.istft_tap:
                     branches.append(self.istft_head(audio))  # (B, C, F * hop)
-                if i == self.noise_tap and noise_head is not None:
-                    features = audio.detach() if self.noise_residual else audio
-                    random_part = noise_head(features, generator)  # (B, C, F * hop)
+                if i == self.noise_tap:
+                    noise = self.noise_head(audio, generator)  # (B, C, F * hop)
         audio = audio.float()  # (B, C, F * hop), float32 even under autocast
         if self.pqmf is not None:
             audio = self.pqmf.synthesis(audio)  # from (B, C * bands, F * hop / bands)
         for branch in branches:
             audio = audio + branch
         if length is not None:
-            audio = audio[..., :length]
-            random_part = None if random_part is None else random_part[..., :length]
-        return audio, random_part  # (B, C, length) each
+            audio, noise = audio[..., :length], None if noise is None else noise[..., :length]
+        return audio, noise  # (B, C, length) each
 
     def forward(self, audio: Tensor, latent_noise: float = 0.0) -> VAEOutput:
         """``latent_noise`` > 0: the decoder sees the latents plus Gaussian noise of a random

@@ -106,23 +106,11 @@ class VAETraining(GuardedTraining):
         last = accumulation.begin()
 
         out = self.vae(audio, latent_noise=w["latent_noise"])
-        # the decoder's own output, without the noise branch's random part (VAEOutput.noise)
-        determined = out.reconstruction if out.noise is None else out.reconstruction - out.noise
-        # a residual noise branch: every term fits the decoder alone, as without the branch, and
-        # one more fits the branch to what the decoder's (detached) output lacks
-        residual = out.noise is not None and self.vae.noise_residual
-        fitted = determined if residual else out.reconstruction  # (B, C, T)
-        stft_loss, parts = self.reconstruction_loss(fitted, audio)
+        stft_loss, parts = self.reconstruction_loss(out.reconstruction, audio)
         gen_loss = w["stft_weight"] * stft_loss + w["kl_weight"] * out.kl
         terms = {"train/stft": stft_loss, "train/kl": out.kl}
-        if residual:
-            # the noise fills each band's power up to the real clip's: the noise's power adds to
-            # the decoder's, so the best gain is the band's shortfall (experiments/vae_fidelity)
-            head = self.vae.noise_head
-            noise_loss = head.log_band_power(determined.detach() + out.noise) - head.log_band_power(audio)
-            noise_loss = noise_loss.abs().mean()
-            gen_loss = gen_loss + w["stft_weight"] * noise_loss
-            terms["train/noise_band_power"] = noise_loss
+        # the decoder's own output, without the noise branch's random part (VAEOutput.noise)
+        determined = out.reconstruction if out.noise is None else out.reconstruction - out.noise
         if out.noise is not None and w.get("noise_free_stft_weight", 0.0) > 0:
             # the spectral terms on the decoder's own output too, so it stays a whole
             # reconstruction that a use may decode without the noise branch
@@ -138,17 +126,17 @@ class VAETraining(GuardedTraining):
             gen_loss = gen_loss + w["waveform_weight"] * waveform_loss
             terms["train/waveform"] = waveform_loss
         if self.complex_loss is not None:
-            complex_loss = self.complex_loss(fitted, audio)
+            complex_loss = self.complex_loss(out.reconstruction, audio)
             gen_loss = gen_loss + w["complex_stft_weight"] * complex_loss
             terms["train/complex_stft"] = complex_loss
         if self.mel_loss is not None:
-            mel_loss = self.mel_loss(fitted, audio)
+            mel_loss = self.mel_loss(out.reconstruction, audio)
             gen_loss = gen_loss + w["mel_weight"] * mel_loss
             terms["train/mel"] = mel_loss
 
         if self.adversarial_active():
-            self._discriminator_phase(audio, fitted.detach(), last)
-            adv_loss, fm_loss = self.adversarial_losses(audio, fitted)
+            self._discriminator_phase(audio, out.reconstruction.detach(), last)
+            adv_loss, fm_loss = self.adversarial_losses(audio, out.reconstruction)
             gen_loss = gen_loss + w["adversarial_weight"] * adv_loss + w["feature_matching_weight"] * fm_loss
             terms.update({"train/adversarial": adv_loss, "train/feature_matching": fm_loss})
 
