@@ -12,7 +12,9 @@ random-phase noise whose power fills its shortfall against the real clip, and th
 filled at several resolutions: every bin and frame (any noise branch's upper bound), ``bands``
 (a list) bands of equal width per frame (a branch at the latent rate predicting that many gains), and one
 spectral shape per clip (a fixed noise floor). A reconstruction with white noise 30 dB below the
-clip is the known reference (bells.py: 3 of 13 bells).
+clip is the known reference (bells.py: 3 of 13 bells). ``self_db`` (a list of dB): the
+reconstruction plus noise with its own power in every bin and frame at that level below it,
+which needs no real clip (what a decoder could add to anything it decodes).
 """
 
 from __future__ import annotations
@@ -59,11 +61,29 @@ def noise_fill(real: torch.Tensor, recon: torch.Tensor, bands: int | None, gener
     return recon + noise
 
 
+def self_shaped(recon: torch.Tensor, db: float, generator) -> torch.Tensor:
+    """``recon`` (C, T) plus random-phase noise with its own power per bin and frame, ``db``
+    below it: no real clip needed, so a decoder could add it to anything it decodes."""
+    power = _stft(recon).abs().pow(2) * 10 ** (db / 10)  # (C, F, T)
+    phase = torch.rand(power.shape, generator=generator) * 2 * torch.pi
+    noise = torch.istft(
+        torch.polar(power.sqrt(), phase), N_FFT, HOP, window=torch.hann_window(N_FFT), length=recon.shape[-1]
+    )
+    return recon + noise
+
+
 def main(argv: list[str]) -> None:
     from experiments.vae_fidelity.bells import judged_setup
 
     args = parse_arguments(
-        argv, {"vae": "outputs/demo/vae/export", "data": "data/demo", "bands": "16,64,256"}, __doc__
+        argv,
+        {
+            "vae": "outputs/demo/vae/export",
+            "data": "data/demo",
+            "bands": "16,64,256",
+            "self_db": "-20,-10,-6",
+        },
+        __doc__,
     )
     autoencoder, real, _, judge, held, asked = judged_setup(args["vae"], args["data"])
     rate = real.sample_rate
@@ -93,6 +113,10 @@ def main(argv: list[str]) -> None:
         ("shortfall filled, one shape a clip", 0),
     ):
         rows[name] = verdict([noise_fill(x, y, bands, generator) for x, y in zip(originals, recon)])
+    for db in (float(d) for d in str(args["self_db"]).split(",") if d):
+        rows[f"its own spectrum as noise, {db:g} dB"] = verdict(
+            [self_shaped(y, db, generator) for y in recon]
+        )
     print(json.dumps(rows, indent=1))
 
 
