@@ -33,6 +33,14 @@ def _stft(x: torch.Tensor) -> torch.Tensor:
     return torch.stft(x, N_FFT, HOP, window=torch.hann_window(N_FFT), return_complex=True)  # (C, F, T)
 
 
+def _random_phase_noise(power: torch.Tensor, length: int, generator) -> torch.Tensor:
+    """(C, T) noise with ``power`` (C, F, T) in every bin and frame of the STFT, random phases."""
+    phase = torch.rand(power.shape, generator=generator) * 2 * torch.pi
+    return torch.istft(
+        torch.polar(power.sqrt(), phase), N_FFT, HOP, window=torch.hann_window(N_FFT), length=length
+    )
+
+
 def noise_fill(real: torch.Tensor, recon: torch.Tensor, bands: int | None, generator) -> torch.Tensor:
     """``recon`` (C, T) plus random-phase noise with the power ``real`` has and ``recon`` lacks,
     per bin and frame (``bands`` None), per band of ``bands`` equal-width bands and frame, or
@@ -50,26 +58,14 @@ def noise_fill(real: torch.Tensor, recon: torch.Tensor, bands: int | None, gener
             ],
             dim=1,
         )
-    phase = torch.rand(shortfall.shape, generator=generator) * 2 * torch.pi
-    noise = torch.istft(
-        torch.polar(shortfall.sqrt(), phase),
-        N_FFT,
-        HOP,
-        window=torch.hann_window(N_FFT),
-        length=real.shape[-1],
-    )
-    return recon + noise
+    return recon + _random_phase_noise(shortfall, real.shape[-1], generator)
 
 
 def self_shaped(recon: torch.Tensor, db: float, generator) -> torch.Tensor:
     """``recon`` (C, T) plus random-phase noise with its own power per bin and frame, ``db``
     below it: no real clip needed, so a decoder could add it to anything it decodes."""
     power = _stft(recon).abs().pow(2) * 10 ** (db / 10)  # (C, F, T)
-    phase = torch.rand(power.shape, generator=generator) * 2 * torch.pi
-    noise = torch.istft(
-        torch.polar(power.sqrt(), phase), N_FFT, HOP, window=torch.hann_window(N_FFT), length=recon.shape[-1]
-    )
-    return recon + noise
+    return recon + _random_phase_noise(power, recon.shape[-1], generator)
 
 
 def main(argv: list[str]) -> None:

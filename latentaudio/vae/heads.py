@@ -62,7 +62,7 @@ class NoiseHead(nn.Module):
     cannot pin down sample by sample (hiss, the fast-changing sidebands of a bell, a breath) the
     waveform L1 answers with its conditional mean, silence; this branch gives the spectral terms
     a random source to fill it with at the right level (the L1 sees only the decoder's own output:
-    `VAEOutput.noise`). The conv's weights start at zero and its bias at ``INIT_LOG_GAIN``: a flat
+    `VAEOutput.determined`). The conv's weights start at zero and its bias at ``INIT_LOG_GAIN``: a flat
     floor below any signal. Decoding with it is random; pass a ``generator`` for repeatable output.
     Runs in float32. On the demo (64 bands at the latent rate) it lifts the label judge through the
     VAE from 84% to 99% and the demo DiT's labels from 78% to 100%, and costs SI-SDR (+5.4 to -5.4

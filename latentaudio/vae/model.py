@@ -234,7 +234,9 @@ class VAEOutput:
     mean: Tensor  # (B, latent_dim, F)
     scale: Tensor  # (B, latent_dim, F), posterior standard deviation
     kl: Tensor  # scalar, see kl_divergence
-    noise: Tensor | None = None  # (B, C, T): the noise branch's share of reconstruction (NoiseHead)
+    # (B, C, T): the decoder's own output, reconstruction without the noise branch's random part
+    # (NoiseHead); None without a noise branch, where it is the reconstruction itself
+    determined: Tensor | None = None
 
 
 def kl_divergence(mean: Tensor, scale: Tensor) -> Tensor:
@@ -407,5 +409,6 @@ class AudioVAE(nn.Module):
             spread = latents.detach().std(dim=(1, 2), keepdim=True)  # (B, 1, 1)
             decoded_from = latents + level * spread * torch.randn_like(latents)
         determined, noise = self.decode_parts(decoded_from, length=audio.shape[-1])  # (B, C, T) each
-        reconstruction = determined if noise is None else determined + noise
-        return VAEOutput(reconstruction, latents, mean, scale, kl_divergence(mean, scale), noise)
+        if noise is None:
+            return VAEOutput(determined, latents, mean, scale, kl_divergence(mean, scale))
+        return VAEOutput(determined + noise, latents, mean, scale, kl_divergence(mean, scale), determined)

@@ -109,9 +109,9 @@ class VAETraining(GuardedTraining):
         stft_loss, parts = self.reconstruction_loss(out.reconstruction, audio)
         gen_loss = w["stft_weight"] * stft_loss + w["kl_weight"] * out.kl
         terms = {"train/stft": stft_loss, "train/kl": out.kl}
-        # the decoder's own output, without the noise branch's random part (VAEOutput.noise)
-        determined = out.reconstruction if out.noise is None else out.reconstruction - out.noise
-        if out.noise is not None and w.get("noise_free_stft_weight", 0.0) > 0:
+        # the decoder's own output, without the noise branch's random part
+        determined = out.reconstruction if out.determined is None else out.determined
+        if out.determined is not None and w.get("noise_free_stft_weight", 0.0) > 0:
             # the spectral terms on the decoder's own output too, so it stays a whole
             # reconstruction that a use may decode without the noise branch
             clean_loss, _ = self.reconstruction_loss(determined, audio)
