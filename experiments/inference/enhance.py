@@ -12,7 +12,7 @@ The clips are the demo files that both training runs held out (the hash split of
 - **against the original file** (noise added to the file itself): bounded by the VAE's own
   reconstruction SI-SDR, which is listed beside it.
 
-Writes ``enhance.md`` beside this script (replaced on every run).
+Writes ``out`` (default ``enhance.md``) beside this script, replaced on every run.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ DEFAULTS = {
     "snrs": "0,5,10,20",
     "limit": "16",
     "strength": "0.3",
+    "out": "enhance.md",
 }
 
 
@@ -177,7 +178,7 @@ def main(argv: list[str]) -> None:
         "rest of its batch.",
         "",
     ]
-    (Path(__file__).parent / "enhance.md").write_text("\n".join(lines))
+    (Path(__file__).parent / args["out"]).write_text("\n".join(lines))
     print("\n".join(lines))
 
 
