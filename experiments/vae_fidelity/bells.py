@@ -45,14 +45,16 @@ GROUPS = {
 }
 
 
-def band_energies(clip: torch.Tensor, rate: int) -> list[float]:
-    """Energy in dB of a (C, T) clip in each of ``BANDS_HZ``."""
+def energy_db(clip: torch.Tensor, rate: int, lo: float, hi: float) -> float:
+    """Energy in dB of a (C, T) clip (channels averaged) from ``lo`` up to ``hi`` Hz."""
     spectrum = torch.fft.rfft(clip.float().mean(dim=0)).abs().pow(2)
     frequency = torch.fft.rfftfreq(clip.shape[-1], 1 / rate)
-    return [
-        round(10 * float(torch.log10(spectrum[(frequency >= lo) & (frequency < hi)].sum() + 1e-12)), 1)
-        for lo, hi in BANDS_HZ
-    ]
+    return 10 * float(torch.log10(spectrum[(frequency >= lo) & (frequency < hi)].sum() + 1e-12))
+
+
+def band_energies(clip: torch.Tensor, rate: int) -> list[float]:
+    """Energy in dB of a (C, T) clip in each of ``BANDS_HZ``."""
+    return [round(energy_db(clip, rate, lo, hi), 1) for lo, hi in BANDS_HZ]
 
 
 def cut_above(clip: torch.Tensor, rate: int, hz: float, db: float) -> torch.Tensor:

@@ -349,9 +349,10 @@ def main(argv: list[str]) -> None:
     names = str(args["only"]).split(",") if args["only"] else list(LEVERS)
     for name in names:
         run_name = name + str(args["suffix"])
-        wall = train(run_name, overrides_of(name), args["data"])
+        overrides = overrides_of(name)
+        wall = train(run_name, overrides, args["data"])
         metrics = evaluate(run_name, args["data"])
-        row = summary_row(run_name, overrides_of(name), wall, metrics, args["data"])
+        row = summary_row(run_name, overrides, wall, metrics, args["data"])
         with open(RUNS, "a") as handle:
             handle.write(json.dumps(row) + "\n")
         print(json.dumps(row, indent=1))

@@ -29,11 +29,32 @@ from experiments.common import parse_arguments
 N_FFT, HOP = 1024, 256
 
 
-def _stft(x: torch.Tensor) -> torch.Tensor:
+def stft(x: torch.Tensor) -> torch.Tensor:
     return torch.stft(x, N_FFT, HOP, window=torch.hann_window(N_FFT), return_complex=True)  # (C, F, T)
 
 
-def _random_phase_noise(power: torch.Tensor, length: int, generator) -> torch.Tensor:
+def band_edges(bands: int) -> list[int]:
+    """The bin edges of ``bands`` equal-width bands over the STFT's ``N_FFT // 2 + 1`` bins."""
+    return torch.linspace(0, N_FFT // 2 + 1, bands + 1).round().long().tolist()
+
+
+def band_mean(power: torch.Tensor, edges: list[int]) -> torch.Tensor:
+    """(C, bins, T) -> (C, bands, T): the mean of each band's bins."""
+    return torch.stack([power[:, lo:hi].mean(dim=1) for lo, hi in zip(edges[:-1], edges[1:])], dim=1)
+
+
+def band_spread(per_band: torch.Tensor, edges: list[int]) -> torch.Tensor:
+    """(C, bands, T) -> (C, bins, T): each band's value in every one of its bins."""
+    return torch.cat(
+        [
+            per_band[:, j : j + 1].expand(-1, hi - lo, -1)
+            for j, (lo, hi) in enumerate(zip(edges[:-1], edges[1:]))
+        ],
+        dim=1,
+    )
+
+
+def random_phase_noise(power: torch.Tensor, length: int, generator) -> torch.Tensor:
     """(C, T) noise with ``power`` (C, F, T) in every bin and frame of the STFT, random phases."""
     phase = torch.rand(power.shape, generator=generator) * 2 * torch.pi
     return torch.istft(
@@ -45,27 +66,21 @@ def noise_fill(real: torch.Tensor, recon: torch.Tensor, bands: int | None, gener
     """``recon`` (C, T) plus random-phase noise with the power ``real`` has and ``recon`` lacks,
     per bin and frame (``bands`` None), per band of ``bands`` equal-width bands and frame, or
     (``bands`` 0) per bin averaged over the clip."""
-    target, have = _stft(real).abs().pow(2), _stft(recon).abs().pow(2)
+    target, have = stft(real).abs().pow(2), stft(recon).abs().pow(2)
     shortfall = (target - have).clamp(min=0)  # (C, F, T)
     if bands == 0:
         shortfall = shortfall.mean(dim=-1, keepdim=True).expand_as(shortfall)
     elif bands:
-        edges = torch.linspace(0, shortfall.shape[1], bands + 1).round().long().tolist()
-        shortfall = torch.cat(
-            [
-                shortfall[:, lo:hi].mean(dim=1, keepdim=True).expand(-1, hi - lo, -1)
-                for lo, hi in zip(edges[:-1], edges[1:])
-            ],
-            dim=1,
-        )
-    return recon + _random_phase_noise(shortfall, real.shape[-1], generator)
+        edges = band_edges(bands)
+        shortfall = band_spread(band_mean(shortfall, edges), edges)
+    return recon + random_phase_noise(shortfall, real.shape[-1], generator)
 
 
 def self_shaped(recon: torch.Tensor, db: float, generator) -> torch.Tensor:
     """``recon`` (C, T) plus random-phase noise with its own power per bin and frame, ``db``
     below it: no real clip needed, so a decoder could add it to anything it decodes."""
-    power = _stft(recon).abs().pow(2) * 10 ** (db / 10)  # (C, F, T)
-    return recon + _random_phase_noise(power, recon.shape[-1], generator)
+    power = stft(recon).abs().pow(2) * 10 ** (db / 10)  # (C, F, T)
+    return recon + random_phase_noise(power, recon.shape[-1], generator)
 
 
 def main(argv: list[str]) -> None:

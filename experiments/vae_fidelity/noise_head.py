@@ -25,32 +25,17 @@ import torch
 from torch import nn
 
 from experiments.common import parse_arguments
-from experiments.vae_fidelity.noise_fill import _random_phase_noise, _stft, noise_fill
+from experiments.vae_fidelity.noise_fill import (
+    HOP,
+    band_edges,
+    band_mean,
+    band_spread,
+    noise_fill,
+    random_phase_noise,
+    stft,
+)
 
 EPS = 1e-7  # power floor in the logs
-
-
-class _Bands:
-    """Equal-width bands over the 513 bins of noise_fill's STFT (1024 / 256)."""
-
-    def __init__(self, count: int):
-        self.edges = torch.linspace(0, 513, count + 1).round().long().tolist()
-
-    def mean(self, power: torch.Tensor, frames: int) -> torch.Tensor:
-        """(C, 513, T) -> (C, bands, frames): the mean of each band's bins, the first ``frames`` frames."""
-        return torch.stack([power[:, lo:hi].mean(1) for lo, hi in zip(self.edges[:-1], self.edges[1:])], 1)[
-            ..., :frames
-        ]
-
-    def spread(self, per_band: torch.Tensor) -> torch.Tensor:
-        """(bands, F) -> (1, 513, F + 1): each band's value in its bins, the last frame repeated."""
-        bins = torch.cat(
-            [
-                per_band[j : j + 1].expand(hi - lo, -1)
-                for j, (lo, hi) in enumerate(zip(self.edges[:-1], self.edges[1:]))
-            ]
-        )
-        return torch.cat([bins, bins[:, -1:]], dim=1)[None]
 
 
 def _head(latent_dim: int, bands: int) -> nn.Module:
@@ -67,7 +52,7 @@ def _inputs(latents: torch.Tensor, have: torch.Tensor) -> torch.Tensor:
     return torch.cat([latents, (have + EPS).log() / 5], dim=1)  # (N, D + bands, F)
 
 
-def fit_head(vae, clips: list[torch.Tensor], bands: _Bands, steps: int, seed: int = 0) -> nn.Module:
+def fit_head(vae, clips: list[torch.Tensor], edges: list[int], steps: int, seed: int = 0) -> nn.Module:
     """The head fitted on ``clips`` (each (1, T), mono) through the frozen ``vae``."""
     torch.manual_seed(seed)
     latents, have, short = [], [], []
@@ -75,11 +60,11 @@ def fit_head(vae, clips: list[torch.Tensor], bands: _Bands, steps: int, seed: in
         for clip in clips:
             z = vae.encode_posterior(clip[None])[0]  # (1, D, F)
             decoded = vae.decode(z, length=clip.shape[-1])[0]
-            real_power, decoded_power = _stft(clip).abs().pow(2), _stft(decoded).abs().pow(2)
+            real_power, decoded_power = stft(clip).abs().pow(2), stft(decoded).abs().pow(2)
             frames = z.shape[-1]
             latents.append(z[0])
-            have.append(bands.mean(decoded_power, frames)[0])
-            short.append(bands.mean((real_power - decoded_power).clamp(min=0), frames)[0])
+            have.append(band_mean(decoded_power, edges)[0, :, :frames])
+            short.append(band_mean((real_power - decoded_power).clamp(min=0), edges)[0, :, :frames])
     latents, have, short = torch.stack(latents), torch.stack(have), torch.stack(short)  # (N, ., F)
     head = _head(latents.shape[1], have.shape[1])
     optimizer = torch.optim.Adam(head.parameters(), 1e-3)
@@ -95,14 +80,16 @@ def fit_head(vae, clips: list[torch.Tensor], bands: _Bands, steps: int, seed: in
 
 
 def with_noise(
-    head: nn.Module, bands: _Bands, latents: torch.Tensor, decoded: torch.Tensor, scale: float, generator
+    head: nn.Module, edges: list[int], latents: torch.Tensor, decoded: torch.Tensor, scale: float, generator
 ):
     """``decoded`` (C, T) plus the head's noise for ``latents`` (D, F), its power times ``scale``."""
     frames = latents.shape[-1]
     with torch.inference_mode():
-        have = bands.mean(_stft(decoded).abs().pow(2), frames)  # (C, bands, F)
-        per_band = head(_inputs(latents[None], have[:1]))[0].exp()  # (bands, F)
-    noise = _random_phase_noise(bands.spread(per_band) * scale, frames * 256, generator)
+        have = band_mean(stft(decoded).abs().pow(2), edges)[..., :frames]  # (C, bands, F)
+        per_band = head(_inputs(latents[None], have[:1])).exp()  # (1, bands, F)
+    per_bin = band_spread(per_band, edges)  # (1, bins, F)
+    per_bin = torch.cat([per_bin, per_bin[..., -1:]], dim=-1)  # the STFT's F + 1 frames: the last repeated
+    noise = random_phase_noise(per_bin * scale, frames * HOP, generator)
     return decoded + noise[..., : decoded.shape[-1]]
 
 
@@ -125,14 +112,14 @@ def main(argv: list[str]) -> None:
     )
     autoencoder, real, _, judge, held, asked = judged_setup(args["vae"], args["data"])
     rate, vae = real.sample_rate, autoencoder.vae.eval()
-    if autoencoder.hop != 256:
-        raise SystemExit(f"{args['vae']}: hop {autoencoder.hop}; this probe's STFT frames are 256 samples")
-    bands = _Bands(int(args["bands"]))
+    if autoencoder.hop != HOP:
+        raise SystemExit(f"{args['vae']}: hop {autoencoder.hop}; this probe's STFT frames are {HOP} samples")
+    edges = band_edges(int(args["bands"]))
     held_set = set(held)
     head = fit_head(
         vae,
         [real.clips[i].float() for i in range(len(real.clips)) if i not in held_set],
-        bands,
+        edges,
         int(args["steps"]),
     )
     originals = [real.clips[i].float() for i in held]
@@ -154,13 +141,11 @@ def main(argv: list[str]) -> None:
     scales = [float(s) for s in str(args["scales"]).split(",")]
     rows = {
         "vae": row(decoded),
-        "oracle": row(
-            [noise_fill(x, y, len(bands.edges) - 1, generator) for x, y in zip(originals, decoded)]
-        ),
+        "oracle": row([noise_fill(x, y, int(args["bands"]), generator) for x, y in zip(originals, decoded)]),
     }
     for scale in scales:
         rows[f"head x{scale:g}"] = row(
-            [with_noise(head, bands, z, y, scale, generator) for z, y in zip(latents, decoded)]
+            [with_noise(head, edges, z, y, scale, generator) for z, y in zip(latents, decoded)]
         )
     print(json.dumps(rows, indent=1), flush=True)
     if not args["dit"]:
@@ -177,7 +162,7 @@ def main(argv: list[str]) -> None:
                 return audio
             return torch.stack(
                 [
-                    with_noise(head, bands, z.float(), y.float(), scale, generator)
+                    with_noise(head, edges, z.float(), y.float(), scale, generator)
                     for z, y in zip(latents, audio)
                 ]
             )

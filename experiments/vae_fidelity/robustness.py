@@ -21,15 +21,8 @@ import torch
 from experiments.common import parse_arguments
 
 
-def low_band_db(clip: torch.Tensor, rate: int, hz: float = 2000.0) -> float:
-    """Energy (dB) of a (C, T) clip below ``hz``."""
-    spectrum = torch.fft.rfft(clip.float().mean(dim=0)).abs().pow(2)
-    frequency = torch.fft.rfftfreq(clip.shape[-1], 1 / rate)
-    return 10 * float(torch.log10(spectrum[frequency < hz].sum() + 1e-12))
-
-
 def main(argv: list[str]) -> None:
-    from experiments.vae_fidelity.bells import judged_setup
+    from experiments.vae_fidelity.bells import energy_db, judged_setup
     from latentaudio.metrics import si_sdr
 
     args = parse_arguments(
@@ -60,7 +53,7 @@ def main(argv: list[str]) -> None:
                 float(torch.stack([si_sdr(y, x).mean() for x, y in zip(originals, decoded)]).mean()), 2
             ),
             "below_2k_db": round(
-                sum(low_band_db(y, rate) - low_band_db(c, rate) for y, c in zip(decoded, clean))
+                sum(energy_db(y, rate, 0, 2000) - energy_db(c, rate, 0, 2000) for y, c in zip(decoded, clean))
                 / len(decoded),
                 2,
             ),
