@@ -33,3 +33,29 @@ def test_delayed_moves_the_clip_and_keeps_its_length():
     moved = delayed(clip, 16)
     assert moved.shape == clip.shape
     assert torch.equal(moved[:, 16:], clip[:, :-16]) and moved[:, :16].abs().sum() == 0
+
+
+def test_latent_moves_tell_a_phase_code_from_an_envelope_code():
+    """A code that frames the waveform itself (phase in it) is moved by a quarter-period delay
+    about as far as two unrelated codes (sqrt 2); a code of frame energies hardly moves."""
+    from experiments.vae_fidelity.phase_average import delayed_latents, latent_moves
+
+    hop = 64
+
+    def frames(audio):  # (1, 1, T) -> (1, hop, T / hop)
+        return audio[0, 0].reshape(-1, hop).T[None]
+
+    def waveform_code(audio):
+        return frames(audio), None
+
+    def envelope_code(audio):
+        return frames(audio).pow(2).mean(dim=1, keepdim=True).sqrt(), None
+
+    t = torch.arange(64 * hop) / RATE
+    clips = [
+        (torch.sin(2 * math.pi * f * t) * torch.exp(-t * d))[None] for f, d in ((437.0, 1.0), (1130.0, 3.0))
+    ]
+    shifts = [0, 8]  # half a millisecond: a fifth of a period of 437 Hz, half of 1130 Hz
+    phase = latent_moves(delayed_latents(waveform_code, clips, shifts), shifts)[8]
+    envelope = latent_moves(delayed_latents(envelope_code, clips, shifts), shifts)[8]
+    assert 1.0 < phase < 2.1 and envelope < 0.3  # 1.56 and 0.20: the envelope moves by its first frame

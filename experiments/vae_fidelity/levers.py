@@ -325,22 +325,37 @@ def summary_row(name: str, overrides: list[str], wall: float | None, metrics: di
         "per_label_sisdr": {label: round(v["sisdr"], 2) for label, v in metrics["per_label"].items()},
         "per_label_mel": {label: round(v["mel"], 3) for label, v in metrics["per_label"].items()},
         "worst": metrics["extremes"]["worst"][0],
-        **labels_and_tones(name, metrics),
+        **labels_and_tones(name, metrics, data),
     }
 
 
-def labels_and_tones(name: str, metrics: dict) -> dict:
-    """The label judge on the run's reconstructions (the ceiling of a DiT on it) and its tone
-    response (tones.py): what a VAE that loses the bells' upper partials shows."""
+def labels_and_tones(name: str, metrics: dict, data: str) -> dict:
+    """The label judge on the run's reconstructions (the ceiling of a DiT on it), its tone
+    response (tones.py): what a VAE that loses the bells' upper partials shows; and how far a 1 ms
+    delay moves its latents (phase_average.py: about 1.2 spreads for phase-coded latents, whose
+    mean over phase a DiT turns into a wash)."""
+    import torch
+
+    from experiments.vae_fidelity.phase_average import delayed_latents, latent_moves
     from experiments.vae_fidelity.tones import tone_response
+    from latentaudio import adherence
     from latentaudio.autoencoder import Autoencoder
 
     through = metrics.get("labels_through_vae") or {}
-    tones = tone_response(Autoencoder.from_bundle(ROOT / "outputs" / "vae_levers" / name / "export"))
+    autoencoder = Autoencoder.from_bundle(ROOT / "outputs" / "vae_levers" / name / "export")
+    tones = tone_response(autoencoder)
+    shift = round(autoencoder.sample_rate / 1000)  # 1 ms
+    real = adherence.read_real_clips(Path(data), autoencoder.sample_rate)
+    _, held = adherence.judge_split(real.paths)
+    with torch.inference_mode():
+        latents = delayed_latents(
+            autoencoder.vae.eval().encode_posterior, [real.clips[i] for i in held], [0, shift]
+        )
     return {
         "label_vae": through.get("vae_ceiling"),
         "label_vae_per_label": through.get("vae_ceiling_per_label"),
         "tone_gain_db": {str(f): v["gain_db"] for f, v in tones.items()},
+        "latent_move_1ms": round(latent_moves(latents, [0, shift])[shift], 3),
     }
 
 

@@ -53,6 +53,23 @@ def delayed(clip: torch.Tensor, samples: int) -> torch.Tensor:
     return torch.nn.functional.pad(clip, (samples, 0))[..., : clip.shape[-1]]
 
 
+def delayed_latents(encode, clips: list[torch.Tensor], shifts: list[int]) -> list[torch.Tensor]:
+    """Each (C, T) clip's posterior means at each delay: (len(shifts), D, F) per clip.
+    ``encode``: (1, C, T) -> (posterior mean (1, D, F), scale), as ``AudioVAE.encode_posterior``."""
+    return [torch.cat([encode(delayed(x, s)[None])[0] for s in shifts]) for x in clips]
+
+
+def latent_moves(latents: list[torch.Tensor], shifts: list[int]) -> dict[int, float]:
+    """How far each delay moves the latents from the undelayed ones (``shifts[0]``): the RMS of
+    the difference in units of each channel's spread over all clips, averaged over clips. Two
+    independent codes of equal spread are sqrt(2) apart."""
+    spread = torch.cat([z[0] for z in latents], dim=-1).std(dim=-1)[:, None]  # (D, 1)
+    return {
+        s: float(torch.stack([((z[k] - z[0]) / spread).pow(2).mean().sqrt() for z in latents]).mean())
+        for k, s in enumerate(shifts)
+    }
+
+
 def by_label(values: list[float], labels: list[str]) -> dict[str, float]:
     out: dict[str, list[float]] = {}
     for value, label in zip(values, labels):
@@ -84,15 +101,8 @@ def main(argv: list[str]) -> None:
         )
     originals = [real.clips[i].float() for i in held]
     with torch.inference_mode():
-        latents = [
-            torch.cat([vae.encode_posterior(delayed(x, s)[None])[0] for s in shifts])  # (S, D, F)
-            for x in originals
-        ]
-        spread = torch.cat([z[0] for z in latents], dim=-1).std(dim=-1)[:, None]  # (D, 1)
-        moved = {
-            s: float(torch.stack([((z[k] - z[0]) / spread).pow(2).mean().sqrt() for z in latents]).mean())
-            for k, s in enumerate(shifts)
-        }
+        latents = delayed_latents(vae.encode_posterior, originals, shifts)
+        moved = latent_moves(latents, shifts)
         clean = [vae.decode(z[:1], length=x.shape[-1])[0] for z, x in zip(latents, originals)]
         averaged = [
             vae.decode(z.mean(dim=0, keepdim=True), length=x.shape[-1])[0] for z, x in zip(latents, originals)
