@@ -1,11 +1,12 @@
-"""The phase-averaging probe's two measures on signals with a known answer: spectral flatness
-tells a note from a wash, and a delay moves the clip by exactly that many samples."""
+"""The phase-averaging probe's measures on signals with a known answer: spectral flatness tells
+a note from a wash, a delay moves the clip by exactly that many samples, and the latent move
+tells a code that carries phase from one that does not."""
 
 import math
 
 import torch
 
-from experiments.vae_fidelity.phase_average import delayed, flatness_below
+from experiments.vae_fidelity.phase_average import delayed, delayed_latents, flatness_below, latent_moves
 
 RATE = 16000
 
@@ -36,10 +37,8 @@ def test_delayed_moves_the_clip_and_keeps_its_length():
 
 
 def test_latent_moves_tell_a_phase_code_from_an_envelope_code():
-    """A code that frames the waveform itself (phase in it) is moved by a quarter-period delay
-    about as far as two unrelated codes (sqrt 2); a code of frame energies hardly moves."""
-    from experiments.vae_fidelity.phase_average import delayed_latents, latent_moves
-
+    """A code that frames the waveform itself (phase in it) is moved by a delay of a fraction of
+    a period about as far as two unrelated codes (sqrt 2); a code of frame energies hardly moves."""
     hop = 64
 
     def frames(audio):  # (1, 1, T) -> (1, hop, T / hop)
@@ -55,7 +54,7 @@ def test_latent_moves_tell_a_phase_code_from_an_envelope_code():
     clips = [
         (torch.sin(2 * math.pi * f * t) * torch.exp(-t * d))[None] for f, d in ((437.0, 1.0), (1130.0, 3.0))
     ]
-    shifts = [0, 8]  # half a millisecond: a fifth of a period of 437 Hz, half of 1130 Hz
+    shifts = [0, 8]  # half a millisecond: a fifth of a period of 437 Hz, about half of 1130 Hz
     phase = latent_moves(delayed_latents(waveform_code, clips, shifts), shifts)[8]
     envelope = latent_moves(delayed_latents(envelope_code, clips, shifts), shifts)[8]
     assert 1.0 < phase < 2.1 and envelope < 0.3  # 1.56 and 0.20: the envelope moves by its first frame

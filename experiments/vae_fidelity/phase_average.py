@@ -140,7 +140,7 @@ def main(argv: list[str]) -> None:
     pipeline = Pipeline.from_bundles(args["vae"], args["dit"])
     generated = {
         label: [
-            float(flatness_below(clip.cpu(), rate))
+            flatness_below(clip.cpu(), rate)
             for clip in pipeline.generate(label=label, n=int(args["per_label"]), seed=0)
         ]
         for label in sorted(set(asked))
