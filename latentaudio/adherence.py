@@ -256,7 +256,10 @@ def labels_through_vae(autoencoder, real: RealClips, fitted: tuple | None = None
     if judge is None:
         return None
     with torch.inference_mode():
-        clips = [autoencoder.reconstruct(real.clips[i][None], real.sample_rate)[0].cpu() for i in held]
+        clips = [
+            autoencoder.reconstruct(real.clips[i][None], real.sample_rate, as_generated=True)[0].cpu()
+            for i in held
+        ]
     verdict = judge.judge(clips, [str(real.rows[i].get("label") or "") for i in held], real.sample_rate)
     return {
         "ceiling": judge.ceiling,
@@ -340,7 +343,9 @@ def measure_adherence(
         with torch.inference_mode():
             for i in indices:
                 if i not in through_vae:
-                    through_vae[i] = pipeline.autoencoder.reconstruct(real.clips[i][None], rate)[0].cpu()
+                    through_vae[i] = pipeline.autoencoder.reconstruct(
+                        real.clips[i][None], rate, as_generated=True
+                    )[0].cpu()
         return [through_vae[i] for i in indices]
 
     if judge is not None and labels_known:

@@ -44,6 +44,9 @@ class Autoencoder:
         self.channels: int = meta["channels"]
         self.hop: int = meta["hop"]
         self.latent_dim: int = meta["latent_dim"]
+        # a VAE with spectral channels trained with detail dropout decodes a DiT's clips from
+        # those channels alone (vae/spectral.py): the detail a DiT generates is its mean over phase
+        self.generated_detail: bool = not meta.get("detail_dropout", 0.0)
         self.chunk_frames = max(16, math.ceil(chunk_seconds * self.sample_rate / self.hop))
         self.overlap_frames = min(max(8, self.chunk_frames // 8), self.chunk_frames // 2)
 
@@ -72,19 +75,26 @@ class Autoencoder:
         return encode_chunked(self.vae, audio, self.chunk_frames, self.overlap_frames)
 
     @torch.inference_mode()
-    def decode(self, latents: torch.Tensor, length: int | None = None) -> torch.Tensor:
-        """Audio ``(B, channels, length or frames * hop)`` at ``self.sample_rate``."""
+    def decode(self, latents: torch.Tensor, length: int | None = None, detail: bool = True) -> torch.Tensor:
+        """Audio ``(B, channels, length or frames * hop)`` at ``self.sample_rate``. ``detail=False``:
+        from the spectral channels alone (`AudioVAE.drop_detail`), as generated clips are decoded
+        where ``generated_detail`` is False."""
         latents = latents.to(self.device, torch.float32)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.decode_bf16):
             if latents.shape[-1] <= self.chunk_frames:
-                audio = self.vae.decode(latents, length=length)
+                audio = self.vae.decode(latents, length=length, detail=detail)
             else:
                 audio = decode_chunked(
-                    self.vae, latents, self.chunk_frames, self.overlap_frames, length=length
+                    self.vae, latents, self.chunk_frames, self.overlap_frames, length=length, detail=detail
                 )
         return audio.float()
 
-    def reconstruct(self, audio: torch.Tensor, sample_rate: int | None = None) -> torch.Tensor:
-        """Encode and decode: ``(B, channels, T')`` at the model's rate, same duration as the input."""
+    def reconstruct(
+        self, audio: torch.Tensor, sample_rate: int | None = None, as_generated: bool = False
+    ) -> torch.Tensor:
+        """Encode and decode: ``(B, channels, T')`` at the model's rate, same duration as the input.
+        ``as_generated``: decoded as a DiT's clips are (``generated_detail``): what a perfect DiT
+        on this VAE could make of the audio."""
         prepared = self.prepare(audio, sample_rate or self.sample_rate)
-        return self.decode(self.encode(prepared), length=prepared.shape[-1])
+        detail = self.generated_detail or not as_generated
+        return self.decode(self.encode(prepared), length=prepared.shape[-1], detail=detail)

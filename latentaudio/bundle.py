@@ -141,6 +141,8 @@ ARGUMENTS: dict[str, dict[str, float | None]] = {
         "noise_bands": 1_000_000,
         "noise_hop": 1_000_000,
         "noise_lowest": 1.0,
+        "spectral_channels": 4096,
+        "sample_rate": 10_000_000,
     },
     "latentaudio.dit.model.DiT": {
         "latent_dim": 4096,

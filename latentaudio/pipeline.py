@@ -472,8 +472,11 @@ class Pipeline:
 
     # ------------------------------------------------------------------ latents and audio
     @_reports_out_of_memory("decoding")
-    def decode(self, x0: torch.Tensor, length: int | None = None) -> torch.Tensor:
-        return self.autoencoder.decode(x0 * self.latent_std + self.latent_mean, length=length)
+    def decode(self, x0: torch.Tensor, length: int | None = None, generated: bool = False) -> torch.Tensor:
+        """Normalised latents to audio. ``generated``: latents sampled from noise, decoded as the VAE
+        decodes a DiT's clips (`Autoencoder.generated_detail`); edits of a source keep its detail."""
+        detail = self.autoencoder.generated_detail or not generated
+        return self.autoencoder.decode(x0 * self.latent_std + self.latent_mean, length=length, detail=detail)
 
     def _out_of_memory(self, stage: str, n: int, frames: int) -> SamplingOutOfMemoryError:
         hop, rate = self.autoencoder.hop, self.sample_rate
@@ -534,7 +537,7 @@ class Pipeline:
             progress=progress,
             **settings,
         )
-        return self.decode(x0, length=round(seconds * self.sample_rate))
+        return self.decode(x0, length=round(seconds * self.sample_rate), generated=True)
 
     def stream(
         self, seconds: float | None = None, n: int = 1, context_frames: int = 8, **options
@@ -554,7 +557,7 @@ class Pipeline:
             if end <= emitted:
                 continue
             low = max(0, emitted - margin)
-            audio = self.decode(canvas[..., low:settled])  # (n, C, (settled - low) * hop)
+            audio = self.decode(canvas[..., low:settled], generated=True)  # (n, C, (settled - low) * hop)
             piece = audio[..., (emitted - low) * hop : (end - low) * hop]
             if end == frames:
                 piece = piece[..., : length - emitted * hop]

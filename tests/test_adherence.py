@@ -118,7 +118,7 @@ class _Through:
     def __init__(self, change):
         self.change = change
 
-    def reconstruct(self, audio, sample_rate):  # (B, C, T) -> (B, C, T)
+    def reconstruct(self, audio, sample_rate, as_generated=False):  # (B, C, T) -> (B, C, T)
         return self.change(audio)
 
 

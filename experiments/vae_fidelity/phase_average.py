@@ -107,6 +107,18 @@ def main(argv: list[str]) -> None:
         averaged = [
             vae.decode(z.mean(dim=0, keepdim=True), length=x.shape[-1])[0] for z, x in zip(latents, originals)
         ]
+        # a VAE that decodes generated clips from its spectral channels alone (vae/spectral.py)
+        as_generated = None
+        if not autoencoder.generated_detail:
+            as_generated = {
+                "decode as generated (spectral channels alone)": [
+                    vae.decode(z[:1], length=x.shape[-1], detail=False)[0] for z, x in zip(latents, originals)
+                ],
+                "mean over delays, decoded as generated": [
+                    vae.decode(z.mean(dim=0, keepdim=True), length=x.shape[-1], detail=False)[0]
+                    for z, x in zip(latents, originals)
+                ],
+            }
 
     def row(clips: list[torch.Tensor]) -> dict:
         flat = [flatness_below(c, rate) for c in clips]
@@ -132,6 +144,7 @@ def main(argv: list[str]) -> None:
             float(torch.stack([si_sdr(a, c).mean() for a, c in zip(averaged, clean)]).mean()), 2
         ),
     }
+    report.update({name: row(clips) for name, clips in (as_generated or {}).items()})
     print(json.dumps(report, indent=1), flush=True)
     if not args["dit"]:
         return

@@ -136,6 +136,9 @@ def evaluate(cfg: DictConfig) -> dict:
             real, autoencoder.sample_rate, generated, embedding
         )
         summary["generation"]["steps"] = int(g.steps or pipeline.defaults["steps"])
+        if not autoencoder.generated_detail:  # the floor a DiT can reach: decoded as its clips are
+            with torch.inference_mode():
+                reconstructed = [autoencoder.reconstruct(clip[None], as_generated=True)[0] for clip in real]
         summary["floors"] = adherence.distance_floors(
             real, reconstructed, generated.clips, autoencoder.sample_rate
         )

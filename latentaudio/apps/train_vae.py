@@ -45,6 +45,19 @@ def check_vae_config(cfg: DictConfig) -> None:
         raise ConfigError(
             f"data.channels={cfg.data.channels} but vae.channels={cfg.vae.channels}: make them equal"
         )
+    spectral = cfg.vae.get("spectral_channels", 0)
+    if not 0 <= spectral < cfg.vae.latent_dim:
+        raise ConfigError(
+            f"vae.spectral_channels={spectral}: at least 0 and below vae.latent_dim={cfg.vae.latent_dim} "
+            "(the rest are the learnt detail channels)"
+        )
+    if not 0.0 <= cfg.loss.get("detail_dropout", 0.0) < 1.0 or (
+        cfg.loss.get("detail_dropout", 0.0) and not spectral
+    ):
+        raise ConfigError(
+            f"loss.detail_dropout={cfg.loss.get('detail_dropout')}: a share in [0, 1) of the items decoded "
+            "from their spectral channels alone; it needs vae.spectral_channels > 0"
+        )
     if cfg.loss.adversarial_start_step < 0:
         raise ConfigError("loss.adversarial_start_step must be 0 or more")
     if not 0.0 <= cfg.loss.get("waveform_preemphasis", 0.0) < 1.0:

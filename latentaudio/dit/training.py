@@ -299,7 +299,9 @@ class DiTTraining(GuardedTraining):
             sampling.get("steps", 50),
         )
         vae = self.vae()
-        audio = vae.decode(self.denormalize(x0))  # (n, C, T)
+        audio = vae.decode(
+            self.denormalize(x0), detail=vae.generated_detail
+        )  # (n, C, T), as generate() decodes
         examples = {f"generated{i}": audio[i] for i in range(count)}
         log_audio_examples(
             self.loggers,

@@ -219,6 +219,10 @@ def autoencoder_section(options: dict) -> dict:
         )
     if int(options.get("noise_bands", 0)):
         raise FormatError(f"noise_bands={options['noise_bands']}: their decoder has no noise branch")
+    if int(options.get("spectral_channels", 0)):
+        raise FormatError(
+            f"spectral_channels={options['spectral_channels']}: their encoder learns every latent channel"
+        )
     shared = {
         "channels": options["base_channels"],
         "c_mults": list(options["channel_mults"]),

@@ -66,13 +66,21 @@ def _overlap_add(pieces, bounds, overlap_frames: int, unit: int, out: Tensor) ->
 
 @torch.no_grad()
 def decode_chunked(
-    vae: AudioVAE, latents: Tensor, chunk_frames: int, overlap_frames: int, length: int | None = None
+    vae: AudioVAE,
+    latents: Tensor,
+    chunk_frames: int,
+    overlap_frames: int,
+    length: int | None = None,
+    detail: bool = True,
 ) -> Tensor:
-    """latents (B, latent_dim, F) -> audio (B, C, length or F * hop), decoded chunk by chunk."""
+    """latents (B, latent_dim, F) -> audio (B, C, length or F * hop), decoded chunk by chunk;
+    ``detail`` as for `AudioVAE.decode`."""
     batch, _, frames = latents.shape
     bounds = _chunk_bounds(frames, chunk_frames, overlap_frames)
     out = torch.zeros(batch, vae.channels, frames * vae.hop, device=latents.device)  # (B, C, F * hop)
-    pieces = (vae.decode(latents[..., start:end]) for start, end in bounds)  # (B, C, chunk * hop)
+    pieces = (
+        vae.decode(latents[..., start:end], detail=detail) for start, end in bounds
+    )  # (B, C, chunk * hop)
     out = _overlap_add(pieces, bounds, overlap_frames, vae.hop, out)
     return out if length is None else out[..., :length]
 

@@ -30,6 +30,7 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from latentaudio.vae.bands import PQMF
 from latentaudio.vae.heads import Activation, IstftHead, NoiseHead
+from latentaudio.vae.spectral import LogMel
 
 # The posterior scale never reaches zero, so log(scale) in the KL stays finite.
 MIN_POSTERIOR_SCALE = 1e-4
@@ -237,6 +238,9 @@ class VAEOutput:
     # (B, C, T): the decoder's own output, reconstruction without the noise branch's random part
     # (NoiseHead); None without a noise branch, where it is the reconstruction itself
     determined: Tensor | None = None
+    # (B,) bool: the items decoded with their detail channels (AudioVAE.forward's detail
+    # dropout); None when every item was
+    detail_kept: Tensor | None = None
 
 
 def kl_divergence(mean: Tensor, scale: Tensor) -> Tensor:
@@ -263,6 +267,14 @@ class AudioVAE(nn.Module):
     decoder's. ``noise_bands`` > 0: add a `NoiseHead` predicting that many noise gains a frame,
     fed at one frame per ``noise_hop`` output samples (0: the latent rate), none of it below
     ``noise_lowest`` x the Nyquist frequency; decoding is then random.
+
+    ``spectral_channels`` > 0: the first that many of the ``latent_dim`` channels are not learnt
+    but the input's log mel powers at the latent rate (`LogMel`): a phase-free description of the
+    audio that a diffusion model can average over without turning notes into a wash. The rest
+    (the "detail") are learnt as usual and carry what the mel powers lack, the phase among it;
+    a decoder trained with detail dropout (`forward`) also decodes the spectral channels alone
+    (`drop_detail`), making its own phase. ``sample_rate``: the audio's, which the mel bands need
+    (unused without spectral channels).
     """
 
     def __init__(
@@ -282,8 +294,15 @@ class AudioVAE(nn.Module):
         noise_bands: int = 0,
         noise_hop: int = 0,
         noise_lowest: float = 0.0,
+        spectral_channels: int = 0,
+        sample_rate: int = 0,
     ):
         super().__init__()
+        if not 0 <= spectral_channels < latent_dim:
+            raise ValueError(
+                f"spectral_channels={spectral_channels}: must be at least 0 and below latent_dim={latent_dim} "
+                "(the rest are the learnt detail channels)"
+            )
         if len(channel_mults) != len(strides):
             raise ValueError(
                 f"channel_mults and strides need one entry per block, got {len(channel_mults)} and {len(strides)}"
@@ -294,6 +313,11 @@ class AudioVAE(nn.Module):
         self.bands = int(bands)
         self.pqmf = PQMF(self.bands) if self.bands > 1 else None
         self.hop = self.bands * math.prod(self.strides)
+        self.spectral_channels = int(spectral_channels)
+        self.spectral = (
+            LogMel(sample_rate, self.hop, self.spectral_channels) if self.spectral_channels else None
+        )
+        learnt = latent_dim - self.spectral_channels
         coded = channels * self.bands  # the waveform's channels, or its sub-bands
         # Block i maps widths[i] -> widths[i + 1]; the stem keeps base_channels, as in Oobleck.
         widths = [base_channels] + [base_channels * m for m in channel_mults]
@@ -308,7 +332,7 @@ class AudioVAE(nn.Module):
                 for i, s in enumerate(self.strides)
             ],
             activation(widths[-1]),
-            wn_conv1d(widths[-1], 2 * latent_dim, kernel_size=3, padding=1),
+            wn_conv1d(widths[-1], 2 * learnt, kernel_size=3, padding=1),
         )
         self.decoder = nn.Sequential(
             wn_conv1d(latent_dim, widths[-1], kernel_size=7, padding=3),
@@ -353,23 +377,49 @@ class AudioVAE(nn.Module):
         """Posterior mean and scale, each (B, latent_dim, ceil(T / hop)); zero-pads the end."""
         frames = math.ceil(audio.shape[-1] / self.hop)
         audio = F.pad(audio, (0, frames * self.hop - audio.shape[-1]))  # (B, C, F * hop)
+        unbanded = audio
         if self.pqmf is not None:
             audio = self.pqmf.analysis(audio)  # (B, C * bands, F * hop / bands)
-        h = self.encoder(audio).float()  # (B, 2 * latent_dim, F)
-        mean, raw_scale = h.chunk(2, dim=1)  # (B, latent_dim, F) each
-        return mean, F.softplus(raw_scale) + MIN_POSTERIOR_SCALE
+        h = self.encoder(audio).float()  # (B, 2 * learnt, F)
+        mean, raw_scale = h.chunk(2, dim=1)  # (B, learnt, F) each
+        scale = F.softplus(raw_scale) + MIN_POSTERIOR_SCALE
+        if self.spectral is None:
+            return mean, scale
+        spectral = self.spectral(unbanded)  # (B, spectral_channels, F): fixed, so the least scale
+        return torch.cat([spectral, mean], dim=1), torch.cat(
+            [torch.full_like(spectral, MIN_POSTERIOR_SCALE), scale], dim=1
+        )
 
     def encode(self, audio: Tensor, sample: bool = False) -> Tensor:
         mean, scale = self.encode_posterior(audio)
         return mean + scale * torch.randn_like(mean) if sample else mean  # (B, latent_dim, F)
 
+    def drop_detail(self, latents: Tensor) -> Tensor:
+        """The latents with their learnt detail channels zeroed (what `forward`'s detail dropout
+        trains the decoder on): decoding them makes audio from the spectral channels alone."""
+        if self.spectral is None:
+            raise ValueError("drop_detail: this VAE has no spectral channels (vae.spectral_channels=0)")
+        kept = torch.zeros_like(latents)
+        kept[:, : self.spectral_channels] = latents[:, : self.spectral_channels]
+        return kept
+
     def decode(
-        self, latents: Tensor, length: int | None = None, generator: torch.Generator | None = None
+        self,
+        latents: Tensor,
+        length: int | None = None,
+        generator: torch.Generator | None = None,
+        detail: bool = True,
     ) -> Tensor:
         """latents (B, latent_dim, F) -> audio (B, C, length or F * hop). ``generator``: the
-        noise branch's random source (`NoiseHead`), for repeatable output; unused without one."""
+        noise branch's random source (`NoiseHead`), for repeatable output; unused without one.
+        ``detail=False``: from the spectral channels alone (`drop_detail`). With spectral channels
+        the noise branch only serves those decodes: the detail codes what its noise would guess."""
+        if not detail:
+            latents = self.drop_detail(latents)
         audio, noise = self.decode_parts(latents, length, generator)
-        return audio if noise is None else audio + noise
+        if noise is None or (self.spectral is not None and detail):
+            return audio
+        return audio + noise
 
     def decode_parts(
         self, latents: Tensor, length: int | None = None, generator: torch.Generator | None = None
@@ -397,10 +447,12 @@ class AudioVAE(nn.Module):
             audio, noise = audio[..., :length], None if noise is None else noise[..., :length]
         return audio, noise  # (B, C, length) each
 
-    def forward(self, audio: Tensor, latent_noise: float = 0.0) -> VAEOutput:
+    def forward(self, audio: Tensor, latent_noise: float = 0.0, detail_dropout: float = 0.0) -> VAEOutput:
         """``latent_noise`` > 0: the decoder sees the latents plus Gaussian noise of a random
         level in [0, latent_noise] times each item's latent standard deviation, so it learns to
-        decode the imperfect latents a diffusion model makes (a regulariser of the latent space)."""
+        decode the imperfect latents a diffusion model makes (a regulariser of the latent space).
+        ``detail_dropout`` > 0 (with spectral channels): that share of the items is decoded from
+        its spectral channels alone (`drop_detail`); `VAEOutput.detail_kept` says which were not."""
         mean, scale = self.encode_posterior(audio)
         latents = mean + scale * torch.randn_like(mean)  # (B, latent_dim, F)
         decoded_from = latents
@@ -408,7 +460,19 @@ class AudioVAE(nn.Module):
             level = latent_noise * torch.rand(latents.shape[0], 1, 1, device=latents.device)  # (B, 1, 1)
             spread = latents.detach().std(dim=(1, 2), keepdim=True)  # (B, 1, 1)
             decoded_from = latents + level * spread * torch.randn_like(latents)
+        kept = None
+        if detail_dropout > 0:
+            if self.spectral is None:
+                raise ValueError("detail_dropout needs spectral channels (vae.spectral_channels > 0)")
+            kept = torch.rand(latents.shape[0], device=latents.device) >= detail_dropout  # (B,)
+            spectral, detail = decoded_from.split(
+                [self.spectral_channels, self.latent_dim - self.spectral_channels], 1
+            )
+            decoded_from = torch.cat([spectral, detail * kept.view(-1, 1, 1).to(detail)], dim=1)
+        kl = kl_divergence(mean[:, self.spectral_channels :], scale[:, self.spectral_channels :])
         determined, noise = self.decode_parts(decoded_from, length=audio.shape[-1])  # (B, C, T) each
+        if noise is not None and self.spectral is not None:  # noise only where the detail was dropped
+            noise = noise * (0.0 if kept is None else (~kept).view(-1, 1, 1).to(noise))
         if noise is None:
-            return VAEOutput(determined, latents, mean, scale, kl_divergence(mean, scale))
-        return VAEOutput(determined + noise, latents, mean, scale, kl_divergence(mean, scale), determined)
+            return VAEOutput(determined, latents, mean, scale, kl, detail_kept=kept)
+        return VAEOutput(determined + noise, latents, mean, scale, kl, determined, kept)

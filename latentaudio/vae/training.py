@@ -45,6 +45,8 @@ class VAETraining(GuardedTraining):
     ):
         super().__init__(optim.get("accumulate_grad_batches", 1), (guard or {}).get("max_bad_steps", 20))
         self.save_hyperparameters()
+        if vae.get("spectral_channels"):  # the mel bands' rate is the data's (and stays in the bundle)
+            self.hparams.vae = vae = {**vae, "sample_rate": sample_rate}
         self.vae = instantiate(vae)
         self.sample_rate = sample_rate
         self.reconstruction_loss = losses.SpectralReconstructionLoss(
@@ -105,7 +107,7 @@ class VAETraining(GuardedTraining):
         accumulation = self.accumulation
         last = accumulation.begin()
 
-        out = self.vae(audio, latent_noise=w["latent_noise"])
+        out = self.vae(audio, latent_noise=w["latent_noise"], detail_dropout=w.get("detail_dropout", 0.0))
         stft_loss, parts = self.reconstruction_loss(out.reconstruction, audio)
         gen_loss = w["stft_weight"] * stft_loss + w["kl_weight"] * out.kl
         terms = {"train/stft": stft_loss, "train/kl": out.kl}
@@ -119,10 +121,17 @@ class VAETraining(GuardedTraining):
             terms["train/stft_noise_free"] = clean_loss
         if w.get("waveform_weight", 0.0) > 0:
             # a time-domain L1 term pins the phase that spectral losses leave free, which small
-            # models otherwise find late; the noise branch's random part has no phase to pin
+            # models otherwise find late; the noise branch's random part has no phase to pin, nor
+            # has an item decoded without its detail channels (its decoder makes its own phase)
+            kept = slice(None) if out.detail_kept is None else out.detail_kept
             waveform_loss = losses.waveform_l1(
-                determined, audio, w.get("waveform_preemphasis", 0.0), w.get("waveform_lowpass", 0.0)
+                determined[kept],
+                audio[kept],
+                w.get("waveform_preemphasis", 0.0),
+                w.get("waveform_lowpass", 0.0),
             )
+            if out.detail_kept is not None:  # the mean over the batch, as if over every item
+                waveform_loss = waveform_loss.nan_to_num(0.0) * out.detail_kept.float().mean()
             gen_loss = gen_loss + w["waveform_weight"] * waveform_loss
             terms["train/waveform"] = waveform_loss
         if self.complex_loss is not None:
@@ -241,10 +250,15 @@ class VAETraining(GuardedTraining):
             f"val/{k}": v.mean()
             for k, v in reconstruction_metrics(reconstruction, audio, self.sample_rate).items()
         }
+        learnt = slice(network.spectral_channels, None)
+        if self.hparams.loss.get("detail_dropout", 0.0) > 0:  # what generation decodes
+            spectral_only = network.decode(mean, length=audio.shape[-1], detail=False)
+            metrics = reconstruction_metrics(spectral_only, audio, self.sample_rate)
+            quality.update({f"val/spectral_only_{k}": v.mean() for k, v in metrics.items()})
         self.log_dict(
             {
                 **quality,
-                "val/kl": kl_divergence(mean, scale),
+                "val/kl": kl_divergence(mean[:, learnt], scale[:, learnt]),
                 "val/latent_std": mean.std(),
                 "val/latent_mean_abs": mean.mean(dim=(0, 2)).abs().mean(),
             },
@@ -285,6 +299,8 @@ class VAETraining(GuardedTraining):
                 "latent_statistics": self.latent_statistics(),
                 "step": self.global_step,
                 "ema": self.ema is not None,
+                # read by Autoencoder.generated_detail: >0 decodes generated clips without detail
+                "detail_dropout": self.hparams.loss.get("detail_dropout", 0.0),
             },
         )
 
