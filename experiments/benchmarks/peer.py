@@ -91,7 +91,13 @@ PEER_PACKAGES = [
 RATE, HOP, LATENT = 16000, 256, 16
 # bands=1: the peer codes the waveform; the demo recipe's sub-bands would make ours a smaller network
 VAE_SIZE = dict(
-    base_channels=32, channel_mults=[1, 2, 4, 8], strides=[2, 4, 4, 8], latent_dim=LATENT, bands=1
+    base_channels=32,
+    channel_mults=[1, 2, 4, 8],
+    strides=[2, 4, 4, 8],
+    latent_dim=LATENT,
+    bands=1,
+    spectral_channels=0,
+    noise_bands=0,  # the peer's Oobleck learns every latent channel and has no noise branch
 )
 VAE_BATCH, VAE_SAMPLES = 8, 8192  # conf/experiment/demo_vae.yaml
 DIT_SIZE = dict(width=192, depth=4, heads=4)

@@ -110,11 +110,14 @@ def vae_training(
     """
     recipe = recipe or vae_recipe()
     loss = dict(recipe["loss"])
+    vae = {**recipe["vae"], **(vae_config or {})}
+    if not vae.get("spectral_channels"):  # the recipe's detail dropout is of its spectral channels
+        loss["detail_dropout"] = 0.0
     if adversarial is not None:
         loss["adversarial_start_step"] = 0 if adversarial else float("inf")
     torch.manual_seed(seed)
     module = VAETraining(
-        vae={**recipe["vae"], **(vae_config or {})},
+        vae=vae,
         sample_rate=sample_rate or recipe["data"]["sample_rate"],
         loss=loss,
         discriminator=recipe["discriminator"],
