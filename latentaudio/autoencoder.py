@@ -75,10 +75,13 @@ class Autoencoder:
         return encode_chunked(self.vae, audio, self.chunk_frames, self.overlap_frames)
 
     @torch.inference_mode()
-    def decode(self, latents: torch.Tensor, length: int | None = None, detail: bool = True) -> torch.Tensor:
-        """Audio ``(B, channels, length or frames * hop)`` at ``self.sample_rate``. ``detail=False``:
-        from the spectral channels alone (`AudioVAE.drop_detail`), as generated clips are decoded
-        where ``generated_detail`` is False."""
+    def decode(
+        self, latents: torch.Tensor, length: int | None = None, as_generated: bool = False
+    ) -> torch.Tensor:
+        """Audio ``(B, channels, length or frames * hop)`` at ``self.sample_rate``. ``as_generated``:
+        latents a DiT sampled, decoded as this VAE decodes them (from the spectral channels alone,
+        `AudioVAE.drop_detail`, where ``generated_detail`` is False)."""
+        detail = self.generated_detail or not as_generated
         latents = latents.to(self.device, torch.float32)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.decode_bf16):
             if latents.shape[-1] <= self.chunk_frames:
@@ -96,5 +99,4 @@ class Autoencoder:
         ``as_generated``: decoded as a DiT's clips are (``generated_detail``): what a perfect DiT
         on this VAE could make of the audio."""
         prepared = self.prepare(audio, sample_rate or self.sample_rate)
-        detail = self.generated_detail or not as_generated
-        return self.decode(self.encode(prepared), length=prepared.shape[-1], detail=detail)
+        return self.decode(self.encode(prepared), length=prepared.shape[-1], as_generated=as_generated)

@@ -475,8 +475,9 @@ class Pipeline:
     def decode(self, x0: torch.Tensor, length: int | None = None, generated: bool = False) -> torch.Tensor:
         """Normalised latents to audio. ``generated``: latents sampled from noise, decoded as the VAE
         decodes a DiT's clips (`Autoencoder.generated_detail`); edits of a source keep its detail."""
-        detail = self.autoencoder.generated_detail or not generated
-        return self.autoencoder.decode(x0 * self.latent_std + self.latent_mean, length=length, detail=detail)
+        return self.autoencoder.decode(
+            x0 * self.latent_std + self.latent_mean, length=length, as_generated=generated
+        )
 
     def _out_of_memory(self, stage: str, n: int, frames: int) -> SamplingOutOfMemoryError:
         hop, rate = self.autoencoder.hop, self.sample_rate

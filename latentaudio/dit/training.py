@@ -299,9 +299,7 @@ class DiTTraining(GuardedTraining):
             sampling.get("steps", 50),
         )
         vae = self.vae()
-        audio = vae.decode(
-            self.denormalize(x0), detail=vae.generated_detail
-        )  # (n, C, T), as generate() decodes
+        audio = vae.decode(self.denormalize(x0), as_generated=True)  # (n, C, T), as generate() decodes
         examples = {f"generated{i}": audio[i] for i in range(count)}
         log_audio_examples(
             self.loggers,

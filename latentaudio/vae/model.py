@@ -465,10 +465,7 @@ class AudioVAE(nn.Module):
             if self.spectral is None:
                 raise ValueError("detail_dropout needs spectral channels (vae.spectral_channels > 0)")
             kept = torch.rand(latents.shape[0], device=latents.device) >= detail_dropout  # (B,)
-            spectral, detail = decoded_from.split(
-                [self.spectral_channels, self.latent_dim - self.spectral_channels], 1
-            )
-            decoded_from = torch.cat([spectral, detail * kept.view(-1, 1, 1).to(detail)], dim=1)
+            decoded_from = torch.where(kept.view(-1, 1, 1), decoded_from, self.drop_detail(decoded_from))
         kl = kl_divergence(mean[:, self.spectral_channels :], scale[:, self.spectral_channels :])
         determined, noise = self.decode_parts(decoded_from, length=audio.shape[-1])  # (B, C, T) each
         if noise is not None and self.spectral is not None:  # noise only where the detail was dropped

@@ -28,8 +28,8 @@ class LogMel(nn.Module):
         super().__init__()
         if sample_rate <= 0:
             raise ValueError(
-                "spectral channels need the audio's sample rate: set vae.sample_rate (the demo "
-                "config sets it to ${data.sample_rate})"
+                "spectral channels need the audio's sample rate for their mel bands: pass AudioVAE("
+                "sample_rate=...) (training sets it from data.sample_rate)"
             )
         self.hop, self.n_fft = hop, 4 * hop
         with torch.device("cpu"):  # fixed filters, also when the module is built on the meta device
