@@ -54,6 +54,16 @@ class Autoencoder:
     def from_bundle(cls, path: str | Path, device: str | torch.device = "cpu", **kwargs) -> Autoencoder:
         return cls(load_bundle(path, kind="vae"), device, **kwargs)
 
+    def decode_generated(self, with_detail: bool | None) -> None:
+        """How latents a DiT generated decode (``generated_detail``): with the detail channels the
+        DiT generated (True) or from the spectral channels alone (False); None keeps this VAE's
+        rule. The mel channels alone keep a clip's timbre and lose its notes (the demo's labels
+        94% against 80% with the detail; the caption DiT's keys 5% against 59%:
+        experiments/conditioning/results.md), so a DiT asked for keys decodes with the detail
+        (``sampling.decode_detail``). A VAE without spectral channels always decodes its detail."""
+        if with_detail is not None and getattr(self.vae, "spectral", None) is not None:
+            self.generated_detail = bool(with_detail)
+
     @property
     def hash(self) -> str:
         return self.bundle.hash

@@ -142,6 +142,7 @@ ARGUMENTS: dict[str, dict[str, float | None]] = {
         "noise_hop": 1_000_000,
         "noise_lowest": 1.0,
         "spectral_channels": 4096,
+        "spectral_chroma": None,
         "sample_rate": 10_000_000,
     },
     "latentaudio.dit.model.DiT": {

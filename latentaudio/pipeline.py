@@ -90,6 +90,7 @@ class Pipeline:
         device: str | torch.device = "cpu",
         text_path: str | Path | None = None,
         sample_precision: str = "auto",
+        decode_detail: bool | None = None,
     ):
         # bf16 autocast of the DiT: "auto" turns it on on a GPU only (CPU outputs stay fp32's)
         self.sample_bf16 = bf16_for(sample_precision, device, "sample_precision", auto_on_cpu=False)
@@ -115,6 +116,10 @@ class Pipeline:
         self.labels: list[str] = list(meta.get("labels") or [])
         self.adapters: list[dict] = []  # LoRA adapters applied: name, path, hash, scale
         self.defaults: dict = {"steps": 50, "cfg_scale": 3.0, **self._stored_sampling(meta)}
+        # the caller's choice, else the DiT's (sampling.decode_detail), else the VAE's rule
+        autoencoder.decode_generated(
+            self.defaults.get("decode_detail") if decode_detail is None else decode_detail
+        )
         self.train_seconds: float = meta["train_seconds"]
         # long clips go a training window at a time, overlapping by a quarter window
         self.window_frames: int = int(meta.get("crop_frames") or self.frames_for(self.train_seconds))
@@ -165,6 +170,7 @@ class Pipeline:
         decode_precision: str = "auto",
         sample_precision: str = "auto",
         text_path: str | Path | None = None,
+        decode_detail: bool | None = None,
     ) -> Pipeline:
         """``chunk_seconds``: longer audio is decoded in overlapping chunks of this length (less memory).
         ``decode_precision``: "auto" (bf16 where the device has native bf16: faster, within -37 dB of
@@ -172,6 +178,9 @@ class Pipeline:
         "auto" (bf16 autocast on a GPU, fp32 on a CPU), "fp32" or "bf16".
         ``text_path``: the local T5 folder of a DiT that reads T5 embeddings without holding the
         T5 (an imported Stable Audio Open bundle; default: the folder recorded at import).
+        ``decode_detail``: decode generated latents with their detail channels (True) or from the
+        spectral channels alone (False); None: the DiT bundle's choice, else the VAE's
+        (`Autoencoder.decode_generated`).
 
         ``lora``: adapter bundles (from ``make finetune``) applied to the DiT, each at its
         ``lora_scale`` (one number for all, or one per adapter).
@@ -179,7 +188,9 @@ class Pipeline:
         autoencoder = Autoencoder.from_bundle(
             vae, device, chunk_seconds=chunk_seconds, decode_precision=decode_precision
         )
-        pipeline = cls(autoencoder, load_bundle(dit, kind="dit"), device, text_path, sample_precision)
+        pipeline = cls(
+            autoencoder, load_bundle(dit, kind="dit"), device, text_path, sample_precision, decode_detail
+        )
         if lora:
             from latentaudio.dit.lora import pair_scales
 

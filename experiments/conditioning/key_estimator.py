@@ -2,6 +2,7 @@
 
     .venv/bin/python -m experiments.conditioning.key_estimator [root=data/demo]
     .venv/bin/python -m experiments.conditioning.key_estimator dit=<bundle> vae=<bundle> captions=128
+    .venv/bin/python -m experiments.conditioning.key_estimator vae=<bundle> captions=128   # the VAE alone
 
 Every tonal clip of the folder (its metadata names a key) is scored by `estimate_key` with each
 variant: the highest frequency the chroma counts, and the key profiles it is matched against
@@ -14,7 +15,11 @@ With ``dit=``: the DiT generates one clip for each of the first ``captions`` row
 (asked as `make evaluate` asks: `adherence.row_conditions`, seed = row number), and the key
 accuracy of those clips, of the real clips and of their VAE reconstructions is printed for each
 variant: more rows than `make evaluate`'s 40, so the generated figure is not within a few clips
-of chance. ``cfg_scale=``: the guidance scale (default: the bundle's).
+of chance. ``cfg_scale=``: the guidance scale (default: the bundle's). ``decode_detail=true`` or
+``false``: how the generated clips decode on a VAE with spectral channels (default: the bundle's).
+The reconstructions are scored both as the VAE reconstructs a file (with its detail) and as the
+generated clips decode ("as generated"). With ``vae=`` and no ``dit=``: the reconstructions only,
+"as generated" by the VAE's own rule.
 """
 
 from __future__ import annotations
@@ -42,7 +47,14 @@ VARIANTS = {
 def main(argv: list[str]) -> None:
     args = parse_arguments(
         argv,
-        {"root": "data/demo", "dit": "", "vae": "outputs/demo/vae/export", "captions": 128, "cfg_scale": ""},
+        {
+            "root": "data/demo",
+            "dit": "",
+            "vae": "outputs/demo/vae/export",
+            "captions": 128,
+            "cfg_scale": "",
+            "decode_detail": "",
+        },
         __doc__,
     )
     real = read_real_clips(Path(args["root"]), estimators.ANALYSIS_RATE)
@@ -62,39 +74,49 @@ def main(argv: list[str]) -> None:
             for label in sorted(real.by_label())
         ]
         print(f"| {name} | " + " | ".join(cells + labels) + " |")
-    if args["dit"]:
-        cfg = {"cfg_scale": float(args["cfg_scale"])} if str(args["cfg_scale"]) else {}
-        generated_keys(real, tonal[: int(args["captions"])], args["vae"], args["dit"], cfg)
+    detail = {"": None, "true": True, "false": False}[str(args["decode_detail"]).lower()]
+    cfg = {"cfg_scale": float(args["cfg_scale"])} if str(args["cfg_scale"]) else {}
+    if args["dit"] or any(arg.startswith("vae=") for arg in argv):
+        generated_keys(real, tonal[: int(args["captions"])], args["vae"], args["dit"], cfg, detail)
 
 
-def generated_keys(real, rows: list[int], vae: str, dit: str, settings: dict) -> None:
-    """Key accuracy of a DiT's clips asked for each row's caption, beside the real clips and their
-    VAE reconstructions, for every variant. ``settings``: sampling options (cfg_scale)."""
+def generated_keys(real, rows: list[int], vae: str, dit: str, settings: dict, detail: bool | None) -> None:
+    """Key accuracy of a DiT's clips asked for each row's caption (none without ``dit``), beside
+    the real clips and their VAE reconstructions, for every variant. ``settings``: sampling
+    options (cfg_scale); ``detail``: the pipeline's ``decode_detail``."""
     import torch
     from tqdm import tqdm
 
     from latentaudio.adherence import row_conditions
+    from latentaudio.autoencoder import Autoencoder
     from latentaudio.pipeline import Pipeline
 
-    pipe = Pipeline.from_bundles(vae, dit)
-    conditioning = pipe.bundle.meta.get("conditioning") or {}
-    window = float(pipe.train_seconds)
-    sets: dict[str, list] = {"generated": [], "real": [real.clips[i] for i in rows], "VAE": []}
+    pipe = Pipeline.from_bundles(vae, dit, decode_detail=detail) if dit else None
+    autoencoder = pipe.autoencoder if pipe else Autoencoder.from_bundle(vae)
+    sets: dict[str, list] = {"real": [real.clips[i] for i in rows], "VAE": [], "VAE, as generated": []}
+    if pipe:
+        sets = {"generated": [], **sets}
     with torch.inference_mode():
-        for number, i in enumerate(tqdm(rows, desc="generating", unit="clip")):
-            ask = row_conditions(pipe, conditioning, real.rows[i])
-            sets["generated"].append(
-                pipe.generate(seconds=window, n=1, seed=number, **ask, **settings)[0].cpu()
-            )
-            sets["VAE"].append(pipe.autoencoder.reconstruct(real.clips[i][None], real.sample_rate)[0].cpu())
+        for number, i in enumerate(tqdm(rows, desc="generating" if pipe else "reconstructing", unit="clip")):
+            if pipe:
+                ask = row_conditions(pipe, pipe.bundle.meta.get("conditioning") or {}, real.rows[i])
+                clip = pipe.generate(seconds=float(pipe.train_seconds), n=1, seed=number, **ask, **settings)
+                sets["generated"].append(clip[0].cpu())
+            for name, as_generated in (("VAE", False), ("VAE, as generated", True)):
+                sets[name].append(
+                    autoencoder.reconstruct(real.clips[i][None], real.sample_rate, as_generated=as_generated)[
+                        0
+                    ].cpu()
+                )
     asked = [real.rows[i]["key"] for i in rows]
-    print(f"\n{len(rows)} rows asked of {dit} {settings or ''}: key accuracy (%)\n")
-    print("| variant | generated | real | VAE reconstructions |\n|---|---:|---:|---:|")
+    print(f"\n{len(rows)} rows asked of {dit or vae} {settings or ''}: key accuracy (%)\n")
+    print("| variant | " + " | ".join(sets) + " |\n|---|" + "---:|" * len(sets))
     for name, (high, profiles) in VARIANTS.items():
         cells = []
         for clips in sets.values():
             found = [
-                estimators.estimate_key(c, pipe.sample_rate, high_hz=high, profiles=profiles) for c in clips
+                estimators.estimate_key(c, autoencoder.sample_rate, high_hz=high, profiles=profiles)
+                for c in clips
             ]
             cells.append(f"{100 * np.mean([f == k for f, k in zip(found, asked)]):.1f}")
         print(f"| {name} | " + " | ".join(cells) + " |")

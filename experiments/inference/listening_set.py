@@ -33,6 +33,9 @@ DEFAULTS = {
     "dit_tempo_key": "outputs/demo/dit_tempo_key/export",  # experiment=demo_dit_tempo_key; left out when missing
     "data": "data/demo/clips",
     "output": "outputs/listening_set",
+    # the caption and tempo/key DiTs' decode over their bundles' (sampling.decode_detail): "" keeps
+    # the bundle's, "true" decodes with the generated detail (bundles trained before that setting)
+    "decode_detail": "",
 }
 
 
@@ -58,6 +61,7 @@ ASKED = (
 
 def main(argv: list[str]) -> None:
     args = parse_arguments(argv, DEFAULTS, __doc__)
+    detail = {"": None, "true": True, "false": False}[str(args["decode_detail"]).lower()]
     pipe = Pipeline.from_bundles(ROOT / args["vae"], ROOT / args["dit"])
     out = ROOT / args["output"]
     clips = sorted((ROOT / args["data"]).glob("*.wav"))
@@ -137,7 +141,7 @@ def main(argv: list[str]) -> None:
         )
 
     if (ROOT / args["dit_text"] / "meta.json").exists():
-        spoken = Pipeline.from_bundles(ROOT / args["vae"], ROOT / args["dit_text"])
+        spoken = Pipeline.from_bundles(ROOT / args["vae"], ROOT / args["dit_text"], decode_detail=detail)
         for index, caption in enumerate(CAPTIONS):
             add(
                 f"caption_{index}",
@@ -146,7 +150,9 @@ def main(argv: list[str]) -> None:
             )
 
     if (ROOT / args["dit_tempo_key"] / "meta.json").exists():
-        musical = Pipeline.from_bundles(ROOT / args["vae"], ROOT / args["dit_tempo_key"])
+        musical = Pipeline.from_bundles(
+            ROOT / args["vae"], ROOT / args["dit_tempo_key"], decode_detail=detail
+        )
         for label, bpm, key in ASKED:
             add(
                 f"{label}_{bpm}bpm_{key.replace(' ', '_').replace('#', 'sharp')}",

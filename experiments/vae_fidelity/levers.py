@@ -269,6 +269,18 @@ LEVERS: dict[str, list[str]] = {
         "loss.detail_dropout=0.25",
         "vae.noise_bands=64",
     ],
+    # make demo's recipe since then with 12 of the 32 spectral channels the pitch classes'
+    # powers (vae/spectral.py LogChroma): 32 mel bands keep a clip's timbre but not its notes
+    "recipe_bands4_2400_strides248_latentnoise05_mel20_chroma12_drop25_noise64": [
+        *BANDS4_DEMO,
+        STRIDES248,
+        "loss.latent_noise=0.5",
+        "vae.latent_dim=64",
+        "vae.spectral_channels=32",
+        "vae.spectral_chroma=true",
+        "loss.detail_dropout=0.25",
+        "vae.noise_bands=64",
+    ],
     # the same pair with another training seed (initialisation and crops)
     "recipe_bands4_2400_seed1": [*BANDS4_DEMO, "seed=1"],
     "recipe_bands4_2400_strides248_seed1": [*BANDS4_DEMO, STRIDES248, "seed=1"],

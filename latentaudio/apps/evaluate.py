@@ -64,7 +64,16 @@ def evaluate(cfg: DictConfig) -> dict:
         else None
     )
     autoencoder = Autoencoder.from_bundle(cfg.vae, device=cfg.device, chunk_seconds=cfg.chunk_seconds)
-    pipeline = Pipeline(autoencoder, load_bundle(cfg.dit, kind="dit"), cfg.device) if cfg.dit else None
+    pipeline = (
+        Pipeline(
+            autoencoder,
+            load_bundle(cfg.dit, kind="dit"),
+            cfg.device,
+            decode_detail=cfg.generation.get("decode_detail"),
+        )
+        if cfg.dit
+        else None
+    )
     output = Path(cfg.output)
     root = Path(cfg.data.root)
     if root.is_file():

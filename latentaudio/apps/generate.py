@@ -199,6 +199,7 @@ def generate(cfg: DictConfig) -> list[Path]:
         decode_precision=cfg.decode_precision,
         sample_precision=cfg.sample_precision,
         text_path=cfg.get("text_path"),
+        decode_detail=cfg.get("decode_detail"),
     )
     audio, source = run_mode(pipeline, cfg)
     output = Path(cfg.output)

@@ -51,6 +51,11 @@ def check_vae_config(cfg: DictConfig) -> None:
             f"vae.spectral_channels={spectral}: at least 0 and below vae.latent_dim={cfg.vae.latent_dim} "
             "(the rest are the learnt detail channels)"
         )
+    if cfg.vae.get("spectral_chroma", False) and spectral <= 12:
+        raise ConfigError(
+            f"vae.spectral_chroma=true makes 12 of the spectral channels pitch classes: it needs "
+            f"vae.spectral_channels above 12 (got {spectral}), e.g. vae.spectral_channels=32"
+        )
     if not 0.0 <= cfg.loss.get("detail_dropout", 0.0) < 1.0 or (
         cfg.loss.get("detail_dropout", 0.0) and not spectral
     ):

@@ -299,7 +299,8 @@ class DiTTraining(GuardedTraining):
             sampling.get("steps", 50),
         )
         vae = self.vae()
-        audio = vae.decode(self.denormalize(x0), as_generated=True)  # (n, C, T), as generate() decodes
+        vae.decode_generated(sampling.get("decode_detail"))  # as generate() decodes this DiT's clips
+        audio = vae.decode(self.denormalize(x0), as_generated=True)  # (n, C, T)
         examples = {f"generated{i}": audio[i] for i in range(count)}
         log_audio_examples(
             self.loggers,

@@ -30,7 +30,7 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from latentaudio.vae.bands import PQMF
 from latentaudio.vae.heads import Activation, IstftHead, NoiseHead
-from latentaudio.vae.spectral import LogMel
+from latentaudio.vae.spectral import SpectralChannels
 
 # The posterior scale never reaches zero, so log(scale) in the KL stays finite.
 MIN_POSTERIOR_SCALE = 1e-4
@@ -273,8 +273,9 @@ class AudioVAE(nn.Module):
     audio that a diffusion model can average over without turning notes into a wash. The rest
     (the "detail") are learnt as usual and carry what the mel powers lack, the phase among it;
     a decoder trained with detail dropout (`forward`) also decodes the spectral channels alone
-    (`drop_detail`), making its own phase. ``sample_rate``: the audio's, which the mel bands need
-    (unused without spectral channels).
+    (`drop_detail`), making its own phase. ``spectral_chroma``: the last 12 of them are the pitch
+    classes' log powers instead (`LogChroma`), so that decoding keeps the notes. ``sample_rate``:
+    the audio's, which the mel bands need (unused without spectral channels).
     """
 
     def __init__(
@@ -295,6 +296,7 @@ class AudioVAE(nn.Module):
         noise_hop: int = 0,
         noise_lowest: float = 0.0,
         spectral_channels: int = 0,
+        spectral_chroma: bool = False,
         sample_rate: int = 0,
     ):
         super().__init__()
@@ -315,7 +317,9 @@ class AudioVAE(nn.Module):
         self.hop = self.bands * math.prod(self.strides)
         self.spectral_channels = int(spectral_channels)
         self.spectral = (
-            LogMel(sample_rate, self.hop, self.spectral_channels) if self.spectral_channels else None
+            SpectralChannels(sample_rate, self.hop, self.spectral_channels, chroma=spectral_chroma)
+            if self.spectral_channels
+            else None
         )
         learnt = latent_dim - self.spectral_channels
         coded = channels * self.bands  # the waveform's channels, or its sub-bands

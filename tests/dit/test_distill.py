@@ -186,7 +186,8 @@ def test_guidance_distillation_samples_unguided_with_the_bases_sampler(tiny_base
     train(compose_app("distill", tmp_path / "d", overrides))
     base = load_bundle(dit)
     out = load_bundle(tmp_path / "d" / "export", kind="dit")
-    assert out.meta["sampling"] == {"sampler": base.meta["sampling"]["sampler"], "steps": 3, "cfg_scale": 1.0}
+    kept = {k: base.meta["sampling"][k] for k in ("sampler", "decode_detail")}  # the base's, as it decodes
+    assert out.meta["sampling"] == {**kept, "steps": 3, "cfg_scale": 1.0}
     assert out.meta["distill_method"] == "guidance" and out.meta["distill_rounds"] == [3]
     assert not (tmp_path / "d" / "rounds").exists()  # one round: nothing to write between rounds
     teacher = Pipeline.from_bundles(vae, dit)

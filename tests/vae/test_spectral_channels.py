@@ -9,7 +9,7 @@ from apps_helpers import compose_app, tiny_dit_overrides, tiny_vae_overrides
 
 from latentaudio.apps.common import ConfigError
 from latentaudio.vae import AudioVAE, kl_divergence
-from latentaudio.vae.spectral import LOG_SCALE, LOG_SHIFT, POWER_FLOOR, LogMel
+from latentaudio.vae.spectral import LOG_SCALE, LOG_SHIFT, POWER_FLOOR, LogChroma, LogMel, SpectralChannels
 
 RATE = 16000
 
@@ -55,6 +55,32 @@ def test_the_spectral_channels_ignore_a_sub_hop_delay_that_moves_the_waveform():
     assert (steady - delayed)[..., inner].abs().max() < 0.01 * (steady.max() - steady.min())
     samples = tone(440.0, seconds=1.0) - tone(440.0, seconds=1.0, delay=16)
     assert samples.abs().max() > 0.9  # the waveform moved by almost twice the amplitude
+
+
+def test_a_tone_lands_in_its_pitch_class_in_every_octave_and_a_chord_in_its_three():
+    chroma = LogChroma(RATE, hop=256)
+    inner = slice(8, -8)  # away from the edges of the 8-hop window
+    for name, frequency in (("A", 440.0), ("C", 130.81), ("C", 523.25), ("E", 164.81), ("G", 783.99)):
+        powers = chroma(tone(frequency, seconds=1.0))[0, :, inner].mean(dim=1)
+        assert "C C# D D# E F F# G G# A A# B".split()[int(powers.argmax())] == name
+        # above the neighbours' leakage; the 128 ms window's 7.8 Hz bins blur the semitones near 130 Hz
+        assert powers.max() - powers.sort().values[-3] > (0.5 if frequency > 200 else 0.1)
+    chord = tone(261.63, 1.0) + tone(329.63, 1.0) + tone(392.0, 1.0)  # C major
+    top = chroma(chord)[0, :, inner].mean(dim=1).topk(3).indices.sort().values.tolist()
+    assert top == [0, 4, 7]
+
+
+def test_a_tone_moves_its_mel_bands_little_where_its_chroma_names_the_note():
+    # a semitone at 220 Hz (13 Hz) stays inside one mel band of 32 at 16 kHz; the chroma moves by one class
+    spectral = SpectralChannels(RATE, hop=256, channels=32, chroma=True)
+    low, high = (spectral(tone(f, seconds=1.0))[0, :, 8:-8].mean(dim=1) for f in (220.0, 233.08))
+    assert int(low[20:].argmax()) == 9 and int(high[20:].argmax()) == 10  # A, then A#
+    assert int(low[:20].argmax()) == int(high[:20].argmax())  # the same mel band
+    assert spectral_vae(spectral_channels=0).spectral is None
+    vae = spectral_vae(latent_dim=20, spectral_channels=16, spectral_chroma=True)
+    assert vae.encode(tone(440.0, seconds=0.2))[:, 4:16].shape[1] == 12
+    with pytest.raises(ValueError, match="more than 12 spectral channels"):
+        spectral_vae(spectral_channels=8, spectral_chroma=True)
 
 
 def test_the_latents_start_with_the_mel_powers_and_only_the_rest_is_learnt():
@@ -125,6 +151,8 @@ def test_train_vae_refuses_detail_dropout_without_spectral_channels(sine_folder,
         check_vae_config(compose_app("train_vae", tmp_path, [*base, "loss.detail_dropout=0.5"]))
     with pytest.raises(ConfigError, match="below vae.latent_dim=4"):
         check_vae_config(compose_app("train_vae", tmp_path, [*base, "vae.spectral_channels=4"]))
+    with pytest.raises(ConfigError, match="spectral_channels above 12"):
+        check_vae_config(compose_app("train_vae", tmp_path, [*base, "vae.spectral_chroma=true"]))
 
 
 def test_no_waveform_l1_on_items_decoded_without_their_detail(tmp_path):
@@ -177,3 +205,16 @@ def test_a_bundle_trained_with_detail_dropout_generates_from_its_spectral_channe
     with torch.no_grad():
         assert torch.equal(audio, decode(latents, length=audio.shape[-1], detail=False))
         assert not torch.equal(audio, decode(latents, length=audio.shape[-1]))
+
+    # the choice over the VAE's rule: at generation, or stored by the DiT's training (sampling.decode_detail)
+    kept = Pipeline.from_bundles(vae, tmp_path / "dit" / "export", decode_detail=True)
+    assert kept.autoencoder.generated_detail
+    generated = kept.generate(seconds=0.25, steps=2, seed=1)  # the same latents, decoded with their detail
+    assert torch.equal(generated, kept.autoencoder.decode(latents, length=audio.shape[-1]))
+    assert not torch.equal(generated, audio)
+    overrides = [*tiny_dit_overrides(sine_folder, vae), "sampling.decode_detail=true"]
+    train_dit(compose_app("train_diffusion", tmp_path / "dit_detail", overrides))
+    stored = Pipeline.from_bundles(vae, tmp_path / "dit_detail" / "export")
+    assert stored.bundle.meta["sampling"]["decode_detail"] is True and stored.autoencoder.generated_detail
+    dropped = Pipeline.from_bundles(vae, tmp_path / "dit_detail" / "export", decode_detail=False)
+    assert not dropped.autoencoder.generated_detail
