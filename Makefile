@@ -105,7 +105,7 @@ export-sat: $(STAMP) ## Write VAE (and DiT) bundles as stable-audio-tools files 
 generate: $(STAMP) ## Generate or edit audio (ARGS="vae=... dit=... mode=generate|vary|inpaint|extend|enhance ...")
 	$(PY) -m latentaudio.apps.generate $(ARGS)
 
-demo-enhance: $(STAMP) ## Train the demo enhancement DiT on the demo VAE's latents (outputs/demo/dit_enhance, about 12 min)
+demo-enhance: $(STAMP) ## Train the demo enhancement DiT on the demo VAE's latents (outputs/demo/dit_enhance, 12-19 min)
 	$(PY) -m latentaudio.apps.train_diffusion experiment=demo_dit_enhance vae=$(DEMO)/vae/export hydra.run.dir=$(DEMO)/dit_enhance ckpt_path=last
 
 realtime-factor: $(STAMP) ## Time every sampler on the demo bundles; writes experiments/inference/results.md
