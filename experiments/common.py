@@ -90,6 +90,14 @@ def parse_arguments(argv: list[str], defaults: dict, usage: str) -> dict:
     return values
 
 
+def optional_bool(values: dict, key: str) -> bool | None:
+    """An argument given as "" (None: left to the bundle), "true" or "false"."""
+    text = str(values[key]).lower()
+    if text not in ("", "true", "false"):
+        raise SystemExit(f"{key}={values[key]}: expected true, false, or nothing (the bundle's choice)")
+    return None if text == "" else text == "true"
+
+
 # ------------------------------------------------------------------------------ timing
 
 

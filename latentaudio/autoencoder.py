@@ -54,7 +54,7 @@ class Autoencoder:
     def from_bundle(cls, path: str | Path, device: str | torch.device = "cpu", **kwargs) -> Autoencoder:
         return cls(load_bundle(path, kind="vae"), device, **kwargs)
 
-    def decode_generated(self, with_detail: bool | None) -> None:
+    def choose_generated_decode(self, with_detail: bool | None) -> None:
         """How latents a DiT generated decode (``generated_detail``): with the detail channels the
         DiT generated (True) or from the spectral channels alone (False); None keeps this VAE's
         rule. The mel channels alone keep a clip's timbre and lose its notes (the demo's labels

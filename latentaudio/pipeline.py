@@ -116,8 +116,9 @@ class Pipeline:
         self.labels: list[str] = list(meta.get("labels") or [])
         self.adapters: list[dict] = []  # LoRA adapters applied: name, path, hash, scale
         self.defaults: dict = {"steps": 50, "cfg_scale": 3.0, **self._stored_sampling(meta)}
-        # the caller's choice, else the DiT's (sampling.decode_detail), else the VAE's rule
-        autoencoder.decode_generated(
+        # the caller's choice, else the DiT's (sampling.decode_detail), else the VAE's rule; set on
+        # the autoencoder, so what shares it (make evaluate's VAE floors) decodes as this DiT's clips
+        autoencoder.choose_generated_decode(
             self.defaults.get("decode_detail") if decode_detail is None else decode_detail
         )
         self.train_seconds: float = meta["train_seconds"]
@@ -180,7 +181,7 @@ class Pipeline:
         T5 (an imported Stable Audio Open bundle; default: the folder recorded at import).
         ``decode_detail``: decode generated latents with their detail channels (True) or from the
         spectral channels alone (False); None: the DiT bundle's choice, else the VAE's
-        (`Autoencoder.decode_generated`).
+        (`Autoencoder.choose_generated_decode`).
 
         ``lora``: adapter bundles (from ``make finetune``) applied to the DiT, each at its
         ``lora_scale`` (one number for all, or one per adapter).

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.common import parse_arguments
+from experiments.common import optional_bool, parse_arguments
 from latentaudio import estimators
 from latentaudio.adherence import read_real_clips
 
@@ -74,7 +74,7 @@ def main(argv: list[str]) -> None:
             for label in sorted(real.by_label())
         ]
         print(f"| {name} | " + " | ".join(cells + labels) + " |")
-    detail = {"": None, "true": True, "false": False}[str(args["decode_detail"]).lower()]
+    detail = optional_bool(args, "decode_detail")
     cfg = {"cfg_scale": float(args["cfg_scale"])} if str(args["cfg_scale"]) else {}
     if args["dit"] or any(arg.startswith("vae=") for arg in argv):
         generated_keys(real, tonal[: int(args["captions"])], args["vae"], args["dit"], cfg, detail)
@@ -102,12 +102,12 @@ def generated_keys(real, rows: list[int], vae: str, dit: str, settings: dict, de
                 ask = row_conditions(pipe, pipe.bundle.meta.get("conditioning") or {}, real.rows[i])
                 clip = pipe.generate(seconds=float(pipe.train_seconds), n=1, seed=number, **ask, **settings)
                 sets["generated"].append(clip[0].cpu())
-            for name, as_generated in (("VAE", False), ("VAE, as generated", True)):
-                sets[name].append(
-                    autoencoder.reconstruct(real.clips[i][None], real.sample_rate, as_generated=as_generated)[
-                        0
-                    ].cpu()
-                )
+            source = real.clips[i][None]
+            whole = autoencoder.reconstruct(source, real.sample_rate)[0].cpu()
+            sets["VAE"].append(whole)
+            if not autoencoder.generated_detail:  # else the same decode
+                whole = autoencoder.reconstruct(source, real.sample_rate, as_generated=True)[0].cpu()
+            sets["VAE, as generated"].append(whole)
     asked = [real.rows[i]["key"] for i in rows]
     print(f"\n{len(rows)} rows asked of {dit or vae} {settings or ''}: key accuracy (%)\n")
     print("| variant | " + " | ".join(sets) + " |\n|---|" + "---:|" * len(sets))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from experiments.common import parse_arguments
+from experiments.common import optional_bool, parse_arguments
 from latentaudio.audio import read_audio, write_audio
 from latentaudio.dit.aligned import add_noise_at_snr
 from latentaudio.pipeline import Pipeline
@@ -61,7 +61,7 @@ ASKED = (
 
 def main(argv: list[str]) -> None:
     args = parse_arguments(argv, DEFAULTS, __doc__)
-    detail = {"": None, "true": True, "false": False}[str(args["decode_detail"]).lower()]
+    detail = optional_bool(args, "decode_detail")
     pipe = Pipeline.from_bundles(ROOT / args["vae"], ROOT / args["dit"])
     out = ROOT / args["output"]
     clips = sorted((ROOT / args["data"]).glob("*.wav"))

@@ -299,8 +299,7 @@ class DiTTraining(GuardedTraining):
             sampling.get("steps", 50),
         )
         vae = self.vae()
-        vae.decode_generated(sampling.get("decode_detail"))  # as generate() decodes this DiT's clips
-        audio = vae.decode(self.denormalize(x0), as_generated=True)  # (n, C, T)
+        audio = vae.decode(self.denormalize(x0), as_generated=True)  # (n, C, T), as generate() decodes
         examples = {f"generated{i}": audio[i] for i in range(count)}
         log_audio_examples(
             self.loggers,
@@ -333,6 +332,8 @@ class DiTTraining(GuardedTraining):
                 fix=f"{path} (latent.vae_path) was overwritten since training began, e.g. by a later export "
                 f"of its VAE run: pass vae= a copy of VAE {latent.get('vae_hash')} in a folder no run writes to",
             )
+            # the clips of the media decode as generate() decodes this DiT's (sampling.decode_detail)
+            autoencoder.choose_generated_decode(self.sampling_settings().get("decode_detail"))
             self._vae = [autoencoder]
         return self._vae[0]
 

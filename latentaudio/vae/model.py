@@ -274,7 +274,8 @@ class AudioVAE(nn.Module):
     (the "detail") are learnt as usual and carry what the mel powers lack, the phase among it;
     a decoder trained with detail dropout (`forward`) also decodes the spectral channels alone
     (`drop_detail`), making its own phase. ``spectral_chroma``: the last 12 of them are the pitch
-    classes' log powers instead (`LogChroma`), so that decoding keeps the notes. ``sample_rate``:
+    classes' log powers instead (`LogChroma`), for decodes from them to keep the notes (not learnt
+    at the demo's 2400 steps: experiments/vae_fidelity/results.md). ``sample_rate``:
     the audio's, which the mel bands need (unused without spectral channels).
     """
 

@@ -9,8 +9,9 @@ the span the encoder's frame f codes.
 
 Mel bands this coarse (32 over 8 kHz) do not resolve semitones below a kilohertz, so a clip
 decoded from them alone keeps its timbre and loses its notes (the demo caption DiT's clips: 5% in
-the asked key, against 59% decoded with their detail). ``chroma`` adds the 12 pitch classes'
-log powers from a longer window (`LogChroma`), the notes without their phase.
+the asked key, against 59% decoded with their detail). ``chroma`` makes the last 12 channels the
+pitch classes' log powers from a longer window (`LogChroma`), the notes without their phase; at
+the demo's 2400 steps the decoder did not learn to use them (experiments/vae_fidelity/results.md).
 """
 
 from __future__ import annotations
@@ -71,10 +72,9 @@ class LogMel(LogPowers):
 
 
 CHROMA_FFT_HOPS = 8  # the chroma window: 8 hops (128 ms at the demo's 16 kHz, 7.8 Hz bins)
-CHROMA_LOWEST_HZ, CHROMA_HIGHEST_HZ = (
-    100.0,
-    2000.0,
-)  # the notes and first partials, not the bells' inharmonic ones
+# the notes and their first partials, not the bells' inharmonic upper ones
+CHROMA_LOWEST_HZ = 100.0
+CHROMA_HIGHEST_HZ = 2000.0
 
 
 class LogChroma(LogPowers):
