@@ -47,7 +47,7 @@ from latentaudio.speech.symbols import SymbolVocabulary
 from latentaudio.training.ema import EMA
 from latentaudio.training.media import log_audio_examples
 from latentaudio.training.schedules import warmup_decay
-from latentaudio.training.speed import compile_in_place
+from latentaudio.training.speed import adamw, compile_in_place
 from latentaudio.training.step import GuardedTraining
 
 # validation noise levels: the loss is reported separately at each, on fixed noise
@@ -155,7 +155,7 @@ class DiTTraining(GuardedTraining):
         for name, parameter in self.denoiser.named_parameters():
             if parameter.requires_grad:
                 (no_decay if parameter.dim() < 2 or "embedding" in name else decay).append(parameter)
-        optimizer = torch.optim.AdamW(
+        optimizer = adamw(
             [{"params": decay, "weight_decay": o["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
             lr=o["lr"],
             betas=tuple(o["betas"]),

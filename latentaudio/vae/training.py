@@ -19,7 +19,7 @@ from latentaudio.evaluation import reconstruction_metrics
 from latentaudio.training.ema import EMA
 from latentaudio.training.media import log_audio_examples
 from latentaudio.training.schedules import warmup_decay
-from latentaudio.training.speed import compile_in_place, frozen
+from latentaudio.training.speed import adamw, compile_in_place, frozen
 from latentaudio.training.step import GuardedTraining, clip_gradients
 from latentaudio.vae import losses
 from latentaudio.vae.discriminator import MultiPeriodDiscriminator, MultiScaleSTFTDiscriminator
@@ -84,10 +84,8 @@ class VAETraining(GuardedTraining):
     def configure_optimizers(self):
         o = self.hparams.optim
         betas = tuple(o["betas"])
-        gen = torch.optim.AdamW(
-            self.vae.parameters(), lr=o["lr"], betas=betas, weight_decay=o["weight_decay"]
-        )
-        disc = torch.optim.AdamW(
+        gen = adamw(self.vae.parameters(), lr=o["lr"], betas=betas, weight_decay=o["weight_decay"])
+        disc = adamw(
             self.discriminator.parameters(), lr=o["disc_lr"], betas=betas, weight_decay=o["weight_decay"]
         )
         total = self.hparams.max_steps

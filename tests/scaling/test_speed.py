@@ -1,9 +1,9 @@
-"""Gradient accumulation's bookkeeping and the frozen discriminator of the generator phase."""
+"""Gradient accumulation's bookkeeping, the frozen discriminator of the generator phase, the fused optimizer."""
 
 import pytest
 import torch
 
-from latentaudio.training.speed import GradientAccumulation, compile_in_place, frozen
+from latentaudio.training.speed import GradientAccumulation, adamw, compile_in_place, frozen
 
 
 def test_a_group_closes_every_n_batches_with_the_mean_of_its_losses():
@@ -36,6 +36,44 @@ def test_a_frozen_network_passes_gradients_to_its_input_only():
     y.sum().backward()
     assert x.grad is not None and network.weight.grad is None
     assert network.weight.requires_grad and not network.bias.requires_grad  # flags restored
+
+
+def test_adamw_fuses_plain_parameters_and_steps_as_the_unfused_one():
+    torch.manual_seed(0)
+    reference = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Linear(16, 1))
+    network = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Linear(16, 1))
+    network.load_state_dict(reference.state_dict())
+    initial = network[0].weight.detach().clone()
+    groups = [
+        {"params": [network[0].weight, network[1].weight], "weight_decay": 0.1},
+        {"params": [network[0].bias, network[1].bias], "weight_decay": 0.0},
+    ]
+    fused = adamw(groups, lr=1e-2, betas=(0.8, 0.99))
+    assert all(group["fused"] for group in fused.param_groups)
+    plain = torch.optim.AdamW(
+        [
+            {"params": [reference[0].weight, reference[1].weight], "weight_decay": 0.1},
+            {"params": [reference[0].bias, reference[1].bias], "weight_decay": 0.0},
+        ],
+        lr=1e-2,
+        betas=(0.8, 0.99),
+        foreach=False,
+    )
+    x, y = torch.randn(32, 8), torch.randn(32, 1)
+    for _ in range(20):
+        for model, optimizer in ((network, fused), (reference, plain)):
+            optimizer.zero_grad()
+            torch.nn.functional.mse_loss(model(x), y).backward()
+            optimizer.step()
+    for mine, theirs in zip(network.parameters(), reference.parameters()):
+        torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-6)
+    assert (network[0].weight - initial).abs().max() > 1e-2  # it did train
+
+
+def test_adamw_keeps_the_default_path_for_parameters_fused_kernels_do_not_take():
+    integer = torch.nn.Parameter(torch.zeros(3, dtype=torch.int64), requires_grad=False)
+    optimizer = adamw([torch.nn.Parameter(torch.zeros(3)), integer], lr=1e-3)
+    assert not optimizer.param_groups[0]["fused"]
 
 
 def test_an_unknown_compile_mode_is_refused():
