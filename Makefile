@@ -43,7 +43,7 @@ demo-data: $(STAMP) ## Write the procedural demo dataset to data/demo (determini
 
 SPEECH := outputs/demo-speech
 # the speech demo's figures were measured on the demo VAE before its spectral channels (2026-12-06); kept until measured on them
-SPEECH_VAE := vae.latent_dim=32 vae.spectral_channels=0 vae.noise_bands=0 loss.detail_dropout=0.0
+SPEECH_VAE := vae.latent_dim=32 vae.spectral_channels=0 vae.noise_bands=0 loss.detail_dropout=0.0 data.batch_size=8
 demo-speech: $(STAMP) ## Speech demo: eSpeak corpus, a VAE and a phoneme DiT trained on it, held-out sentences spoken (about 22 min on 2 fast cores, 35-40 on a slow hour)
 	$(PY) -m latentaudio.apps.demo_speech_data
 	$(PY) -m latentaudio.apps.train_vae experiment=demo_vae $(SPEECH_VAE) data.root=data/demo-speech/train hydra.run.dir=$(SPEECH)/vae ckpt_path=last
@@ -59,7 +59,7 @@ speech-data: $(STAMP) ## List an LJSpeech or LibriTTS corpus in our metadata.csv
 	$(PY) -m latentaudio.apps.speech_data $(ARGS)
 
 DEMO := outputs/demo
-demo: $(STAMP) ## Demo data, a tiny VAE and DiT trained on it, generated clips in outputs/demo (16-40 min on 2 cores, by CPU)
+demo: $(STAMP) ## Demo data, a tiny VAE and DiT trained on it, generated clips in outputs/demo (about 18 min on 2 cores)
 	$(PY) -m latentaudio.apps.demo_data
 	$(PY) -m latentaudio.apps.train_vae experiment=demo_vae hydra.run.dir=$(DEMO)/vae ckpt_path=last
 	$(PY) -m latentaudio.apps.train_diffusion experiment=demo_dit vae=$(DEMO)/vae/export hydra.run.dir=$(DEMO)/dit ckpt_path=last

@@ -28,9 +28,10 @@ from experiments.common import markdown_table, model_size, parse_arguments, summ
 from experiments.throughput.steps import dit_variant, vae_variant
 
 DEMO_VAE = model_size("vae", "demo")
-# conf/experiment/demo_vae.yaml's batch
+# the batch the recorded figures used: conf/experiment/demo_vae.yaml's until 2026-12-06 (4 crops since)
 VAE_BATCH = dict(vae_config=DEMO_VAE, batch_size=8, sample_length=8192, sample_rate=16000)
-# conf/model/dit/demo.yaml and conf/experiment/demo_dit.yaml, on the demo VAE's latents
+# conf/model/dit/demo.yaml on the demo VAE's latents, at the batch of the recorded figures
+# (conf/experiment/demo_dit.yaml's until 2026-12-06; 8 clips since)
 DIT_BATCH = dict(
     size=model_size("dit", "demo"),
     latent_dim=DEMO_VAE["latent_dim"],
