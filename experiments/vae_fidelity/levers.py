@@ -50,6 +50,18 @@ BANDS4_DEMO = [
     *BANDS4,
 ]
 
+# make demo's VAE of 2026-12-06 (night): spectral channels, detail dropout 0.25, a noise branch,
+# on 8 crops a step (the base of the levers of the afternoon after)
+SPECTRAL32_DEMO = [
+    *BANDS4_DEMO,
+    STRIDES248,
+    "loss.latent_noise=0.5",
+    "vae.latent_dim=64",
+    "vae.spectral_channels=32",
+    "loss.detail_dropout=0.25",
+    "vae.noise_bands=64",
+]
+
 # What experiment=demo_vae changed since the levers below were first run, as the value each had
 # before: every lever that does not name a key trained with that value, and is restated so.
 # loss.latent_noise: 0.5 since 2026-12-06 (later); the spectral channels with detail dropout and
@@ -261,15 +273,7 @@ LEVERS: dict[str, list[str]] = {
     ],
     # ... with a quarter of the items decoded from the mel channels: more of the waveform L1 for
     # the full decode's SI-SDR
-    "recipe_bands4_2400_strides248_latentnoise05_mel32_drop25_noise64": [
-        *BANDS4_DEMO,
-        STRIDES248,
-        "loss.latent_noise=0.5",
-        "vae.latent_dim=64",
-        "vae.spectral_channels=32",
-        "loss.detail_dropout=0.25",
-        "vae.noise_bands=64",
-    ],
+    "recipe_bands4_2400_strides248_latentnoise05_mel32_drop25_noise64": [*SPECTRAL32_DEMO],
     # make demo's recipe since then with 12 of the 32 spectral channels the pitch classes'
     # powers (vae/spectral.py LogChroma): 32 mel bands keep a clip's timbre but not its notes
     "recipe_bands4_2400_strides248_latentnoise05_mel20_chroma12_drop25_noise64": [
@@ -285,25 +289,13 @@ LEVERS: dict[str, list[str]] = {
     # make demo's recipe at three quarters of the width (base 24): about 0.6x the convolutions'
     # work, for issue 13's 20 minutes on a 2-core CPU without native bf16
     "recipe_bands4_2400_strides248_latentnoise05_mel32_drop25_noise64_base24": [
-        *BANDS4_DEMO,
-        STRIDES248,
-        "loss.latent_noise=0.5",
-        "vae.latent_dim=64",
-        "vae.spectral_channels=32",
-        "loss.detail_dropout=0.25",
-        "vae.noise_bands=64",
+        *SPECTRAL32_DEMO,
         "vae.base_channels=24",
     ],
     # make demo's recipe on half the batch (4 crops a step, 0.57x the step's time): more steps a
     # minute, for issue 13's 20 minutes on a 2-core CPU without native bf16
     "recipe_bands4_2400_strides248_latentnoise05_mel32_drop25_noise64_batch4": [
-        *BANDS4_DEMO,
-        STRIDES248,
-        "loss.latent_noise=0.5",
-        "vae.latent_dim=64",
-        "vae.spectral_channels=32",
-        "loss.detail_dropout=0.25",
-        "vae.noise_bands=64",
+        *SPECTRAL32_DEMO,
         "data.batch_size=4",
     ],
     # the same pair with another training seed (initialisation and crops)
