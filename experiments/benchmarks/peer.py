@@ -99,12 +99,11 @@ VAE_SIZE = dict(
     spectral_channels=0,
     noise_bands=0,  # the peer's Oobleck learns every latent channel and has no noise branch
 )
-VAE_BATCH, VAE_SAMPLES = (
-    8,
-    8192,
-)  # conf/experiment/demo_vae.yaml until 2026-12-06 (the recorded runs; 4 since)
+# the demo batches of the recorded runs: conf/experiment/demo_vae.yaml's and demo_dit.yaml's until
+# 2026-12-06 (4 crops and 8 clips since)
+VAE_BATCH, VAE_SAMPLES = 8, 8192
 DIT_SIZE = dict(width=192, depth=4, heads=4)
-DIT_BATCH, DIT_FRAMES = 16, 128  # conf/experiment/demo_dit.yaml until 2026-12-06 (the recorded runs; 8 since)
+DIT_BATCH, DIT_FRAMES = 16, 128
 SAMPLE_BATCH, SAMPLE_STEPS = 4, 30
 # conf/train_vae.yaml's loss windows: fft sizes, hops, windows (what our side's steps read too)
 _OUR_LOSS = yaml.safe_load((REPO / "conf" / "train_vae.yaml").read_text())["loss"]

@@ -23,7 +23,7 @@ import torch
 
 from experiments.common import Variant, parse_arguments, time_interleaved
 from experiments.throughput.run import DIT_BATCH, VAE_BATCH
-from experiments.throughput.steps import dit_training, vae_training
+from experiments.throughput.steps import dit_batch, dit_training, vae_training
 
 DEFAULTS = dict(rounds=15, warmup=3, threads=2, dit_width=0)
 
@@ -40,7 +40,7 @@ def _optimizers(module) -> list[torch.optim.Optimizer]:
 
 
 def _vae_pair() -> list[tuple[str, object, Variant]]:
-    batch = (0.3 * torch.randn(VAE_BATCH["batch_size"], 1, VAE_BATCH["sample_length"])).clone()
+    batch = 0.3 * torch.randn(VAE_BATCH["batch_size"], 1, VAE_BATCH["sample_length"])
     pair = []
     for name in ("fused", "default"):
         module, step = vae_training(None, torch.device("cpu"), adversarial=False)
@@ -52,16 +52,9 @@ def _vae_pair() -> list[tuple[str, object, Variant]]:
 
 def _dit_pair(width: int) -> list[tuple[str, object, Variant]]:
     size = dict(DIT_BATCH["size"], **({"width": width} if width else {}))
-    b, d, f = DIT_BATCH["batch_size"], DIT_BATCH["latent_dim"], DIT_BATCH["frames"]
-    generator = torch.Generator().manual_seed(0)
-    x0, noise = torch.randn(b, d, f, generator=generator), torch.randn(b, d, f, generator=generator)
-    t = torch.rand(b, generator=generator)
+    d, f = DIT_BATCH["latent_dim"], DIT_BATCH["frames"]
     seconds = f * DIT_BATCH["hop"] / DIT_BATCH["sample_rate"]
-    conditions = {
-        "seconds_start": torch.zeros(b),
-        "seconds_total": torch.full((b,), seconds),
-        "label": torch.randint(0, 5, (b,), generator=generator),
-    }
+    x0, conditions, t, noise = dit_batch(DIT_BATCH["batch_size"], d, f, seconds, torch.device("cpu"))
     pair = []
     for name in ("fused", "default"):
         module, step = dit_training(size, d, torch.device("cpu"))

@@ -217,6 +217,29 @@ def dit_training(
     return module, step
 
 
+def dit_batch(
+    batch_size: int,
+    latent_dim: int,
+    frames: int,
+    seconds: float,
+    device: torch.device,
+    num_labels: int = 5,
+    seed: int = 0,
+) -> tuple[torch.Tensor, dict, torch.Tensor, torch.Tensor]:
+    """A fixed DiT batch ``(x0 (B, D, T), conditions, t, noise)``: timing and a label per clip,
+    fixed noise levels and noise, so the loss of repeated steps on it must fall."""
+    generator = torch.Generator().manual_seed(seed)
+    x0 = torch.randn(batch_size, latent_dim, frames, generator=generator).to(device)
+    noise = torch.randn(x0.shape, generator=generator).to(device)
+    t = torch.rand(batch_size, generator=generator).to(device)
+    conditions = {
+        "seconds_start": torch.zeros(batch_size, device=device),
+        "seconds_total": torch.full((batch_size,), seconds, device=device),
+        "label": torch.randint(0, num_labels, (batch_size,), generator=generator).to(device),
+    }
+    return x0, conditions, t, noise
+
+
 def dit_variant(
     name: str,
     size: dict,
@@ -233,15 +256,9 @@ def dit_variant(
 ) -> Variant:
     """The DiT step with timing and label conditioning on a fixed batch and fixed noise."""
     module, step = dit_training(size, latent_dim, device, bf16, compile, num_labels, seed=seed)
-    generator = torch.Generator().manual_seed(seed)
-    x0 = torch.randn(batch_size, latent_dim, frames, generator=generator).to(device)  # (B, D, T)
-    noise = torch.randn(x0.shape, generator=generator).to(device)
-    t = torch.rand(batch_size, generator=generator).to(device)  # fixed noise levels: the loss must fall
-    batch = {
-        "seconds_start": torch.zeros(batch_size, device=device),
-        "seconds_total": torch.full((batch_size,), frames * hop / sample_rate, device=device),
-        "label": torch.randint(0, num_labels, (batch_size,), generator=generator).to(device),
-    }
+    x0, batch, t, noise = dit_batch(
+        batch_size, latent_dim, frames, frames * hop / sample_rate, device, num_labels, seed
+    )
     return Variant(
         name=name,
         step=lambda: step(x0, batch, t, noise),

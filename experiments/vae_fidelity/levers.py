@@ -277,14 +277,8 @@ LEVERS: dict[str, list[str]] = {
     # make demo's recipe since then with 12 of the 32 spectral channels the pitch classes'
     # powers (vae/spectral.py LogChroma): 32 mel bands keep a clip's timbre but not its notes
     "recipe_bands4_2400_strides248_latentnoise05_mel20_chroma12_drop25_noise64": [
-        *BANDS4_DEMO,
-        STRIDES248,
-        "loss.latent_noise=0.5",
-        "vae.latent_dim=64",
-        "vae.spectral_channels=32",
+        *SPECTRAL32_DEMO,
         "vae.spectral_chroma=true",
-        "loss.detail_dropout=0.25",
-        "vae.noise_bands=64",
     ],
     # make demo's recipe at three quarters of the width (base 24): about 0.6x the convolutions'
     # work, for issue 13's 20 minutes on a 2-core CPU without native bf16
