@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import torch
+import torch.nn.functional as F
 import torchaudio.functional as AF
 from torch import Tensor
 
@@ -131,6 +132,97 @@ def tempo(audio: Tensor, sample_rate: int, rate: float, n_fft: int | None = None
     length = round(samples / rate)
     out = torch.istft(stretched, n_fft, hop, window=window, length=max(length, n_fft))[..., :length]
     return out.reshape(batch, channels, length)
+
+
+def envelope_transfer(
+    target: Tensor,
+    guide: Tensor,
+    guide_reference: Tensor,
+    sample_rate: int,
+    n_mels: int = 64,
+    seconds: float = 0.032,
+    limit_db: float = 12.0,
+    amount: float = 1.0,
+) -> Tensor:
+    """``target`` (B, C, T) with the spectral envelope change from ``guide_reference`` to
+    ``guide`` (both (B, C, T), time-aligned with it): every STFT frame of ``target`` scaled, band
+    by band, by the amplitude ratio of ``guide``'s to ``guide_reference``'s energy in ``n_mels``
+    mel bands (within +-``limit_db``; ``amount`` < 1 applies that fraction of the change in
+    dB), its phases and fine structure kept.
+
+    ``Pipeline``'s ``stretch="hybrid"`` passes the phase vocoder's output as ``target``, the
+    latent stretch as ``guide`` and the VAE's reconstruction of the vocoder's output as
+    ``guide_reference``: the ratio is what the model changes about the vocoder's output in the
+    VAE's own domain (its attacks, its noise), so the VAE's own error cancels, and what the VAE
+    cannot code passes through untouched. ``guide == guide_reference`` gives ``target`` back.
+    """
+    if not (target.shape == guide.shape == guide_reference.shape and target.dim() == 3):
+        raise ValueError(
+            f"envelope_transfer needs three (B, C, T) signals of one shape, got {tuple(target.shape)}, "
+            f"{tuple(guide.shape)} and {tuple(guide_reference.shape)}"
+        )
+    n_fft = vocoder_fft_size(sample_rate, seconds)
+    hop = n_fft // 4
+    batch, channels, samples = target.shape
+    padded = max(samples, n_fft)  # the STFT's reflection padding needs n_fft // 2 samples
+
+    def spectrum(audio: Tensor) -> Tensor:
+        flat = torch.nn.functional.pad(audio.reshape(batch * channels, samples), (0, padded - samples))
+        window = torch.hann_window(n_fft, device=audio.device)
+        return torch.stft(flat, n_fft, hop, window=window, return_complex=True)  # (BC, F, frames)
+
+    bands = AF.melscale_fbanks(n_fft // 2 + 1, 0.0, sample_rate / 2, n_mels, sample_rate).to(target.device)
+
+    def log_energy(audio: Tensor) -> Tensor:  # (BC, n_mels, frames)
+        return torch.log(torch.einsum("bft,fm->bmt", spectrum(audio).abs().square(), bands) + 1e-10)
+
+    limit = limit_db / 20.0 * math.log(10.0)
+    band_gain = (0.5 * amount * (log_energy(guide) - log_energy(guide_reference))).clamp(-limit, limit)
+    weights = bands.clone()  # each bin takes the mean of its bands' gains
+    outside = weights.sum(dim=1) == 0  # DC and Nyquist, which no band weighs: the nearest band's
+    if bool(outside.any()):
+        centres = bands.argmax(dim=0).float()  # (n_mels,) the bin where each band peaks
+        bins = torch.arange(bands.shape[0], device=bands.device, dtype=torch.float32)
+        weights[outside.nonzero()[:, 0], (bins[outside, None] - centres[None]).abs().argmin(dim=1)] = 1.0
+    weights = weights / weights.sum(dim=1, keepdim=True)
+    bin_gain = torch.einsum("fm,bmt->bft", weights, band_gain).exp()
+    window = torch.hann_window(n_fft, device=target.device)
+    out = torch.istft(spectrum(target) * bin_gain, n_fft, hop, window=window, length=padded)[..., :samples]
+    return out.reshape(batch, channels, samples)
+
+
+def attack_mask(
+    audio: Tensor,
+    sample_rate: int,
+    rise_db: float = 12.0,
+    before: float = 0.016,
+    after: float = 0.024,
+    ramp: float = 0.008,
+    floor_db: float = 40.0,
+) -> Tensor:
+    """(B, C, T) weights in [0, 1] around the attacks of ``audio`` (B, C, T): 1 from ``before``
+    seconds ahead of each attack to ``after`` seconds past it, linear ramps of about ``ramp``
+    seconds, 0 elsewhere. An attack is a frame (4 ms hop, channels mixed) whose energy is
+    ``rise_db`` above the quietest frame of the 40 ms before it and within ``floor_db`` of the
+    clip's loudest frame (so the rise of a noise floor is none)."""
+    batch, channels, samples = audio.shape
+    hop = max(1, round(0.004 * sample_rate))
+    power = audio.mean(dim=1, keepdim=True).square()  # (B, 1, T)
+    energy = 10.0 * torch.log10(F.avg_pool1d(power, 2 * hop, hop, padding=hop)[:, 0] + 1e-10)  # (B, frames)
+    frames = energy.shape[-1]
+    look = max(1, round(0.04 * sample_rate / hop))
+    ahead = torch.nn.functional.pad(energy, (look, 0), value=1e9)[:, None]  # frame t sees t - look .. t - 1
+    quietest = -F.max_pool1d(-ahead, look, 1)[:, 0, :frames]
+    loud = energy > energy.amax(dim=-1, keepdim=True) - floor_db
+    attacks = ((energy - quietest > rise_db) & loud).float()
+    lead, tail = round(before * sample_rate / hop), round(after * sample_rate / hop)
+    mask = F.max_pool1d(
+        torch.nn.functional.pad(attacks, (tail, lead))[:, None], lead + tail + 1, 1
+    )  # (B, 1, frames)
+    width = max(1, round(ramp * sample_rate / hop))
+    mask = F.avg_pool1d(torch.nn.functional.pad(mask, (width, width), mode="replicate"), 2 * width + 1, 1)
+    mask = torch.nn.functional.interpolate(mask, size=samples, mode="linear", align_corners=False)
+    return mask.expand(batch, channels, samples)
 
 
 def pitch(

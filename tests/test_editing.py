@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+import torchaudio
 from conftest import click_track
 
 from latentaudio import editing, estimators
@@ -79,3 +80,84 @@ def test_stretched_latents_keep_their_ends_and_interpolate_between_frames():
     assert longer.shape == (2, 3, 9)
     assert torch.allclose(longer[0, 0], torch.linspace(0, 4, 9))
     assert torch.allclose(editing.stretch_latents(latents, 3)[0, 0], torch.tensor([0.0, 2.0, 4.0]))
+
+
+def noise(seconds: float = 1.0, seed: int = 0) -> torch.Tensor:
+    return 0.1 * torch.randn(1, 1, int(seconds * RATE), generator=torch.Generator().manual_seed(seed))
+
+
+def test_envelope_transfer_without_a_change_gives_the_target_back():
+    target, guide = noise(seed=0), noise(seed=1)
+    out = editing.envelope_transfer(target, guide, guide.clone(), RATE)
+    assert out.shape == target.shape
+    assert torch.allclose(out, target, atol=1e-5)
+
+
+def test_envelope_transfer_applies_the_guides_gain_within_its_limit():
+    target, reference = noise(seed=0), noise(seed=1)
+    doubled = editing.envelope_transfer(target, 2 * reference, reference, RATE)
+    assert torch.allclose(doubled, 2 * target, atol=1e-4)  # +6 dB in every band, every frame
+    capped = editing.envelope_transfer(target, 100 * reference, reference, RATE, limit_db=12.0)
+    assert capped.norm() / target.norm() == pytest.approx(10 ** (12 / 20), rel=1e-3)
+    half = editing.envelope_transfer(target, 4 * reference, reference, RATE, amount=0.5)
+    assert torch.allclose(half, 2 * target, atol=1e-4)  # half of +12 dB in dB
+
+
+def test_envelope_transfer_follows_the_guide_in_time_and_frequency():
+    """A steady noise target takes on a guide that is silent in its first half (in time) and a
+    guide low-passed at 2 kHz (in frequency); the target's phases stay its own."""
+    target, reference = noise(seed=0), noise(seed=1)
+    half = target.shape[-1] // 2
+    gated = reference.clone()
+    gated[..., :half] = 0.0
+    out = editing.envelope_transfer(target, gated, reference, RATE, limit_db=40.0)
+    first, second = out[..., 1000 : half - 1000], out[..., half + 1000 : -1000]
+    assert first.norm() / target[..., 1000 : half - 1000].norm() < 0.02  # -34 dB or lower
+    assert second.norm() / target[..., half + 1000 : -1000].norm() == pytest.approx(1.0, abs=0.05)
+
+    low = torchaudio.functional.lowpass_biquad(reference, RATE, 2000.0)
+    low = torchaudio.functional.lowpass_biquad(low, RATE, 2000.0)
+    out = editing.envelope_transfer(target, low, reference, RATE, limit_db=40.0)
+
+    def share_above(x: torch.Tensor, hz: float) -> float:
+        power = torch.fft.rfft(x[0, 0]).abs().square()
+        return float(power[round(hz * x.shape[-1] / RATE) :].sum() / power.sum())
+
+    assert share_above(target, 4000) > 0.4 and share_above(out, 4000) < 0.02
+
+
+def test_envelope_transfer_refuses_signals_of_different_shapes():
+    with pytest.raises(ValueError, match="one shape"):
+        editing.envelope_transfer(noise(1.0), noise(0.5), noise(0.5), RATE)
+
+
+def test_attack_mask_covers_each_attack_and_nothing_steady():
+    """A tone that starts after 0.5 s of silence and a click track: the mask is 1 from 16 ms
+    before each attack to 24 ms after it and 0 in the steady parts and the silence."""
+    t = torch.arange(RATE) / RATE
+    entry = torch.where(t >= 0.5, 0.3 * torch.sin(2 * math.pi * 220 * t), torch.zeros(()))[None, None]
+    mask = editing.attack_mask(entry, RATE)[0, 0]
+    assert mask.shape == (RATE,)
+    at = lambda seconds: float(mask[round(seconds * RATE)])  # noqa: E731
+    assert at(0.495) == 1.0 and at(0.51) == 1.0
+    assert at(0.3) == 0.0 and at(0.6) == 0.0 and at(0.9) == 0.0
+
+    clicks = click_track(120, seconds=2.0)[None]  # an attack every 0.5 s
+    mask = editing.attack_mask(clicks, RATE)[0, 0]
+    beats = [i for i in range(1, RATE * 2) if clicks[0, 0, i] != 0 and clicks[0, 0, i - 1] == 0]
+    assert beats, "the click track has no clicks"
+    for beat in beats:
+        assert float(mask[beat]) == 1.0 and float(mask[beat + round(0.015 * RATE)]) == 1.0
+        if beat + round(0.2 * RATE) < mask.shape[0]:
+            assert float(mask[beat + round(0.2 * RATE)]) == 0.0
+
+
+def test_attack_mask_ignores_a_rising_noise_floor():
+    quiet = 1e-4 * noise(seconds=1.0)
+    quiet[..., RATE // 2 :] *= 10  # +20 dB, but 60 dB below the loud tone
+    loud = tone(seconds=1.0)
+    loud[..., : RATE // 4] = 0.0
+    loud[..., RATE // 4 + 100 :] = 0.0  # one short burst at 0.25 s: the clip's loudest frame
+    mask = editing.attack_mask(quiet + loud, RATE)[0, 0]
+    assert float(mask[RATE // 4]) == 1.0
+    assert float(mask[RATE // 2 + 200 : RATE // 2 + 600].max()) == 0.0

@@ -53,7 +53,7 @@ DEFAULTS = {
     "dit": Path("outputs/demo/dit/export"),
     "data": Path("data/demo"),
     "strengths": "0,vae,0.2,0.3,0.5",
-    "stretches": "latent,vocoder",  # how pitch and tempo stretch time (Pipeline.tempo's stretch=)
+    "stretches": "latent,vocoder,hybrid",  # how pitch and tempo stretch time (Pipeline.tempo's stretch=)
     "edits": "none:1,pitch:-3,pitch:3,tempo:0.8,tempo:1.25,speed:0.8,speed:1.25",
     "limit": 17,
     "clips": "",  # a folder whose files are edited instead of data's held-out ones (labels from its metadata)

@@ -7,10 +7,11 @@
 from 17 clips moves by several points from one set to the next. Here each of ``draws`` sets of
 ``size`` clips is drawn from the training files *outside* ``run.py``'s reference set (the
 reference stays the same 152 clips), and every strength-0 edit is made on it both ways: the
-signal processing alone (phase vocoder, then resampling for pitch) and the latents stretched
-and decoded (``Pipeline.pitch`` / ``.tempo`` with ``stretch="latent"``). Reported: the median
-and range of FD mel over the draws, and in how many draws the model's edit is the closer to
-the real clips (paired: both edits of the same set). The VAE trained on these files (only the
+signal processing alone (phase vocoder, then resampling for pitch) and each of the model's
+``stretches`` (``Pipeline.pitch`` / ``.tempo``: ``latent``, the latents stretched and decoded;
+``hybrid``, the vocoder's output with the latent stretch's spectral envelope). Reported: the
+median and range of FD mel over the draws, and in how many draws each model edit is the closer
+to the real clips than the vocoder's (paired: the same set). The VAE trained on these files (only the
 DiT's 17 held-out ones were kept from it), which if anything favours the VAE's rows.
 
 Writes ``spread.md`` (``spread_<name>.md`` with ``name=``) beside this script.
@@ -35,6 +36,7 @@ DEFAULTS = {
     "data": STUDY["data"],
     "reference_limit": STUDY["reference_limit"],
     "edits": "pitch:-3,pitch:3,tempo:0.8,tempo:1.25",
+    "stretches": "latent,hybrid",  # each set against the phase vocoder alone (Pipeline.tempo's stretch=)
     "draws": 20,
     "size": 17,
     "seed": 0,
@@ -57,6 +59,7 @@ def main(argv: list[str]) -> None:
         return metrics.frechet_distance(real, metrics.mel_statistics_features(list(clips), rate))
 
     edits = [(mode, float(amount)) for mode, amount in (e.split(":") for e in args["edits"].split(","))]
+    stretches = str(args["stretches"]).split(",")
     rng, start = random.Random(args["seed"]), time.perf_counter()
     rows: list[dict[str, float]] = []
     for draw in range(args["draws"]):
@@ -64,7 +67,7 @@ def main(argv: list[str]) -> None:
         row = {"clips": fd(clips), "VAE reconstruction": fd(pipe.autoencoder.reconstruct(clips))}
         for mode, amount in edits:
             keyword = {"pitch": "semitones"}.get(mode, "rate")
-            for stretch in ("vocoder", "latent"):
+            for stretch in ("vocoder", *stretches):
                 edited = getattr(pipe, mode)(clips, rate, stretch=stretch, **{keyword: amount})
                 row[f"{mode} {amount:g} ({stretch})"] = fd(edited)
         rows.append(row)
@@ -89,14 +92,18 @@ def main(argv: list[str]) -> None:
         lines.append(f"| {key} | {statistics.median(values):.1f} | {min(values):.1f} | {max(values):.1f} |")
     lines += [
         "",
-        "| edit | the latent edit closer than the vocoder's | median difference (latent - vocoder) |",
+        "| edit | stretch | closer than the vocoder's | median difference (stretch - vocoder) |",
+        "|---|---|---:|---:|",
     ]
-    lines.append("|---|---:|---:|")
     for mode, amount in edits:
-        latent, vocoder = f"{mode} {amount:g} (latent)", f"{mode} {amount:g} (vocoder)"
-        wins = sum(r[latent] < r[vocoder] for r in rows)
-        difference = statistics.median(r[latent] - r[vocoder] for r in rows)
-        lines.append(f"| {mode} {amount:g} | {wins} of {len(rows)} sets | {difference:+.1f} |")
+        vocoder = f"{mode} {amount:g} (vocoder)"
+        for stretch in stretches:
+            model = f"{mode} {amount:g} ({stretch})"
+            wins = sum(r[model] < r[vocoder] for r in rows)
+            difference = statistics.median(r[model] - r[vocoder] for r in rows)
+            lines.append(
+                f"| {mode} {amount:g} | {stretch} | {wins} of {len(rows)} sets | {difference:+.1f} |"
+            )
     suffix = f"_{args['name']}" if args["name"] else ""
     (HERE / f"spread{suffix}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

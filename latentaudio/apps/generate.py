@@ -25,6 +25,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from latentaudio import retiming
 from latentaudio.apps.common import CONFIG_PATH, ConfigError, adapters, as_list, log
 from latentaudio.audio import audio_info, read_audio, write_audio
 from latentaudio.devices import PRECISIONS
@@ -114,10 +115,8 @@ def sentences(cfg: DictConfig) -> list[str]:
 def check_signal_mode(cfg: DictConfig) -> None:
     if cfg.strength is not None and not 0 <= cfg.strength <= 1:
         raise ConfigError(f"strength={cfg.strength}: must be in [0, 1] (0: the transform alone)")
-    if cfg.mode in ("pitch", "tempo") and cfg.get("stretch", "latent") not in ("latent", "vocoder"):
-        raise ConfigError(
-            f"stretch={cfg.stretch}: choose latent (stretch the latents) or vocoder (phase vocoder)"
-        )
+    if cfg.mode in ("pitch", "tempo") and cfg.get("stretch", "hybrid") not in retiming.STRETCHES:
+        raise ConfigError(f"stretch={cfg.stretch}: {retiming.stretch_choices()}")
     if cfg.mode == "pitch":
         if cfg.get("semitones") is None or not -24 <= cfg.semitones <= 24:
             raise ConfigError(

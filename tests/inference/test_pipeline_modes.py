@@ -14,7 +14,7 @@ import torch
 from apps_helpers import compose_app
 from conftest import sine, write_sine
 
-from latentaudio import editing
+from latentaudio import editing, retiming
 from latentaudio.apps.common import ConfigError
 from latentaudio.apps.generate import generate
 from latentaudio.apps.train_diffusion import train
@@ -136,8 +136,16 @@ def test_signal_modes_at_strength_zero_are_the_transform_alone(pipe, clip):
         "pitch": (dict(semitones=3, stretch="vocoder"), lambda x: editing.pitch(x, RATE, 3)),
         "tempo": (dict(rate=0.8, stretch="vocoder"), lambda x: editing.tempo(x, RATE, 0.8)),
         "speed": (dict(rate=1.5), lambda x: editing.speed(x, 1.5)),
-        "latent tempo": (dict(rate=1.25), lambda x: pipe.latent_tempo(x, 1.25)),
-        "latent pitch": (dict(semitones=-2), lambda x: editing.pitch(x, RATE, -2, pipe.latent_tempo)),
+        "latent tempo": (dict(rate=1.25, stretch="latent"), lambda x: pipe.latent_tempo(x, 1.25)),
+        "latent pitch": (
+            dict(semitones=-2, stretch="latent"),
+            lambda x: editing.pitch(x, RATE, -2, pipe.latent_tempo),
+        ),
+        "hybrid (the default) pitch": (
+            dict(semitones=2),
+            lambda x: editing.pitch(x, RATE, 2, lambda y, r: retiming.hybrid_tempo(pipe, y, r)),
+        ),
+        "hybrid tempo": (dict(rate=0.8, stretch="hybrid"), lambda x: retiming.hybrid_tempo(pipe, x, 0.8)),
     }
     for mode, (asked, transform) in cases.items():
         method = getattr(pipe, mode.split()[-1])
@@ -422,19 +430,24 @@ def test_pitch_and_tempo_of_held_out_demo_clips_are_what_was_asked():
     assert shifted.shape == clips[pitched].shape
     errors = [abs(estimators.estimate_pitch_shift(a, b, RATE) - 3) for a, b in zip(shifted, clips[pitched])]
     assert max(errors) <= 0.3, errors
-    faster = pipe.tempo(clips, RATE, rate=1.25)
+    faster = pipe.tempo(clips, RATE, rate=1.25, stretch="latent")
     assert faster.shape[-1] == round(clips.shape[-1] / 1.25)
     scale = [abs(estimators.estimate_time_scale(a, b, RATE) / 1.25 - 1) for a, b in zip(faster, clips)]
     assert statistics.median(scale) <= 0.01, scale
     vocoded = pipe.tempo(clips, RATE, rate=1.25, stretch="vocoder")
+    hybrid = pipe.tempo(clips, RATE, rate=1.25, stretch="hybrid")
     sharpness = {
         name: statistics.median(
             estimators.onset_sharpness(a, RATE) / estimators.onset_sharpness(b, RATE)
             for a, b in zip(out, clips)
         )
-        for name, out in (("latent", faster), ("vocoder", vocoded))
+        for name, out in (("latent", faster), ("vocoder", vocoded), ("hybrid", hybrid))
     }
     assert sharpness["latent"] > sharpness["vocoder"] + 0.1, sharpness
+    assert sharpness["hybrid"] > sharpness["vocoder"] + 0.1, sharpness
+    shifted = pipe.pitch(clips[pitched], RATE, semitones=-3, stretch="hybrid")
+    errors = [abs(estimators.estimate_pitch_shift(a, b, RATE) + 3) for a, b in zip(shifted, clips[pitched])]
+    assert max(errors) <= 0.3, errors
 
 
 def test_stream_returns_the_clip_piece_by_piece_as_windows_finish(pipe):
