@@ -194,7 +194,7 @@ def envelope_transfer(
 def attack_mask(
     audio: Tensor,
     sample_rate: int,
-    rise_db: float = 12.0,
+    rise_db: float = 18.0,
     before: float = 0.016,
     after: float = 0.024,
     ramp: float = 0.008,
@@ -204,24 +204,26 @@ def attack_mask(
     seconds ahead of each attack to ``after`` seconds past it, linear ramps of about ``ramp``
     seconds, 0 elsewhere. An attack is a frame (4 ms hop, channels mixed) whose energy is
     ``rise_db`` above the quietest frame of the 40 ms before it and within ``floor_db`` of the
-    clip's loudest frame (so the rise of a noise floor is none)."""
+    clip's loudest frame (so the rise of a noise floor is none).
+
+    18 dB marks percussive attacks, where a phase vocoder smears most, and not a tonal
+    instrument's next note: at 12 or 6 dB the note changes of orchestral music were spliced too,
+    and their seams moved onsets (experiments/editing/results.md, top section)."""
     batch, channels, samples = audio.shape
-    hop = max(1, round(0.004 * sample_rate))
     power = audio.mean(dim=1, keepdim=True).square()  # (B, 1, T)
+    hop = max(1, round(0.004 * sample_rate))
     energy = 10.0 * torch.log10(F.avg_pool1d(power, 2 * hop, hop, padding=hop)[:, 0] + 1e-10)  # (B, frames)
     frames = energy.shape[-1]
     look = max(1, round(0.04 * sample_rate / hop))
-    ahead = torch.nn.functional.pad(energy, (look, 0), value=1e9)[:, None]  # frame t sees t - look .. t - 1
+    ahead = F.pad(energy, (look, 0), value=1e9)[:, None]  # frame t sees t - look .. t - 1
     quietest = -F.max_pool1d(-ahead, look, 1)[:, 0, :frames]
     loud = energy > energy.amax(dim=-1, keepdim=True) - floor_db
     attacks = ((energy - quietest > rise_db) & loud).float()
     lead, tail = round(before * sample_rate / hop), round(after * sample_rate / hop)
-    mask = F.max_pool1d(
-        torch.nn.functional.pad(attacks, (tail, lead))[:, None], lead + tail + 1, 1
-    )  # (B, 1, frames)
+    mask = F.max_pool1d(F.pad(attacks, (tail, lead))[:, None], lead + tail + 1, 1)  # (B, 1, frames)
     width = max(1, round(ramp * sample_rate / hop))
-    mask = F.avg_pool1d(torch.nn.functional.pad(mask, (width, width), mode="replicate"), 2 * width + 1, 1)
-    mask = torch.nn.functional.interpolate(mask, size=samples, mode="linear", align_corners=False)
+    mask = F.avg_pool1d(F.pad(mask, (width, width), mode="replicate"), 2 * width + 1, 1)
+    mask = F.interpolate(mask, size=samples, mode="linear", align_corners=False)
     return mask.expand(batch, channels, samples)
 
 

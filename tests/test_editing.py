@@ -132,15 +132,15 @@ def test_envelope_transfer_refuses_signals_of_different_shapes():
 
 
 def test_attack_mask_covers_each_attack_and_nothing_steady():
-    """A tone that starts after 0.5 s of silence and a click track: the mask is 1 from 16 ms
-    before each attack to 24 ms after it and 0 in the steady parts and the silence."""
-    t = torch.arange(RATE) / RATE
-    entry = torch.where(t >= 0.5, 0.3 * torch.sin(2 * math.pi * 220 * t), torch.zeros(()))[None, None]
+    """Noise that starts after 0.5 s of silence and a click track: the mask is 1 from 16 ms
+    before each attack to 24 ms after it, and 0 in the steady parts and the silence."""
+    entry = noise(seconds=1.0)
+    entry[..., : RATE // 2] = 0.0
     mask = editing.attack_mask(entry, RATE)[0, 0]
     assert mask.shape == (RATE,)
     at = lambda seconds: float(mask[round(seconds * RATE)])  # noqa: E731
     assert at(0.495) == 1.0 and at(0.51) == 1.0
-    assert at(0.3) == 0.0 and at(0.6) == 0.0 and at(0.9) == 0.0
+    assert at(0.3) == 0.0 and at(0.65) == 0.0 and at(0.9) == 0.0
 
     clicks = click_track(120, seconds=2.0)[None]  # an attack every 0.5 s
     mask = editing.attack_mask(clicks, RATE)[0, 0]
@@ -152,12 +152,23 @@ def test_attack_mask_covers_each_attack_and_nothing_steady():
             assert float(mask[beat + round(0.2 * RATE)]) == 0.0
 
 
-def test_attack_mask_ignores_a_rising_noise_floor():
+def test_attack_mask_passes_over_a_new_note_and_a_rising_noise_floor():
+    """An instrument's next note, 12.5 dB louder within 20 ms, is no attack at the default 18 dB
+    (at 6 dB it is one), where a drum hit is one. A noise floor 60 dB below the clip's loudest
+    frame is none either, however much it rises."""
+    fade = torch.linspace(0.0, 1.0, round(0.02 * RATE))  # legato: 20 ms from one note to the next
+    first, second = tone(220.0, seconds=0.52), 4.2 * tone(330.0, seconds=0.5)
+    first[..., -fade.shape[0] :] *= fade.flip(0)
+    second[..., : fade.shape[0]] *= fade
+    overlap = first[..., -fade.shape[0] :] + second[..., : fade.shape[0]]
+    note = torch.cat([first[..., : -fade.shape[0]], overlap, second[..., fade.shape[0] :]], dim=-1)
+    assert float(editing.attack_mask(note, RATE)[0, 0, RATE // 4 :].max()) == 0.0
+    assert float(editing.attack_mask(note, RATE, rise_db=6.0)[0, 0, RATE // 2 :].max()) == 1.0
+
     quiet = 1e-4 * noise(seconds=1.0)
-    quiet[..., RATE // 2 :] *= 10  # +20 dB, but 60 dB below the loud tone
-    loud = tone(seconds=1.0)
-    loud[..., : RATE // 4] = 0.0
-    loud[..., RATE // 4 + 100 :] = 0.0  # one short burst at 0.25 s: the clip's loudest frame
-    mask = editing.attack_mask(quiet + loud, RATE)[0, 0]
+    quiet[..., RATE // 2 :] *= 10  # +20 dB, still 60 dB below the hit
+    hit = torch.zeros_like(quiet)
+    hit[..., RATE // 4 : RATE // 4 + 200] = noise(seconds=1.0)[..., :200] * torch.linspace(1, 0, 200)
+    mask = editing.attack_mask(quiet + hit, RATE)[0, 0]
     assert float(mask[RATE // 4]) == 1.0
-    assert float(mask[RATE // 2 + 200 : RATE // 2 + 600].max()) == 0.0
+    assert float(mask[RATE // 2 - 100 : RATE // 2 + 600].max()) == 0.0
