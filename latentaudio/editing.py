@@ -115,6 +115,14 @@ def vocoder_fft_size(sample_rate: int, seconds: float = 0.064) -> int:
     return 2 ** round(math.log2(seconds * sample_rate))
 
 
+def _stft(audio: Tensor, n_fft: int, window: Tensor) -> Tensor:
+    """(B * C, F, frames): the STFT of (B, C, T) audio with a quarter-window hop; a clip shorter
+    than one window is zero-padded to it (the STFT's reflection padding needs n_fft // 2)."""
+    flat = audio.reshape(-1, audio.shape[-1])
+    flat = F.pad(flat, (0, max(0, n_fft - flat.shape[-1])))
+    return torch.stft(flat, n_fft, n_fft // 4, window=window, return_complex=True)
+
+
 def tempo(audio: Tensor, sample_rate: int, rate: float, n_fft: int | None = None) -> Tensor:
     """``rate`` times faster at the same pitch, ``round(T / rate)`` samples: a phase vocoder
     (``torchaudio.functional.phase_vocoder``) over an STFT with a quarter-window hop."""
@@ -123,10 +131,7 @@ def tempo(audio: Tensor, sample_rate: int, rate: float, n_fft: int | None = None
     hop = n_fft // 4
     batch, channels, samples = audio.shape
     window = torch.hann_window(n_fft, device=audio.device)
-    flat = audio.reshape(batch * channels, samples)
-    if samples < n_fft:  # shorter than one window: the STFT's reflection padding needs n_fft // 2
-        flat = torch.nn.functional.pad(flat, (0, n_fft - samples))
-    spectrum = torch.stft(flat, n_fft, hop, window=window, return_complex=True)  # (BC, F, frames)
+    spectrum = _stft(audio, n_fft, window)  # (BC, F, frames)
     advance = torch.linspace(0, math.pi * hop, n_fft // 2 + 1, device=audio.device)[:, None]  # (F, 1)
     stretched = AF.phase_vocoder(spectrum, rate, advance)  # (BC, F, ceil(frames / rate))
     length = round(samples / rate)
@@ -162,19 +167,13 @@ def envelope_transfer(
             f"{tuple(guide.shape)} and {tuple(guide_reference.shape)}"
         )
     n_fft = vocoder_fft_size(sample_rate, seconds)
-    hop = n_fft // 4
     batch, channels, samples = target.shape
-    padded = max(samples, n_fft)  # the STFT's reflection padding needs n_fft // 2 samples
-
-    def spectrum(audio: Tensor) -> Tensor:
-        flat = torch.nn.functional.pad(audio.reshape(batch * channels, samples), (0, padded - samples))
-        window = torch.hann_window(n_fft, device=audio.device)
-        return torch.stft(flat, n_fft, hop, window=window, return_complex=True)  # (BC, F, frames)
-
+    window = torch.hann_window(n_fft, device=target.device)
     bands = AF.melscale_fbanks(n_fft // 2 + 1, 0.0, sample_rate / 2, n_mels, sample_rate).to(target.device)
 
     def log_energy(audio: Tensor) -> Tensor:  # (BC, n_mels, frames)
-        return torch.log(torch.einsum("bft,fm->bmt", spectrum(audio).abs().square(), bands) + 1e-10)
+        power = _stft(audio, n_fft, window).abs().square()
+        return torch.log(torch.einsum("bft,fm->bmt", power, bands) + 1e-10)
 
     limit = limit_db / 20.0 * math.log(10.0)
     band_gain = (0.5 * amount * (log_energy(guide) - log_energy(guide_reference))).clamp(-limit, limit)
@@ -186,8 +185,8 @@ def envelope_transfer(
         weights[outside.nonzero()[:, 0], (bins[outside, None] - centres[None]).abs().argmin(dim=1)] = 1.0
     weights = weights / weights.sum(dim=1, keepdim=True)
     bin_gain = torch.einsum("fm,bmt->bft", weights, band_gain).exp()
-    window = torch.hann_window(n_fft, device=target.device)
-    out = torch.istft(spectrum(target) * bin_gain, n_fft, hop, window=window, length=padded)[..., :samples]
+    shaped = _stft(target, n_fft, window) * bin_gain
+    out = torch.istft(shaped, n_fft, n_fft // 4, window=window, length=max(samples, n_fft))[..., :samples]
     return out.reshape(batch, channels, samples)
 
 

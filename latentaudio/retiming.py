@@ -1,6 +1,6 @@
 """The pitch, tempo and speed modes of ``Pipeline`` (``Pipeline.pitch``, ``.tempo``, ``.speed``,
-``.latent_tempo``): the transform (latents stretched in time, a phase vocoder, or resampling:
-``latentaudio.editing``), then, with ``strength`` > 0, the model regenerating that much of it
+``.latent_tempo``): the transform (latents stretched in time, a phase vocoder, the two combined
+by :func:`hybrid_tempo`, or resampling: ``latentaudio.editing``), then, with ``strength`` > 0, the model regenerating that much of it
 through ``Pipeline._edit``. Each function takes the pipeline first, as a method does.
 """
 
@@ -123,6 +123,7 @@ def hybrid_tempo(pipeline: Pipeline, audio: torch.Tensor, rate: float, **attacks
     rate_hz = pipeline.sample_rate
     vocoded = editing.tempo(audio, rate_hz, rate)
     guide = latent_tempo(pipeline, audio, rate)
+    # through the very path the guide takes (latent_tempo), so that the VAE's error cancels in the ratio
     reference = pipeline.decode(pipeline.encode(vocoded, rate_hz), length=vocoded.shape[-1])
     shaped = editing.envelope_transfer(vocoded, guide, reference, rate_hz, amount=ENVELOPE_AMOUNT)
     mask = editing.attack_mask(guide, rate_hz, **attacks)

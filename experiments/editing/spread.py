@@ -6,7 +6,7 @@
 ``run.py`` measures each edit on the 17 clips its DiT held out, one draw: a Frechet distance
 from 17 clips moves by several points from one set to the next. Here each of ``draws`` sets of
 ``size`` clips is drawn from the training files *outside* ``run.py``'s reference set (the
-reference stays the same 152 clips), and every strength-0 edit is made on it both ways: the
+reference stays the same 152 clips), and every strength-0 edit is made on it several ways: the
 signal processing alone (phase vocoder, then resampling for pitch) and each of the model's
 ``stretches`` (``Pipeline.pitch`` / ``.tempo``: ``latent``, the latents stretched and decoded;
 ``hybrid``, the vocoder's output with the latent stretch's spectral envelope). Reported: the
